@@ -1,0 +1,1 @@
+"""Pure domain: money, provider-neutral events and states. Standard library only."""

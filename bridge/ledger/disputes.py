@@ -1,0 +1,75 @@
+"""Disputes (Stripe ``charge.dispute.*``, Paddle ``chargeback*`` adjustments): one record per
+case, moved only forward in provider time, with chargeback, fee and reversal entries."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.domain.events import DisputeUpdated
+from bridge.domain.states import DISPUTE_RANK, newer
+from bridge.ledger import entries
+from bridge.ledger.models import Dispute
+from bridge.ledger.payments import find_payment
+from bridge.ledger.refunds import EventParked
+
+
+def get_dispute(session: Session, provider: str, provider_dispute_id: str) -> Optional[Dispute]:
+    return session.execute(select(Dispute).where(Dispute.provider == provider,
+                                                 Dispute.provider_dispute_id == provider_dispute_id)).scalar_one_or_none()
+
+
+def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[Dispute, Optional[str]]:
+    """Returns the dispute and its status before this event (None when new)."""
+    payment = find_payment(session, ev.provider, transaction_id=ev.transaction_id, charge_id=ev.charge_id,
+                           payment_intent_id=ev.payment_intent_id)
+    if payment is None:
+        raise EventParked(f"dispute {ev.provider_dispute_id}: payment not known yet")
+    row = get_dispute(session, ev.provider, ev.provider_dispute_id)
+    before = row.status if row else None
+    if row is None:
+        row = Dispute(provider=ev.provider, provider_dispute_id=ev.provider_dispute_id, payment_pk=payment.id,
+                      order_pk=payment.order_pk, amount=ev.amount, currency=ev.currency, reason=ev.reason,
+                      status=ev.status, provider_status=ev.provider_status, status_at=ev.occurred_at,
+                      evidence_due_by=ev.evidence_due_by, funds_withdrawn=0, funds_reinstated=0, fee=0,
+                      transaction_id=ev.transaction_id, charge_id=ev.charge_id,
+                      payment_intent_id=ev.payment_intent_id, opened_at=ev.occurred_at, created_at=now,
+                      updated_at=now)
+        session.add(row)
+    elif newer(ev.occurred_at, DISPUTE_RANK[ev.status], row.status_at, DISPUTE_RANK[row.status]):
+        row.status, row.provider_status, row.status_at = ev.status, ev.provider_status, ev.occurred_at
+        # The disputed amount as of the latest status (a chargeback may be for less than the
+        # warning announced), not as of whichever event happened to arrive first.
+        row.amount = ev.amount
+        row.evidence_due_by = ev.evidence_due_by or row.evidence_due_by
+    row.order_pk = row.order_pk or payment.order_pk
+    # The reason of the case is the one given when it opened (Paddle's warning, chargeback and
+    # reverse adjustments each carry their own text): judged by provider time, not arrival.
+    if ev.reason and (row.reason is None or ev.occurred_at < row.opened_at
+                      or (ev.occurred_at == row.opened_at and ev.reason < row.reason)):
+        row.reason = ev.reason
+    row.opened_at = min(row.opened_at, ev.occurred_at)
+    row.evidence_due_by = row.evidence_due_by or ev.evidence_due_by
+    row.updated_at = now
+    session.flush()
+    key = f"{row.provider}:{row.provider_dispute_id}"
+    common = dict(provider=row.provider, currency=row.currency, now=now, order_pk=payment.order_pk,
+                  payment_pk=payment.id, provider_ref=row.provider_dispute_id)
+    if ev.funds_withdrawn:
+        row.funds_withdrawn = max(row.funds_withdrawn, ev.funds_withdrawn)
+        entries.post(session, kind="chargeback", magnitude=ev.funds_withdrawn, occurred_at=ev.occurred_at,
+                     effect_key=f"chargeback:{key}", **common)
+    if ev.fee:
+        row.fee = max(row.fee, ev.fee)
+        entries.post(session, kind="chargeback_fee", magnitude=ev.fee, occurred_at=ev.occurred_at,
+                     effect_key=f"chargeback_fee:{key}", **common)
+    if ev.funds_reinstated:
+        row.funds_reinstated = max(row.funds_reinstated, ev.funds_reinstated)
+        entries.post(session, kind="chargeback_reversal", magnitude=ev.funds_reinstated,
+                     occurred_at=ev.occurred_at, effect_key=f"chargeback_reversal:{key}", **common)
+    if ev.fee_reinstated:
+        entries.post(session, kind="chargeback_fee_reversal", magnitude=ev.fee_reinstated,
+                     occurred_at=ev.occurred_at, effect_key=f"chargeback_fee_reversal:{key}", **common)
+    return row, before

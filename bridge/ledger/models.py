@@ -1,0 +1,301 @@
+"""The bridge's tables: inbox, jobs, orders, payments, refunds, disputes, ledger, licenses.
+
+Money is ``BigInteger`` minor units with a ``currency`` beside it. Every effect that must
+happen once has a unique key in its table, so a retried job cannot do it twice.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData,
+                        String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bridge.ledger.types import JSONDoc, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+
+class WebhookEvent(Base):
+    """The inbox: every verified delivery, raw bytes and all, once per provider event id."""
+    __tablename__ = "webhook_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(128))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    occurred_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    # received | processed | ignored | parked | failed
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
+
+
+class Job(Base):
+    """The queue (architecture.md invariant 5). ``dedupe_key`` makes an effect's job unique."""
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    ref_id: Mapped[str] = mapped_column(String(255))
+    dedupe_key: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="ready")  # ready|running|done|dead
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=12)
+    locked_by: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    lease_token: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    locked_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    __table_args__ = (Index("ix_jobs_state_run_at", "state", "run_at"),)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list] = mapped_column(JSONDoc, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(String(255), unique=True)
+    policy: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    currency: Mapped[Optional[str]] = mapped_column(String(3), nullable=True)
+    bundle: Mapped[bool] = mapped_column(Boolean, default=False)
+    customer_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, index=True)
+    customer_email: Mapped[Optional[str]] = mapped_column(String(320), nullable=True)
+    customer_country: Mapped[Optional[str]] = mapped_column(String(2), nullable=True)
+    customer_business: Mapped[bool] = mapped_column(Boolean, default=False)
+    facts: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    source: Mapped[str] = mapped_column(String(16), default="api")  # api | provider
+    status: Mapped[str] = mapped_column(String(32), default="awaiting_payment")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    order_pk: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[str] = mapped_column(String(255))
+    sku: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    category: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    billing: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    amount: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    price_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    product_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    license_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    facts: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    __table_args__ = (UniqueConstraint("order_pk", "item_id"),)
+
+
+class Payment(Base):
+    """One captured payment. Provider ids are unique per provider so that every event about
+    the same payment lands on the same row, whichever arrives first."""
+    __tablename__ = "payments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    order_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
+    order_ref: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    customer_ref: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    amount: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    tax: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    fee: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)  # None = unknown
+    currency: Mapped[Optional[str]] = mapped_column(String(3), nullable=True)
+    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    purchase: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    period_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    period_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    transaction_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    charge_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    invoice_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    checkout_session_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    subscription_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, index=True)
+    balance_transaction_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    duplicate_of: Mapped[Optional[int]] = mapped_column(ForeignKey("payments.id"), nullable=True)
+    # True once an event about the money itself (a charge, a Paddle transaction) was applied:
+    # from then on amount and paid_at come from such events only.
+    captured: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="succeeded")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        UniqueConstraint("provider", "transaction_id"),
+        UniqueConstraint("provider", "charge_id"),
+        UniqueConstraint("provider", "payment_intent_id"),
+        UniqueConstraint("provider", "invoice_id"),
+        UniqueConstraint("provider", "checkout_session_id"),
+    )
+
+
+class PaymentItem(Base):
+    __tablename__ = "payment_items"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    payment_pk: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    order_item_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("order_items.id"), nullable=True)
+    provider_item_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    price_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    product_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    tax: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RefundRequest(Base):
+    __tablename__ = "refund_requests"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # rr_...
+    order_pk: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    idempotency_key: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, unique=True)
+    request_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    # approved | denied | review | refunding | refunded | failed
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    items: Mapped[list] = mapped_column(JSONDoc, default=list)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    facts: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    item_facts: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    decision: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    refund_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee_deducted: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[Optional[str]] = mapped_column(String(3), nullable=True)
+    policy_id: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    policy_version: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    policy_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    review: Mapped[Optional[dict]] = mapped_column(JSONDoc, nullable=True)
+    error_code: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    error_detail: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Refund(Base):
+    """A refund at the provider (ours, or one made in a dashboard / by Paddle itself)."""
+    __tablename__ = "refunds"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_refund_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    payment_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("payments.id"), nullable=True, index=True)
+    refund_request_id: Mapped[Optional[str]] = mapped_column(ForeignKey("refund_requests.id"), nullable=True, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed | canceled
+    status_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    # Provider time at which it was seen succeeded (kept if it later fails: the ledger then
+    # holds the refund and its reversal, whatever order the events came in).
+    succeeded_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    # Our own refunds: when the provider call was first sent (a re-send after an unknown
+    # outcome must reconcile first), and the provider's code when it refused.
+    submitted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    reason: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    failure_reason: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    items: Mapped[list] = mapped_column(JSONDoc, default=list)
+    # Provider ids seen on the refund before its payment was known (parked matching).
+    transaction_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    charge_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("provider", "provider_refund_id"),)
+
+
+class Dispute(Base):
+    __tablename__ = "disputes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_dispute_id: Mapped[str] = mapped_column(String(255))
+    payment_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("payments.id"), nullable=True, index=True)
+    order_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))        # warning | open | won | lost
+    provider_status: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    evidence_due_by: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    funds_withdrawn: Mapped[int] = mapped_column(BigInteger, default=0)
+    funds_reinstated: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    restriction: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    transaction_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    charge_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("provider", "provider_dispute_id"),)
+
+
+class LedgerEntry(Base):
+    """Append-only movements of money, signed from the merchant's side (sale +, refund -).
+
+    ``effect_key`` is unique: applying the same provider fact twice writes one entry.
+    A correction is a new entry whose ``corrects`` points at the old one.
+    """
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    # sale | fee | refund | refund_reversal | chargeback | chargeback_fee | chargeback_reversal
+    # | chargeback_fee_reversal
+    kind: Mapped[str] = mapped_column(String(32))
+    order_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
+    payment_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("payments.id"), nullable=True, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    provider_ref: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    effect_key: Mapped[str] = mapped_column(String(255), unique=True)
+    corrects: Mapped[Optional[int]] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class License(Base):
+    __tablename__ = "licenses"
+    license_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_pk: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    item_id: Mapped[str] = mapped_column(String(255))
+    customer_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    reason: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    holds: Mapped[list] = mapped_column(JSONDoc, default=list)  # dispute keys holding it suspended
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OutboundMessage(Base):
+    """Outbox of license notices to the merchant's app (Standard Webhooks)."""
+    __tablename__ = "outbound_messages"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # msg_... = webhook-id
+    license_id: Mapped[str] = mapped_column(String(255), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    __table_args__ = (UniqueConstraint("license_id", "seq"),)

@@ -1,0 +1,165 @@
+"""Orders: registration by the merchant's app, creation from a transaction, matching a payment
+to its order, facts, and the order's derived status."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bridge.domain.events import PaymentSucceeded
+from bridge.domain.states import order_status
+from bridge.ledger.catalog import Catalog
+from bridge.ledger.models import Dispute, Order, OrderItem, Payment, Refund
+
+
+class OrderConflict(Exception):
+    """The same ``order_id`` registered again with different content."""
+
+
+def get_order(session: Session, order_id: str) -> Optional[Order]:
+    return session.execute(select(Order).where(Order.order_id == order_id)).scalar_one_or_none()
+
+
+def items_of(session: Session, order: Order) -> list[OrderItem]:
+    return list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
+                                .order_by(OrderItem.id)).scalars())
+
+
+def register_order(session: Session, doc: dict, now: datetime) -> tuple[Order, bool]:
+    """Create an order from the API body (already validated). Idempotent on ``order_id``:
+    the same body again returns the stored order; a different body is a conflict. An order the
+    bridge created earlier from a payment is completed with what the merchant now tells."""
+    existing = get_order(session, doc["order_id"])
+    customer = doc.get("customer") or {}
+    if existing is not None:
+        if existing.source == "provider":
+            _adopt(session, existing, doc, now)
+            return existing, False
+        same = (existing.policy == doc["policy"] and existing.currency == doc["currency"]
+                and existing.bundle == doc.get("bundle", False)
+                and sorted(i.item_id for i in items_of(session, existing)) == sorted(i["item_id"] for i in doc["items"]))
+        if not same:
+            raise OrderConflict(f"order {doc['order_id']} exists with different content")
+        return existing, False
+    order = Order(order_id=doc["order_id"], policy=doc["policy"], currency=doc["currency"],
+                  bundle=doc.get("bundle", False), customer_id=customer.get("id"),
+                  customer_email=customer.get("email"), customer_country=customer.get("country"),
+                  customer_business=bool(customer.get("business", False)), facts={}, source="api",
+                  status="awaiting_payment", created_at=now, updated_at=now)
+    session.add(order)
+    session.flush()
+    for it in doc["items"]:
+        session.add(OrderItem(order_pk=order.id, item_id=it["item_id"], sku=it.get("sku"),
+                              category=it["category"], billing=it["billing"], amount=it.get("amount"),
+                              price_id=it.get("price_id"), product_id=it.get("product_id"),
+                              license_id=it.get("license_id"), facts={}))
+    session.flush()
+    return order, True
+
+
+def _adopt(session: Session, order: Order, doc: dict, now: datetime) -> None:
+    """The merchant registers an order the bridge had created from its payment: its word on
+    policy, customer and item classification wins."""
+    customer = doc.get("customer") or {}
+    order.policy = doc["policy"]
+    order.currency = doc["currency"]
+    order.bundle = doc.get("bundle", False)
+    order.customer_id = customer.get("id") or order.customer_id
+    order.customer_email = customer.get("email") or order.customer_email
+    order.customer_country = customer.get("country") or order.customer_country
+    order.customer_business = bool(customer.get("business", order.customer_business))
+    order.source = "api"
+    order.updated_at = now
+    existing = {i.item_id: i for i in items_of(session, order)}
+    by_price = {i.price_id: i for i in existing.values() if i.price_id}
+    for it in doc["items"]:
+        row = existing.get(it["item_id"]) or by_price.get(it.get("price_id"))
+        if row is None:
+            row = OrderItem(order_pk=order.id, item_id=it["item_id"], facts={})
+            session.add(row)
+        row.item_id = it["item_id"]
+        row.sku, row.category, row.billing = it.get("sku"), it["category"], it["billing"]
+        row.amount = it.get("amount", row.amount)
+        row.price_id = it.get("price_id") or row.price_id
+        row.license_id = it.get("license_id") or row.license_id
+    session.flush()
+
+
+def order_for_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
+                      default_policy: Optional[str], now: datetime) -> Optional[Order]:
+    """Which order a payment belongs to: its order reference, else the order of an earlier
+    payment of the same subscription (renewals). An unknown order reference creates the order
+    from the transaction. None: the payment stays unmatched (kept, matchable later)."""
+    if ev.order_ref:
+        order = get_order(session, ev.order_ref)
+        if order is None:
+            order = _create_from_payment(session, ev, catalog, default_policy, now)
+        elif order.source == "provider" and ev.items and not items_of(session, order):
+            # Created from an event that listed no lines (a charge, a session not expanded):
+            # the first event that lists them classifies the order, whichever came first.
+            _add_items(session, order, ev, catalog)
+        return order
+    if ev.subscription_id:
+        pk = session.execute(select(Payment.order_pk).where(
+            Payment.provider == ev.provider, Payment.subscription_id == ev.subscription_id,
+            Payment.order_pk.is_not(None)).limit(1)).scalar_one_or_none()
+        if pk is not None:
+            return session.get(Order, pk)
+    return None
+
+
+def _create_from_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
+                         default_policy: Optional[str], now: datetime) -> Order:
+    order = Order(order_id=ev.order_ref, policy=default_policy, currency=ev.currency, bundle=False,
+                  customer_id=ev.customer_ref, customer_email=ev.customer_email,
+                  customer_country=ev.customer_country, customer_business=False, facts={},
+                  source="provider", status="awaiting_payment", created_at=now, updated_at=now)
+    session.add(order)
+    session.flush()
+    _add_items(session, order, ev, catalog)
+    return order
+
+
+def _add_items(session: Session, order: Order, ev: PaymentSucceeded, catalog: Catalog) -> None:
+    """The order's lines from the payment's, classified by the catalog (whose policy, if any,
+    becomes the order's), else by the price's/product's own custom_data or metadata.
+
+    Item ids prefer the merchant's ``item_id``, then the price id: a Paddle ``txnitm_`` or a
+    Stripe line id names one transaction's line, and the order must not depend on which of its
+    payments (first purchase or renewal, session or invoice) happened to arrive first."""
+    for line in ev.items:
+        entry = catalog.lookup(line.price_id, line.product_id)
+        if entry and entry.policy:
+            order.policy = entry.policy
+            break
+    used = set()
+    for i, line in enumerate(ev.items):
+        entry = catalog.lookup(line.price_id, line.product_id)
+        item_id = line.item_ref or line.price_id or line.provider_item_id or f"line_{i + 1}"
+        if item_id in used:
+            item_id = f"{item_id}_{i + 1}"
+        used.add(item_id)
+        session.add(OrderItem(
+            order_pk=order.id, item_id=item_id, sku=(entry.sku if entry else None) or line.sku,
+            category=(entry.category if entry else None) or line.category,
+            billing=(entry.billing if entry else None) or line.billing, amount=line.amount,
+            price_id=line.price_id, product_id=line.product_id, facts={}))
+    session.flush()
+
+
+def refresh_status(session: Session, order: Order, now: datetime) -> str:
+    """Derive the order's status from its payments, refunds and disputes (never from the
+    order in which events arrived)."""
+    paid = session.execute(select(func.coalesce(func.sum(Payment.amount), 0), func.count(Payment.id))
+                           .where(Payment.order_pk == order.id, Payment.captured.is_(True),
+                                  Payment.amount.is_not(None))).one()
+    refunded = session.execute(
+        select(func.coalesce(func.sum(Refund.amount), 0)).join(Payment, Refund.payment_pk == Payment.id)
+        .where(Payment.order_pk == order.id, Refund.status == "succeeded")).scalar_one()
+    disputes = session.execute(select(Dispute.status).where(Dispute.order_pk == order.id)).scalars().all()
+    status = order_status(int(paid[0]), int(refunded), disputes, paid[1] > 0)
+    if status != order.status:
+        order.status, order.updated_at = status, now
+    return status

@@ -1,0 +1,210 @@
+"""Payments from provider events: one row per real payment, whichever of its events (Stripe
+sends several: checkout session, payment intent, charge, invoice) arrives first. Rows are
+found and merged by any provider id they share. The sale and fee ledger entries follow."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Optional
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from bridge.domain.events import FeeReported, PaymentSucceeded
+from bridge.ledger import entries
+from bridge.ledger.models import Dispute, Job, LedgerEntry, Order, OrderItem, Payment, PaymentItem, Refund
+
+ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "checkout_session_id")
+# Without a known billing period, how close two charges of one price must be to be duplicates.
+DUPLICATE_WINDOW = {"monthly": timedelta(days=28), "annual": timedelta(days=365), "one_time": timedelta(hours=24)}
+
+
+def find_payments(session: Session, provider: str, **ids: Optional[str]) -> list[Payment]:
+    conds = [getattr(Payment, k) == v for k, v in ids.items() if v]
+    if not conds:
+        return []
+    return list(session.execute(select(Payment).where(Payment.provider == provider, or_(*conds))
+                                .order_by(Payment.id)).scalars())
+
+
+def find_payment(session: Session, provider: str, **ids: Optional[str]) -> Optional[Payment]:
+    rows = find_payments(session, provider, **ids)
+    return rows[0] if rows else None
+
+
+def _merge(session: Session, keep: Payment, other: Payment) -> None:
+    """Two rows turned out to be one payment (an event named ids of both)."""
+    for model in (PaymentItem,):
+        session.execute(update(model).where(model.payment_pk == other.id).values(payment_pk=keep.id))
+    for model in (Refund, Dispute, LedgerEntry):
+        session.execute(update(model).where(model.payment_pk == other.id).values(payment_pk=keep.id))
+    # A fee fetch queued for the row that goes away would find nothing, and its dedupe key (the
+    # balance transaction) keeps it from ever being queued again: it fetches for the kept row.
+    session.execute(update(Job).where(Job.kind == "fetch_fee", Job.ref_id == str(other.id))
+                    .values(ref_id=str(keep.id)))
+    carried = {f: getattr(other, f) for f in (*ID_FIELDS, "subscription_id", "balance_transaction_id")}
+    if other.captured and not keep.captured:
+        keep.captured, keep.amount, keep.currency, keep.paid_at = True, other.amount, other.currency, other.paid_at
+    elif other.captured and other.paid_at < keep.paid_at:
+        keep.paid_at = other.paid_at
+    for f in ("amount", "currency", "tax", "fee", "paid_at", "purchase", "period_start", "period_end",
+              "customer_ref", "order_ref", "order_pk"):
+        if getattr(keep, f) is None:
+            setattr(keep, f, getattr(other, f))
+    session.delete(other)
+    session.flush()
+    for f, v in carried.items():
+        if v and getattr(keep, f) is None:
+            setattr(keep, f, v)
+
+
+def _is_money_event(ev: PaymentSucceeded) -> bool:
+    """Events about the money movement itself (a charge / payment intent, a Paddle
+    transaction), as opposed to a Checkout Session or an invoice that only describe it."""
+    return ev.transaction_id is not None or (ev.charge_id is not None and ev.invoice_id is None
+                                             and ev.checkout_session_id is None)
+
+
+def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Payment:
+    ids = {f: getattr(ev, f) for f in ID_FIELDS}
+    rows = find_payments(session, ev.provider, **ids)
+    if rows:
+        payment = rows[0]
+        for other in rows[1:]:
+            _merge(session, payment, other)
+    else:
+        payment = Payment(provider=ev.provider, status="succeeded", created_at=now, updated_at=now)
+        session.add(payment)
+    for f, v in ids.items():
+        if v and getattr(payment, f) is None:
+            setattr(payment, f, v)
+    for f in ("subscription_id", "balance_transaction_id", "customer_ref", "order_ref", "period_start",
+              "period_end", "tax"):
+        v = getattr(ev, f)
+        if v is not None and getattr(payment, f) is None:
+            setattr(payment, f, v)
+    # Order-independent merges: amount and paid_at from the money events once any is seen
+    # (the earliest of them), else from the descriptive ones; "renewal" wins over "initial".
+    if _is_money_event(ev):
+        if not payment.captured:
+            payment.captured, payment.paid_at = True, ev.paid_at
+            if ev.amount is not None:
+                payment.amount, payment.currency = ev.amount, ev.currency
+        elif ev.paid_at < payment.paid_at:
+            payment.paid_at = ev.paid_at
+    elif not payment.captured:
+        if payment.paid_at is None or ev.paid_at < payment.paid_at:
+            payment.paid_at = ev.paid_at
+        if payment.amount is None and ev.amount is not None:
+            payment.amount, payment.currency = ev.amount, ev.currency
+    if payment.currency is None:
+        payment.currency = ev.currency
+    if ev.fee is not None and payment.fee is None:
+        payment.fee = ev.fee
+    if ev.purchase == "renewal" or payment.purchase is None:
+        payment.purchase = ev.purchase or payment.purchase
+    payment.updated_at = now
+    session.flush()
+    if ev.items and not session.execute(select(PaymentItem.id).where(PaymentItem.payment_pk == payment.id)).first():
+        for line in ev.items:
+            session.add(PaymentItem(payment_pk=payment.id, provider_item_id=line.provider_item_id,
+                                    price_id=line.price_id, product_id=line.product_id,
+                                    amount=line.amount, tax=line.tax or 0))
+        session.flush()
+    return payment
+
+
+def link_to_order(session: Session, payment: Payment, order: Order, now: datetime) -> bool:
+    """Attach the payment (and its lines) to the order, and its ledger entries with it.
+    True when the payment, or anything booked on it, was not on this order before."""
+    moved = payment.order_pk != order.id
+    if moved:
+        payment.order_pk = order.id
+    # Entries and disputes posted while the payment was unmatched (or on a row merged into this
+    # one, which may already carry the order) follow it: always, not only when the payment moves.
+    for model in (LedgerEntry, Dispute):
+        res = session.execute(update(model).where(model.payment_pk == payment.id,
+                                                  or_(model.order_pk.is_(None), model.order_pk != order.id))
+                              .values(order_pk=order.id))
+        moved = moved or res.rowcount > 0
+    if order.customer_id is None and payment.customer_ref:
+        order.customer_id = payment.customer_ref
+    if order.currency is None:
+        order.currency = payment.currency
+    items = list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
+                                 .order_by(OrderItem.id)).scalars())
+    lines = list(session.execute(select(PaymentItem).where(PaymentItem.payment_pk == payment.id)
+                                 .order_by(PaymentItem.id)).scalars())
+    for line in lines:
+        if line.order_item_pk is not None:
+            continue
+        match = next((i for i in items if i.price_id and i.price_id == line.price_id), None)
+        match = match or next((i for i in items if i.item_id in (line.provider_item_id, line.price_id)), None)
+        if match is None and len(items) == len(lines) == 1:
+            match = items[0]
+        if match is not None:
+            line.order_item_pk = match.id
+    session.flush()
+    return moved
+
+
+def post_money(session: Session, payment: Payment, now: datetime) -> None:
+    """Sale and fee entries, once each. A row that knows only an invoice or a Checkout Session
+    posts nothing until its charge is known: the charge is the money."""
+    if not payment.captured or payment.amount is None or payment.currency is None:
+        return
+    ref = payment.transaction_id or payment.charge_id or payment.payment_intent_id
+    # Keyed by the provider's id of the money (a captured row always has its transaction or
+    # charge id), not by our row id: rows of one payment merged later keep one sale and one fee.
+    entries.post(session, provider=payment.provider, kind="sale", magnitude=payment.amount,
+                 currency=payment.currency, occurred_at=payment.paid_at, now=now,
+                 effect_key=f"sale:{payment.provider}:{ref}", order_pk=payment.order_pk,
+                 payment_pk=payment.id, provider_ref=ref)
+    if payment.fee is not None and payment.fee > 0:
+        entries.post(session, provider=payment.provider, kind="fee", magnitude=payment.fee,
+                     currency=payment.currency, occurred_at=payment.paid_at, now=now,
+                     effect_key=f"fee:{payment.provider}:{ref}", order_pk=payment.order_pk,
+                     payment_pk=payment.id, provider_ref=ref)
+
+
+def set_fee(session: Session, payment: Payment, fee: int, now: datetime) -> None:
+    if payment.fee is None:
+        payment.fee = fee
+        payment.updated_at = now
+    post_money(session, payment, now)
+
+
+def apply_fee(session: Session, ev: FeeReported, now: datetime) -> Optional[Payment]:
+    payment = find_payment(session, ev.provider, charge_id=ev.charge_id, payment_intent_id=ev.payment_intent_id)
+    if payment is None:
+        return None
+    if ev.balance_transaction_id and payment.balance_transaction_id is None:
+        payment.balance_transaction_id = ev.balance_transaction_id
+    if ev.fee is not None:
+        set_fee(session, payment, ev.fee, now)
+    return payment
+
+
+def flag_duplicates(session: Session, payment: Payment) -> None:
+    """A second paid charge for the same customer and price inside one billing period is a
+    duplicate charge: the later of the two (by ``paid_at``) points at the earlier."""
+    if not payment.customer_ref or payment.paid_at is None:
+        return
+    prices = [p for p in session.execute(select(PaymentItem.price_id).where(
+        PaymentItem.payment_pk == payment.id, PaymentItem.price_id.is_not(None))).scalars()]
+    if not prices:
+        return
+    others = session.execute(
+        select(Payment).join(PaymentItem, PaymentItem.payment_pk == Payment.id).where(
+            Payment.provider == payment.provider, Payment.customer_ref == payment.customer_ref,
+            Payment.id != payment.id, PaymentItem.price_id.in_(prices), Payment.paid_at.is_not(None))
+        .distinct()).scalars().all()
+    billing = session.execute(select(OrderItem.billing).join(PaymentItem, PaymentItem.order_item_pk == OrderItem.id)
+                              .where(PaymentItem.payment_pk == payment.id)).scalars().first()
+    for other in others:
+        first, second = sorted((payment, other), key=lambda p: (p.paid_at, p.id))
+        if first.period_end is not None:
+            inside = second.paid_at < first.period_end
+        else:
+            inside = second.paid_at - first.paid_at < DUPLICATE_WINDOW.get(billing or "one_time", timedelta(hours=24))
+        if inside and second.duplicate_of is None:
+            second.duplicate_of = first.id

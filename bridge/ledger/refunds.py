@@ -1,0 +1,84 @@
+"""Refunds seen at the provider (ours or not), with their ledger entries.
+
+A refund's status follows the provider's time: a late ``pending`` never overrides a newer
+``succeeded``. The ledger holds a refund entry once the refund was ever seen succeeded, and a
+reversal when it failed afterwards: the same entries whatever order the events came in.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.domain.events import RefundUpdated
+from bridge.domain.states import REFUND_RANK, newer
+from bridge.ledger import entries
+from bridge.ledger.models import Payment, Refund, RefundRequest
+from bridge.ledger.payments import find_payment
+
+
+class EventParked(Exception):
+    """The event refers to a payment the bridge has not seen yet: retry later."""
+
+
+def get_refund(session: Session, provider: str, provider_refund_id: str) -> Optional[Refund]:
+    return session.execute(select(Refund).where(Refund.provider == provider,
+                                                Refund.provider_refund_id == provider_refund_id)).scalar_one_or_none()
+
+
+def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional[Refund]:
+    payment = find_payment(session, ev.provider, transaction_id=ev.transaction_id, charge_id=ev.charge_id,
+                           payment_intent_id=ev.payment_intent_id)
+    if payment is None:
+        raise EventParked(f"refund {ev.provider_refund_id}: payment not known yet")
+    if ev.provider_refund_id is None:
+        return None  # a charge.refunded without its refunds list: the refund events will tell
+    row = get_refund(session, ev.provider, ev.provider_refund_id)
+    if row is None and ev.refund_request_id:
+        # Ours, submitted by the refund worker but not yet linked to the provider's id.
+        row = session.execute(select(Refund).where(
+            Refund.refund_request_id == ev.refund_request_id, Refund.provider_refund_id.is_(None),
+            Refund.payment_pk == payment.id)).scalars().first()
+        if row is not None:
+            row.provider_refund_id = ev.provider_refund_id
+    if row is None:
+        row = Refund(provider=ev.provider, provider_refund_id=ev.provider_refund_id, payment_pk=payment.id,
+                     amount=ev.amount, currency=ev.currency, status=ev.status, status_at=None,
+                     items=[{"provider_item_id": i.provider_item_id, "amount": i.amount} for i in ev.items],
+                     created_at=now, updated_at=now)
+        session.add(row)
+    if row.payment_pk is None:
+        row.payment_pk = payment.id
+    if row.refund_request_id is None and ev.refund_request_id and session.get(RefundRequest, ev.refund_request_id):
+        row.refund_request_id = ev.refund_request_id
+    row.transaction_id = row.transaction_id or ev.transaction_id
+    row.charge_id = row.charge_id or ev.charge_id
+    row.payment_intent_id = row.payment_intent_id or ev.payment_intent_id
+    row.reason = row.reason or ev.reason
+    if ev.items and not row.items:
+        row.items = [{"provider_item_id": i.provider_item_id, "amount": i.amount} for i in ev.items]
+    if newer(ev.occurred_at, REFUND_RANK[ev.status], row.status_at, REFUND_RANK.get(row.status, 0)):
+        row.status, row.status_at = ev.status, ev.occurred_at
+        row.failure_reason = ev.failure_reason if ev.status in ("failed", "canceled") else row.failure_reason
+        row.amount = ev.amount or row.amount
+    if ev.status == "succeeded" and (row.succeeded_at is None or ev.occurred_at < row.succeeded_at):
+        row.succeeded_at = ev.occurred_at
+    row.updated_at = now
+    session.flush()
+    post_refund_entries(session, row, payment, now)
+    return row
+
+
+def post_refund_entries(session: Session, row: Refund, payment: Payment, now: datetime) -> None:
+    if row.succeeded_at is None or row.provider_refund_id is None:
+        return
+    key = f"{row.provider}:{row.provider_refund_id}"
+    entries.post(session, provider=row.provider, kind="refund", magnitude=row.amount, currency=row.currency,
+                 occurred_at=row.succeeded_at, effect_key=f"refund:{key}", now=now, order_pk=payment.order_pk,
+                 payment_pk=payment.id, provider_ref=row.provider_refund_id)
+    if row.status in ("failed", "canceled") and row.status_at and row.status_at >= row.succeeded_at:
+        entries.post(session, provider=row.provider, kind="refund_reversal", magnitude=row.amount,
+                     currency=row.currency, occurred_at=row.status_at, effect_key=f"refund_reversal:{key}",
+                     now=now, order_pk=payment.order_pk, payment_pk=payment.id, provider_ref=row.provider_refund_id)

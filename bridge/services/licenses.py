@@ -1,0 +1,408 @@
+"""Licenses follow the money: created active when a payment is matched, suspended while a
+dispute is open (the order's, or the whole account's where the policy restricts the account),
+reinstated when it is won, revoked when the money is gone (a refund or a lost chargeback),
+expiring at the end of the paid period after a subscription is canceled.
+
+Every change is judged from the current state of its causes (each dispute's status by provider
+time, each refund's confirmation), never from the event that happened to arrive, so late and
+repeated events never move a license backwards. A license's state is the replay, in provider
+time, of everything that concerns it: the disputes in its scope (opened, then won or lost) and
+the refunds that gave its item back. Each change of that replay writes its notice (outbox)
+with an id derived from the license, the change and its cause, so every delivery order of the
+same events makes the same notices.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.domain.events import SubscriptionCanceled
+from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
+                                  RefundRequest)
+from bridge.services.notices import notify
+
+_NOTICE_STATUS = {"license.suspended": "suspended", "license.revoked": "revoked", "license.reinstated": "active"}
+_NOTICE_TYPE = {v: k for k, v in _NOTICE_STATUS.items()}
+
+
+def license_id_for(order_id: str, item_id: str) -> str:
+    return "lic_" + hashlib.sha256(f"{order_id}|{item_id}".encode()).hexdigest()[:24]
+
+
+def status_of(lic: License, now: Optional[datetime] = None) -> str:
+    if lic.revoked:
+        return "revoked"
+    if lic.holds:
+        return "suspended"
+    if lic.expires_at is not None and now is not None and lic.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+# -- creation ------------------------------------------------------------------------------------
+
+def ensure_licenses(session: Session, order: Order, now: datetime, policies=None,
+                    at: Optional[datetime] = None, rejudge_all: bool = False) -> list[License]:
+    """One license per order item, created active (idempotent). A license created while a
+    dispute of its scope exists, or after its item was refunded, is judged at once."""
+    out, new = [], []
+    items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars().all()
+    for item in items:
+        lic = session.get(License, item.license_id) if item.license_id else None
+        if lic is not None and lic.order_pk == order.id:
+            lic.item_id = item.item_id  # the merchant renamed an item the bridge had named
+        else:
+            lic = session.execute(select(License).where(License.order_pk == order.id,
+                                                        License.item_id == item.item_id)).scalar_one_or_none()
+        if lic is None:
+            lid = item.license_id or license_id_for(order.order_id, item.item_id)
+            lic = License(license_id=lid, order_pk=order.id, item_id=item.item_id, customer_id=order.customer_id,
+                          status="active", reason="paid", changed_at=at or now, revoked=False, holds=[], seq=0)
+            session.add(lic)
+            new.append(lic)
+        if order.customer_id and lic.customer_id != order.customer_id:
+            lic.customer_id = order.customer_id
+        item.license_id = lic.license_id
+        out.append(lic)
+    session.flush()
+    todo = out if rejudge_all else new
+    if todo:
+        _rejudge(session, order, todo, policies, now)
+    return out
+
+
+def _rejudge(session: Session, order: Order, licenses: list[License], policies, now: datetime) -> None:
+    if policies is not None:
+        for lic in licenses:
+            judge(session, lic, policies, now, order)
+        return
+    # Without the policies at hand (the payment hook), let the ledger's dispute and refund
+    # hooks re-judge what may concern these licenses: each brings its whole scope in line.
+    from bridge.ledger.apply import hooks
+    if hooks.on_dispute is not None:
+        for d in _candidate_disputes(session, order):
+            hooks.on_dispute(session, d, d.status, now)
+    if hooks.on_refund is not None:
+        refund = session.execute(select(Refund).join(Payment, Refund.payment_pk == Payment.id).where(
+            Payment.order_pk == order.id, Refund.succeeded_at.is_not(None)).limit(1)).scalar_one_or_none()
+        if refund is not None:
+            hooks.on_refund(session, refund, now)
+
+
+def _candidate_disputes(session: Session, order: Order) -> list[Dispute]:
+    q = select(Dispute).where(Dispute.order_pk == order.id)
+    if order.customer_id:
+        q = select(Dispute).join(Order, Dispute.order_pk == Order.id).where(
+            (Dispute.order_pk == order.id) | (Order.customer_id == order.customer_id))
+    return list(session.execute(q.order_by(Dispute.id)).scalars())
+
+
+def _paid_at(session: Session, order: Order) -> Optional[datetime]:
+    return session.execute(select(Payment.paid_at).where(Payment.order_pk == order.id, Payment.paid_at.is_not(None))
+                           .order_by(Payment.paid_at).limit(1)).scalar_one_or_none()
+
+
+def on_payment(session: Session, payment: Payment, order: Order, now: datetime, policies=None) -> None:
+    ensure_licenses(session, order, now, policies, at=_paid_at(session, order) or payment.paid_at)
+
+
+def on_order_registered(session: Session, order: Order, now: datetime, policies=None) -> None:
+    """The merchant registered the order (perhaps one the bridge had created from its payment,
+    now with its own policy and item names): every license of a paid order is judged again."""
+    paid = _paid_at(session, order)
+    if paid is not None or session.execute(select(Payment.id).where(Payment.order_pk == order.id).limit(1)).first():
+        ensure_licenses(session, order, now, policies, at=paid, rejudge_all=True)
+
+
+# -- what concerns a license -----------------------------------------------------------------------
+
+def _rule(order: Optional[Order], policies):
+    if order is None or not order.policy or policies is None or order.policy not in policies:
+        return None
+    return policies.get(order.policy)
+
+
+def _chargeback(order: Optional[Order], policies) -> tuple[str, str]:
+    """(scope, when_lost) of the order's policy; the default is the order's licenses, revoked."""
+    policy = _rule(order, policies)
+    if policy is None:
+        return "order", "revoke"
+    return policy.chargeback.scope, policy.chargeback.when_lost
+
+
+def _dispute_key(d: Dispute) -> str:
+    return f"dispute:{d.provider}:{d.provider_dispute_id}"
+
+
+def _implied_lost(d: Dispute) -> bool:
+    """A Paddle ``chargeback_reverse`` gives back money a ``chargeback`` took: the dispute was
+    lost (charged back) before it was won, whichever of the two arrived first."""
+    return d.status == "won" and d.provider == "paddle" and d.provider_status == "chargeback_reverse"
+
+
+@dataclass
+class _DisputeCause:
+    dispute: Dispute
+    key: str
+    revokes: bool          # when lost, does it revoke this license
+
+
+def _disputes_of(session: Session, lic: License, order: Order, policies) -> list[_DisputeCause]:
+    """The disputes whose scope holds this license: its own order's, and those of the
+    customer's other orders whose policy restricts the whole account."""
+    q = select(Dispute).where(Dispute.order_pk == order.id)
+    if order.customer_id:
+        q = select(Dispute).join(Order, Dispute.order_pk == Order.id).where(
+            (Dispute.order_pk == order.id) | (Order.customer_id == order.customer_id))
+    out = []
+    for d in session.execute(q.order_by(Dispute.id)).scalars():
+        d_order = order if d.order_pk == order.id else session.get(Order, d.order_pk)
+        scope, when_lost = _chargeback(d_order, policies)
+        same = d.order_pk == order.id
+        if not same and scope != "account":
+            continue
+        revokes = when_lost == "revoke_account" or (when_lost == "revoke" and same)
+        out.append(_DisputeCause(d, _dispute_key(d), revokes))
+    return out
+
+
+def _refund_key(r: Refund) -> str:
+    return f"refund:{r.provider}:{r.provider_refund_id or r.id}"
+
+
+def _refund_steps(session: Session, order: Order, policies) -> dict[str, list[tuple[datetime, str, str]]]:
+    """item_id -> [(provider time, "refund" | "unrefund", refund key)]: when refunds seen
+    succeeded gave the item back in full, and when that stopped being so because a refund
+    failed or was reversed after it had succeeded (the money came back)."""
+    policy = _rule(order, policies)
+    if policy is not None and policy.refund.license_action != "revoke":
+        return {}
+    items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)).scalars().all()
+    by_pk = {i.id: i.item_id for i in items}
+    out: dict[str, list] = {}
+    for payment in session.execute(select(Payment).where(Payment.order_pk == order.id)).scalars():
+        done = session.execute(select(Refund).where(Refund.payment_pk == payment.id, Refund.succeeded_at.is_not(None))
+                               .order_by(Refund.succeeded_at, Refund.id)).scalars().all()
+        if not done:
+            continue
+        lines = session.execute(select(PaymentItem).where(PaymentItem.payment_pk == payment.id)).scalars().all()
+        moves = [(r.succeeded_at, 0, r.id, "add", r) for r in done]
+        moves += [(r.status_at, 1, r.id, "remove", r) for r in done
+                  if r.status in ("failed", "canceled") and r.status_at is not None and r.status_at >= r.succeeded_at]
+        active: list[Refund] = []
+        before: set[str] = set()
+        for at, _, _, what, r in sorted(moves, key=lambda m: m[:3]):
+            if what == "add":
+                active.append(r)
+            else:
+                active.remove(r)
+            now_back = _given_back(session, active, payment, lines, by_pk)
+            for item_id in sorted(now_back - before):
+                out.setdefault(item_id, []).append((at, "refund", _refund_key(r)))
+            for item_id in sorted(before - now_back):
+                out.setdefault(item_id, []).append((at, "unrefund", _refund_key(r)))
+            before = now_back
+    return out
+
+
+def _given_back(session: Session, active: list[Refund], payment: Payment, lines, by_pk) -> set[str]:
+    """The items given back in full by these refunds (all seen succeeded, none undone)."""
+    out: set[str] = set()
+    outside = False
+    for r in active:
+        if not r.refund_request_id:
+            outside = True
+            continue
+        rr = session.get(RefundRequest, r.refund_request_id)
+        reviewed = (rr.decision or {}).get("reviewed") if rr is not None else None
+        for part in r.items or []:
+            if "item_id" not in part:
+                continue
+            if reviewed and part.get("line_amount") is not None and part["amount"] < part["line_amount"]:
+                continue  # a person approved part of the item: it stays licensed
+            out.add(part["item_id"])
+    if outside:
+        # Refunded outside the bridge: the whole payment, or lines of it refunded in full.
+        total = sum(r.amount or 0 for r in active)
+        if payment.amount is not None and total >= payment.amount:
+            return set(by_pk.values())
+        per_line: dict = {}
+        for r in active:
+            for part in r.items or []:
+                pid = part.get("provider_item_id")
+                per_line[pid] = per_line.get(pid, 0) + int(part.get("amount", 0) or 0)
+        out |= {by_pk[line.order_item_pk] for line in lines
+                if line.order_item_pk in by_pk and line.provider_item_id is not None
+                and per_line.get(line.provider_item_id, 0) >= line.amount}
+    return out
+
+
+# -- the replay ----------------------------------------------------------------------------------
+
+@dataclass
+class _Change:
+    status: str            # the license's status after it
+    type: str              # notice type
+    cause: str             # stable part of the notice id
+    notice_reason: str
+    reason: str            # the license's reason
+    at: datetime
+
+
+_RANK = {"open": 0, "lost": 1, "won": 2, "refund": 3, "unrefund": 4}
+
+
+def _replay(lic: License, disputes: list[_DisputeCause], refund_steps: list, born: Optional[datetime] = None):
+    """The license's changes in provider time, and its final holds and revocation. A change
+    caused before the license existed (an account-wide dispute opened before this order was
+    paid) takes effect when it was paid."""
+    steps = []  # (time, rank, key, kind, dispute cause or None)
+    for c in disputes:
+        d = c.dispute
+        steps.append((d.opened_at, _RANK["open"], c.key, "open", c))
+        if _implied_lost(d) and c.revokes:
+            steps.append((d.status_at, _RANK["lost"], c.key, "lost", c))
+        if d.status in ("won", "lost"):
+            steps.append((d.status_at, _RANK[d.status], c.key, d.status, c))
+    for at, kind, key in refund_steps:
+        steps.append((at, _RANK[kind], key, kind, None))
+    steps.sort(key=lambda s: s[:3])
+
+    holds: list[str] = []
+    lost_by: list[str] = []
+    refunded = False
+    status = "active"
+    changes: list[_Change] = []
+    for at, _, key, kind, c in steps:
+        if born is not None and at < born:
+            at = born
+        if kind == "open":
+            if key not in holds:
+                holds.append(key)
+        elif kind in ("won", "lost"):
+            if key in holds:
+                holds.remove(key)
+            if kind == "lost" and c.revokes:
+                if key not in lost_by:
+                    lost_by.append(key)
+            elif key in lost_by:
+                lost_by.remove(key)  # a chargeback reversed: the money is back
+        else:
+            refunded = kind == "refund"
+        new = "revoked" if (refunded or lost_by) else "suspended" if holds else "active"
+        if new == status:
+            continue
+        if new == "revoked":
+            change = (_Change(new, "license.revoked", key, "refunded", "refunded", at) if kind == "refund" else
+                      _Change(new, "license.revoked", f"{key}:lost", "chargeback lost", "chargeback lost", at))
+        elif new == "suspended" and kind == "open":
+            change = _Change(new, "license.suspended", key, "dispute opened", "dispute open", at)
+        elif new == "suspended":  # a revocation undone while a dispute is still open
+            change = _Change(new, "license.suspended", f"{key}:{kind}", "dispute open", "dispute open", at)
+        elif kind == "unrefund":
+            change = _Change(new, "license.reinstated", f"{key}:reversed", "refund reversed", "refund reversed", at)
+        else:
+            change = _Change(new, "license.reinstated", key, f"dispute {kind}", f"dispute {kind}", at)
+        changes.append(change)
+        status = new
+    return changes, holds, bool(refunded or lost_by)
+
+
+def judge(session: Session, lic: License, policies, now: datetime, order: Optional[Order] = None) -> None:
+    """Bring one license in line with the current state of everything that concerns it, and
+    write the notices of the changes that led there."""
+    order = order or session.get(Order, lic.order_pk)
+    born = _paid_at(session, order)
+    disputes = _disputes_of(session, lic, order, policies)
+    changes, holds, revoked = _replay(lic, disputes, _refund_steps(session, order, policies).get(lic.item_id, []), born)
+    lic.holds = holds
+    lic.revoked = revoked
+    final = status_of(lic)
+    if changes:
+        reason, at = changes[-1].reason, changes[-1].at
+    elif final != lic.status:  # no cause left (the order's policy or customer changed)
+        reason, at = "paid", born or now
+    else:
+        reason, at = lic.reason, lic.changed_at
+    if (final, reason, at) != (lic.status, lic.reason, lic.changed_at):
+        lic.status, lic.reason, lic.changed_at = final, reason, at
+    for ch in changes:
+        notify(session, lic, order.order_id, ch.type, ch.cause, ch.notice_reason, ch.at, now)
+    _keep_merchant_in_step(session, lic, order, reason, at, now)
+    session.flush()
+
+
+def _keep_merchant_in_step(session: Session, lic: License, order: Order, reason: str, at: datetime,
+                           now: datetime) -> None:
+    """Notices go out in the order they were written. If a late event revealed a change in the
+    middle of the history (or a cause went away), the last notice may no longer say the
+    license's status: say it again, so that the merchant's app ends where the bridge is."""
+    last = session.execute(select(OutboundMessage.id, OutboundMessage.type)
+                           .where(OutboundMessage.license_id == lic.license_id)
+                           .order_by(OutboundMessage.seq.desc()).limit(1)).first()
+    final = status_of(lic)
+    if last is None or _NOTICE_STATUS[last.type] == final:
+        return
+    notify(session, lic, order.order_id, _NOTICE_TYPE[final], f"again:{last.id}", reason, at, now)
+
+
+# -- hooks -----------------------------------------------------------------------------------------
+
+def _in_scope(session: Session, dispute: Dispute, policies) -> tuple[list[License], str]:
+    order = session.get(Order, dispute.order_pk) if dispute.order_pk else None
+    if order is None:
+        return [], "order"
+    scope, _ = _chargeback(order, policies)
+    if scope == "account" and order.customer_id:
+        q = select(License).join(Order, License.order_pk == Order.id).where(
+            (Order.customer_id == order.customer_id) | (Order.id == order.id))
+    else:
+        q = select(License).where(License.order_pk == order.id)
+    return list(session.execute(q.order_by(License.license_id)).scalars()), scope
+
+
+def on_dispute(session: Session, dispute: Dispute, policies, now: datetime) -> None:
+    """Bring the licenses in the dispute's scope in line with its current status."""
+    licenses, scope = _in_scope(session, dispute, policies)
+    dispute.restriction = "restrict_account" if scope == "account" else "suspend_order"
+    for lic in licenses:
+        judge(session, lic, policies, now)
+    session.flush()
+
+
+def on_refund(session: Session, refund: Refund, policies, now: datetime) -> None:
+    """A refund seen succeeded revokes the licenses of the items it gave back in full."""
+    if refund.succeeded_at is None:
+        return
+    payment = session.get(Payment, refund.payment_pk) if refund.payment_pk else None
+    if payment is None or payment.order_pk is None:
+        return
+    order = session.get(Order, payment.order_pk)
+    for lic in session.execute(select(License).where(License.order_pk == order.id)
+                               .order_by(License.license_id)).scalars():
+        judge(session, lic, policies, now, order)
+    session.flush()
+
+
+def on_subscription_canceled(session: Session, ev: SubscriptionCanceled, now: datetime) -> None:
+    """Access runs to the end of the paid period: no refund, no early cut-off."""
+    order = None
+    if ev.order_ref:
+        order = session.execute(select(Order).where(Order.order_id == ev.order_ref)).scalar_one_or_none()
+    if order is None:
+        pk = session.execute(select(Payment.order_pk).where(Payment.subscription_id == ev.subscription_id,
+                                                             Payment.order_pk.is_not(None)).limit(1)).scalar_one_or_none()
+        order = session.get(Order, pk) if pk else None
+    if order is None or ev.access_ends_at is None:
+        return
+    items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)).scalars().all()
+    recurring = {i.item_id for i in items if i.billing in ("monthly", "annual")} or {i.item_id for i in items}
+    for lic in session.execute(select(License).where(License.order_pk == order.id)).scalars():
+        if lic.item_id in recurring and (lic.expires_at is None or ev.access_ends_at > lic.expires_at):
+            lic.expires_at = ev.access_ends_at
+    session.flush()

@@ -1,0 +1,61 @@
+"""The outbox of license notices to the merchant's app (Standard Webhooks messages).
+
+A notice is a row written in the same transaction as the license change, with a stable id
+(the ``webhook-id``) derived from what caused it, so the same change never makes two different
+notices; the delivery job for it is written with it."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bridge.ledger.jobs import enqueue
+from bridge.ledger.models import License, OutboundMessage
+
+DELIVER_NOTICE = "deliver_notice"
+NOTICE_MAX_ATTEMPTS = 40  # with the backoff capped at an hour: more than a day of retries
+
+
+def _msg_id(license_id: str, type_: str, cause: str) -> str:
+    return "msg_" + hashlib.sha256(f"{license_id}|{type_}|{cause}".encode()).hexdigest()[:32]
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + (f".{value.microsecond:06d}" if value.microsecond else "") + "Z"
+
+
+def notify(session: Session, lic: License, order_id: str, type_: str, cause: str, reason: str,
+           occurred_at: datetime, now: datetime) -> bool:
+    """Write the notice once per (license, type, cause). True if new."""
+    msg_id = _msg_id(lic.license_id, type_, cause)
+    if session.get(OutboundMessage, msg_id) is not None:
+        return False
+    seq = (session.execute(select(func.max(OutboundMessage.seq)).where(OutboundMessage.license_id == lic.license_id))
+           .scalar_one() or 0) + 1
+    body = {"type": type_, "license_id": lic.license_id, "order_id": order_id, "item_id": lic.item_id,
+            "reason": reason, "occurred_at": _iso(occurred_at)}
+    session.add(OutboundMessage(id=msg_id, license_id=lic.license_id, seq=seq, type=type_, body=body,
+                                created_at=now, attempts=0))
+    session.flush()
+    enqueue(session, DELIVER_NOTICE, msg_id, now, dedupe_key=f"notice:{msg_id}", max_attempts=NOTICE_MAX_ATTEMPTS)
+    return True
+
+
+def signing_key(secret: str) -> bytes:
+    """Standard Webhooks secrets are ``whsec_<base64 key>``."""
+    raw = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
+    return base64.b64decode(raw)
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(signing_key(secret), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def encode(message: OutboundMessage) -> bytes:
+    return json.dumps(message.body, separators=(",", ":"), sort_keys=True).encode()

@@ -1,0 +1,61 @@
+"""JSON errors: every 4xx/5xx the bridge sends has a body naming the problem."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+log = logging.getLogger("bridge.web")
+
+
+class ApiError(Exception):
+    """Raised by views: turned into ``{"error": {"code", "message", "field"?}}``."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict | None = None):
+    body = {"error": {"code": code, "message": message}}
+    if field:
+        body["error"]["field"] = field
+    resp = jsonify(body)
+    resp.status_code = status
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(err: ApiError):
+        return error_response(err.status, err.code, err.message, err.field, err.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException):
+        code = (err.name or "error").lower().replace(" ", "_")
+        resp = error_response(err.code or 500, code, err.description or err.name)
+        if isinstance(err, MethodNotAllowed) and err.valid_methods:
+            resp.headers["Allow"] = ", ".join(err.valid_methods)
+        return resp
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DBAPIError)
+    def _db_down(err):
+        log.warning("database unavailable: %s", type(err.orig).__name__ if hasattr(err, "orig") else type(err).__name__)
+        return error_response(503, "database_unavailable", "the database is unavailable; retry later",
+                              headers={"Retry-After": "5"})
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception):  # pragma: no cover - a bug, but never a bare 500 page
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "internal error")

@@ -1,0 +1,29 @@
+"""``/healthz`` (the process answers) and ``/readyz`` (database reachable, schema current)."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from bridge.ledger import schema
+from bridge.web.errors import error_response
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    rt = current_app.extensions["bridge"]
+    try:
+        with rt.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = schema.is_current(rt.engine)
+    except Exception as err:  # any failure to reach the database means "not ready"
+        return error_response(503, "database_unavailable", f"database unreachable: {type(err).__name__}")
+    if not current:
+        return error_response(503, "schema_outdated", "run `bridge db upgrade`")
+    return jsonify({"status": "ready"})

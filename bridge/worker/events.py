@@ -1,0 +1,51 @@
+"""The ``process_event`` job: parse a stored webhook and apply it to the ledger."""
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy.orm import Session
+
+from bridge.domain.events import Ignored
+from bridge.ledger.apply import apply_parsed
+from bridge.ledger.models import WebhookEvent
+from bridge.ledger.refunds import EventParked
+from bridge.providers import paddle_events, stripe_events
+from bridge.providers.payload_errors import PayloadError
+from bridge.runtime import Runtime
+from bridge.worker.queue import ClaimedJob
+from bridge.worker.runner import Reschedule
+
+log = logging.getLogger("bridge.worker.events")
+
+PARSERS = {"stripe": stripe_events.parse, "paddle": paddle_events.parse}
+
+
+def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
+    event = session.get(WebhookEvent, int(job.ref_id))
+    if event is None:
+        raise LookupError(f"webhook event {job.ref_id} not found")
+    now = rt.clock()
+    try:
+        parsed = PARSERS[event.provider](json.loads(event.body))
+    except PayloadError as err:
+        # Retrying cannot fix a payload: record it, visible to finance as event_failed.
+        event.status, event.error, event.processed_at = "failed", str(err)[:2000], now
+        log.warning("%s event %s failed to parse: %s", event.provider, event.provider_event_id, err)
+        return
+    if all(isinstance(e, Ignored) for e in parsed.events):
+        event.status, event.processed_at = "ignored", now
+        log.info("%s event %s (%s) ignored", event.provider, event.provider_event_id, event.event_type)
+        return
+    try:
+        with session.begin_nested():
+            apply_parsed(rt, session, parsed, now)
+    except EventParked as err:
+        # Out of order: what it refers to has not arrived. Its partial effects were rolled
+        # back (savepoint); it is retried with backoff (the job's attempts bound how long it
+        # may wait) and shows as parked meanwhile.
+        event.status, event.error = "parked", str(err)[:2000]
+        log.info("%s event %s parked: %s", event.provider, event.provider_event_id, err)
+        return Reschedule(f"parked: {err}")
+    event.status, event.processed_at, event.error = "processed", now, None
+    log.info("%s event %s (%s) processed", event.provider, event.provider_event_id, event.event_type)

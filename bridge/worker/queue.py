@@ -1,0 +1,149 @@
+"""The job queue in the database (architecture.md invariant 5).
+
+Jobs are rows written in the same transaction as the change that calls for them. A worker
+claims ready jobs with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite every
+transaction is ``BEGIN IMMEDIATE``, so claimers serialise), extends it by heartbeat, and
+finishes with a fencing check on the lease token: a worker whose lease ran out and was
+re-claimed by another cannot finish (or commit the effects of) the job. A job whose worker
+died is claimed again once its lease has expired. Failures back off exponentially with
+jitter up to ``max_attempts``, then the job is ``dead`` and visible to operators and finance.
+"""
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Optional
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from bridge.ledger.jobs import enqueue  # noqa: F401 - re-exported for handlers
+
+_CLAIM_PG = text("""
+UPDATE jobs SET state = 'running', locked_by = :worker, lease_token = :token,
+       locked_until = :until, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE (state = 'ready' AND run_at <= :now) OR (state = 'running' AND locked_until < :now)
+    ORDER BY run_at, id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, kind, ref_id, attempts, max_attempts
+""")
+
+_CLAIM_SQLITE = text("""
+UPDATE jobs SET state = 'running', locked_by = :worker, lease_token = :token,
+       locked_until = :until, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE (state = 'ready' AND run_at <= :now) OR (state = 'running' AND locked_until < :now)
+    ORDER BY run_at, id
+    LIMIT :limit)
+RETURNING id, kind, ref_id, attempts, max_attempts
+""")
+
+_HEARTBEAT = text("""
+UPDATE jobs SET locked_until = :until
+WHERE id = :id AND lease_token = :token AND state = 'running'
+""")
+
+_FINISH = text("""
+UPDATE jobs SET state = :state, finished_at = :now, lease_token = NULL, locked_until = NULL,
+       last_error = :error
+WHERE id = :id AND lease_token = :token AND state = 'running'
+""")
+
+_RETRY = text("""
+UPDATE jobs SET state = 'ready', run_at = :run_at, lease_token = NULL, locked_until = NULL,
+       locked_by = NULL, last_error = :error, attempts = attempts - :refund_attempt
+WHERE id = :id AND lease_token = :token AND state = 'running'
+""")
+
+
+class StaleLease(Exception):
+    """The lease was lost (expired and re-claimed): this worker must not finish the job."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    ref_id: str
+    attempts: int
+    max_attempts: int
+    lease_token: str
+
+
+def _t(value: datetime, dialect: str):
+    if dialect == "sqlite":
+        return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+class Queue:
+    def __init__(self, engine: Engine, lease_seconds: float, backoff_base: float,
+                 backoff_max: float):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.lease = timedelta(seconds=lease_seconds)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+
+    def claim(self, worker_id: str, now: datetime, limit: int = 1) -> list[ClaimedJob]:
+        token = secrets.token_hex(16)
+        sql = _CLAIM_PG if self.dialect == "postgresql" else _CLAIM_SQLITE
+        with self.engine.begin() as conn:
+            rows = conn.execute(sql, {"worker": worker_id, "token": token,
+                                      "until": _t(now + self.lease, self.dialect),
+                                      "now": _t(now, self.dialect), "limit": limit}).all()
+        return [ClaimedJob(r.id, r.kind, r.ref_id, r.attempts, r.max_attempts, token) for r in rows]
+
+    def heartbeat(self, job: ClaimedJob, now: datetime) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(_HEARTBEAT, {"until": _t(now + self.lease, self.dialect),
+                                            "id": job.id, "token": job.lease_token})
+        return res.rowcount == 1
+
+    def finish(self, conn: Connection, job: ClaimedJob, now: datetime, state: str = "done",
+               error: Optional[str] = None) -> None:
+        """Mark the job finished inside the caller's transaction; raises ``StaleLease`` (so the
+        caller's transaction, effects included, rolls back) if the lease is no longer ours."""
+        res = conn.execute(_FINISH, {"state": state, "now": _t(now, self.dialect), "id": job.id,
+                                     "token": job.lease_token, "error": error})
+        if res.rowcount != 1:
+            raise StaleLease(f"job {job.id} lease lost")
+
+    def backoff(self, attempts: int) -> float:
+        # Full exponential step, then jitter down to half of it so retries spread out.
+        step = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))
+        return step * random.uniform(0.5, 1.0)
+
+    def reschedule(self, conn: Connection, job: ClaimedJob, now: datetime, error: str) -> str:
+        """Inside the caller's transaction: retry later with backoff, or ``dead`` after the
+        last attempt. Fenced like ``finish``. Returns the new state."""
+        if job.attempts >= job.max_attempts:
+            self.finish(conn, job, now, state="dead", error=error[:2000])
+            return "dead"
+        run_at = now + timedelta(seconds=self.backoff(job.attempts))
+        res = conn.execute(_RETRY, {"run_at": _t(run_at, self.dialect), "error": error[:2000],
+                                    "id": job.id, "token": job.lease_token, "refund_attempt": 0})
+        if res.rowcount != 1:
+            raise StaleLease(f"job {job.id} lease lost")
+        return "ready"
+
+    def fail(self, job: ClaimedJob, now: datetime, error: str) -> str:
+        """The job failed (its transaction rolled back): retry later or mark it dead."""
+        with self.engine.begin() as conn:
+            return self.reschedule(conn, job, now, error)
+
+    def postpone(self, job: ClaimedJob, now: datetime, delay: float, note: str) -> None:
+        """Run again later without spending an attempt (waiting is not failing: a refund
+        waiting for its provider confirmation, a notice waiting for the receiver)."""
+        with self.engine.begin() as conn:
+            res = conn.execute(_RETRY, {"run_at": _t(now + timedelta(seconds=delay), self.dialect),
+                                        "error": note[:2000], "id": job.id,
+                                        "token": job.lease_token, "refund_attempt": 1})
+            if res.rowcount != 1:
+                raise StaleLease(f"job {job.id} lease lost")

@@ -1,0 +1,237 @@
+"""Refund execution: from an approved request to refunds at Stripe or Paddle, exactly once.
+
+Small committed steps, each its own short transaction (a provider call never runs inside a
+database transaction: on SQLite that would hold the write lock for the whole call):
+
+1. decided: the request and its planned provider refunds were written with the decision;
+2. submitted: ``submitted_at`` is committed *before* the call, so a crash after it makes the
+   next attempt reconcile first (Stripe: same ``Idempotency-Key``; Paddle, which has none:
+   list the transaction's adjustments and adopt ours);
+3. the provider's refund id is stored; confirmation then comes from the provider's events
+   (or from ``confirm_refund`` polling the API when no event came).
+Permanent refusals (4xx) fail the request with the provider's code; transient failures raise
+and the job retries with backoff.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Optional
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.domain.events import ParsedEvent, PaymentSucceeded, RefundUpdated
+from bridge.ledger.apply import apply_parsed
+from bridge.ledger.jobs import enqueue
+from bridge.ledger.models import Order, Payment, PaymentItem, Refund, RefundRequest
+from bridge.ledger.refunds import apply_refund
+from bridge.providers.outcomes import OutcomeUnknown, PermanentProviderError, RefundResult
+from bridge.runtime import Runtime
+from bridge.services.refund_requests import sync_status
+from bridge.worker.clients import paddle_api, stripe_api
+from bridge.worker.queue import ClaimedJob
+from bridge.worker.runner import Postpone
+
+log = logging.getLogger("bridge.worker.refunds")
+
+CONFIRM_REFUND = "confirm_refund"
+POLL_FOR = timedelta(days=14)  # after that an unconfirmed refund is left to finance
+
+
+@dataclass(frozen=True)
+class Planned:
+    id: int
+    provider: str
+    amount: int
+    currency: str
+    items: list
+    transaction_id: Optional[str]
+    charge_id: Optional[str]
+    payment_intent_id: Optional[str]
+    submitted_before: bool
+    full_transaction: bool
+    order_id: str
+    reason: str
+
+
+def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
+    rr_id = job.ref_id
+    with rt.reads() as s:
+        rr = s.get(RefundRequest, rr_id)
+        if rr is None or rr.status not in ("approved", "refunding"):
+            return
+        todo = [_planned(s, r, rr) for r in s.execute(select(Refund).where(
+            Refund.refund_request_id == rr_id, Refund.provider_refund_id.is_(None),
+            Refund.status == "pending").order_by(Refund.id)).scalars()]
+    for planned in todo:
+        if planned.provider == "paddle" and _paddle_busy(rt, planned, rr_id):
+            raise Postpone(max(1.0, rt.settings.job_backoff_base_seconds * 4),
+                           "another refund on this Paddle transaction awaits approval")
+        _mark_submitted(rt, planned)
+        try:
+            result = _call(rt, planned, rr_id)
+        except PermanentProviderError as err:
+            log.warning("refund request %s: %s refused refund %s: %s", rr_id, planned.provider, planned.id, err.code)
+            _record_refusal(rt, planned, rr_id, err)
+            break  # the request is failed; refunds already submitted are still confirmed below
+        except OutcomeUnknown:
+            log.warning("refund request %s: outcome of refund %s unknown; will reconcile", rr_id, planned.id)
+            raise
+        _record_result(rt, planned, rr_id, result)
+    enqueue(session, CONFIRM_REFUND, rr_id, rt.clock() + timedelta(seconds=rt.settings.refund_poll_seconds),
+            dedupe_key=f"confirm:{rr_id}")
+
+
+def _planned(s: Session, r: Refund, rr: RefundRequest) -> Planned:
+    payment = s.get(Payment, r.payment_pk)
+    order = s.get(Order, rr.order_pk)
+    lines = s.execute(select(PaymentItem).where(PaymentItem.payment_pk == payment.id)).scalars().all()
+    earlier = s.execute(select(Refund.id).where(Refund.payment_pk == payment.id, Refund.id != r.id,
+                                                Refund.status.in_(("pending", "succeeded")))).first()
+    parts = {p.get("provider_item_id"): p["amount"] for p in r.items or []}
+    full = (earlier is None and bool(lines) and r.amount == payment.amount
+            and all(parts.get(li.provider_item_id) == li.amount for li in lines))
+    return Planned(r.id, r.provider, r.amount, r.currency, list(r.items or []), payment.transaction_id,
+                   payment.charge_id, payment.payment_intent_id, r.submitted_at is not None, full,
+                   order.order_id, rr.reason)
+
+
+def _paddle_busy(rt: Runtime, planned: Planned, rr_id: str) -> bool:
+    """Paddle allows one refund awaiting approval per transaction: serialise ours."""
+    with rt.reads() as s:
+        return s.execute(select(Refund.id).where(
+            Refund.provider == "paddle", Refund.transaction_id == planned.transaction_id,
+            Refund.id != planned.id, Refund.status == "pending", Refund.submitted_at.is_not(None),
+            Refund.provider_refund_id.is_not(None))).first() is not None
+
+
+def _mark_submitted(rt: Runtime, planned: Planned) -> None:
+    with rt.sessions.begin() as s:
+        row = s.get(Refund, planned.id)
+        if row.submitted_at is None:
+            row.submitted_at = rt.clock()
+
+
+def _call(rt: Runtime, planned: Planned, rr_id: str) -> RefundResult:
+    if planned.provider == "stripe":
+        return stripe_api(rt).create_refund(
+            charge_id=planned.charge_id, payment_intent_id=None if planned.charge_id else planned.payment_intent_id,
+            amount=planned.amount, reason=planned.reason,
+            metadata={"order_id": planned.order_id}, request_id=rr_id,
+            idempotency_key=f"refund-{planned.id}")
+    items = None if planned.full_transaction else [(p["provider_item_id"], p["amount"]) for p in planned.items]
+    if items is not None and any(i is None for i, _ in items):
+        raise PermanentProviderError("no_line_items", "the Paddle transaction's line item ids are not known")
+    return paddle_api(rt).create_refund(
+        transaction_id=planned.transaction_id, request_id=rr_id,
+        reason=f"Refund request {rr_id}: {planned.reason}", items=items,
+        reconcile_first=planned.submitted_before)
+
+
+def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResult) -> None:
+    now = rt.clock()
+    with rt.sessions.begin() as s:
+        row = s.get(Refund, planned.id)
+        other = s.execute(select(Refund).where(Refund.provider == planned.provider,
+                                               Refund.provider_refund_id == result.provider_refund_id)).scalar_one_or_none()
+        if other is not None and other.id != row.id:
+            # The provider's webhook got here first and recorded the refund on its own row.
+            other.refund_request_id = rr_id
+            other.items = row.items
+            other.submitted_at = row.submitted_at
+            s.delete(row)
+            row = other
+        else:
+            row.provider_refund_id = result.provider_refund_id
+        row.updated_at = now
+        s.flush()
+        rr = s.get(RefundRequest, rr_id)
+        sync_status(s, rr, now)
+    log.info("refund request %s: %s refund %s submitted (%s)", rr_id, planned.provider,
+             result.provider_refund_id, result.status)
+
+
+def _record_refusal(rt: Runtime, planned: Planned, rr_id: str, err: PermanentProviderError) -> None:
+    now = rt.clock()
+    with rt.sessions.begin() as s:
+        row = s.get(Refund, planned.id)
+        row.status, row.failure_reason, row.updated_at = "failed", err.code, now
+        rr = s.get(RefundRequest, rr_id)
+        rr.status, rr.error_code, rr.error_detail, rr.updated_at = "failed", err.code, err.message[:2000], now
+
+
+def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
+    """Ask the provider about refunds no event has confirmed yet (a webhook is a hint; the
+    provider's API is the truth)."""
+    with rt.reads() as s:
+        rows = s.execute(select(Refund).where(Refund.refund_request_id == job.ref_id, Refund.status == "pending",
+                                              Refund.provider_refund_id.is_not(None))).scalars().all()
+        pending = [(r.provider, r.provider_refund_id, r.transaction_id, r.charge_id, r.payment_intent_id,
+                    r.submitted_at) for r in rows]
+    if not pending:
+        return
+    now = rt.clock()
+    results = []
+    for provider, refund_id, txn, charge, pi, submitted_at in pending:
+        if provider == "stripe":
+            res = stripe_api(rt).get_refund(refund_id)
+        else:
+            res = next((r for r in paddle_api(rt).list_refund_adjustments(txn) if r.provider_refund_id == refund_id), None)
+        if res is not None and res.status != "pending":
+            results.append(RefundUpdated(provider=provider, occurred_at=now, provider_refund_id=refund_id,
+                                         amount=res.amount, currency=res.currency, status=res.status,
+                                         transaction_id=txn, charge_id=charge, payment_intent_id=pi,
+                                         failure_reason=res.failure_reason, refund_request_id=job.ref_id))
+    from bridge.ledger.apply import hooks
+    for ev in results:
+        row = apply_refund(session, ev, now)
+        if row is not None and hooks.on_refund:
+            hooks.on_refund(session, row, now)
+    if len(results) < len(pending) and all(now - (p[5] or now) < POLL_FOR for p in pending):
+        # Keep what was confirmed (this job commits) and look again later for the rest; past
+        # POLL_FOR the refund is left to finance as refund_unconfirmed.
+        enqueue(session, CONFIRM_REFUND, job.ref_id, now + timedelta(seconds=rt.settings.refund_poll_seconds),
+                dedupe_key=f"confirm:{job.ref_id}:after:{job.id}")
+
+
+def link_invoice(rt: Runtime, job: ClaimedJob, session: Session) -> None:
+    """A Stripe invoice (which carries the order and the renewal) and the charge that paid it
+    (which carries the money) are one payment: the link is ``/v1/invoice_payments``."""
+    def unlinked() -> bool:
+        with rt.reads() as s:
+            r = s.execute(select(Payment).where(Payment.provider == "stripe",
+                                                Payment.invoice_id == job.ref_id)).scalar_one_or_none()
+            return r is not None and not r.payment_intent_id and not r.charge_id
+
+    if not unlinked():  # another event (an expanded invoice, a session) linked it meanwhile
+        return
+    intents = stripe_api(rt).invoice_payment_intents(job.ref_id)
+    if not intents:
+        raise LookupError(f"invoice {job.ref_id}: no paid invoice payment yet")
+    row = session.execute(select(Payment).where(Payment.provider == "stripe",
+                                                Payment.invoice_id == job.ref_id)).scalar_one_or_none()
+    if row is None or row.payment_intent_id or row.charge_id:
+        return
+    now = rt.clock()
+    link = PaymentSucceeded(provider="stripe", occurred_at=now, amount=None, currency=None, paid_at=row.paid_at or now,
+                            order_ref=row.order_ref, purchase=row.purchase, invoice_id=job.ref_id,
+                            payment_intent_id=intents[0], subscription_id=row.subscription_id)
+    apply_parsed(rt, session, ParsedEvent("stripe", f"link:{job.ref_id}", "invoice_payments.list", now, (link,)), now)
+
+
+def fetch_fee(rt: Runtime, job: ClaimedJob, session: Session) -> None:
+    """A Stripe fee comes from the charge's balance transaction, fetched through the API."""
+    with rt.reads() as s:
+        p = s.get(Payment, int(job.ref_id))
+        if p is None or p.fee is not None or not p.balance_transaction_id:
+            return
+        bt = p.balance_transaction_id
+    fee, currency = stripe_api(rt).get_balance_transaction(bt)
+    payment = session.get(Payment, int(job.ref_id))
+    from bridge.ledger.payments import set_fee
+    if currency.upper() == (payment.currency or "").upper():
+        set_fee(session, payment, fee, rt.clock())
+    else:
+        log.warning("payment %s: fee in %s, payment in %s: left unknown", payment.id, currency, payment.currency)

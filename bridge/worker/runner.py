@@ -1,0 +1,159 @@
+"""The worker loop: claim a job, run its handler, finish it in the handler's transaction.
+
+A handler gets an open session; the runner fences the job's completion into the same
+transaction, so the handler's database effects commit if and only if this worker still held
+the lease. Handlers that call a provider commit their earlier phases themselves.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Callable, Mapping, Optional
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from bridge.runtime import Runtime
+from bridge.worker.queue import ClaimedJob, Queue, StaleLease
+
+log = logging.getLogger("bridge.worker")
+
+Handler = Callable[[Runtime, ClaimedJob, Session], Optional[object]]
+
+
+class Postpone(Exception):
+    """Run the job again after ``delay`` seconds without spending an attempt."""
+
+    def __init__(self, delay: float, note: str):
+        super().__init__(note)
+        self.delay = delay
+        self.note = note
+
+
+class Reschedule:
+    """Returned by a handler whose work so far must be kept (committed) but which must run
+    again later, counting an attempt: e.g. an event parked until what it refers to arrives."""
+
+    def __init__(self, note: str):
+        self.note = note
+
+
+class Worker:
+    def __init__(self, rt: Runtime, handlers: Mapping[str, Handler], worker_id: Optional[str] = None):
+        s = rt.settings
+        self.rt = rt
+        self.handlers = handlers
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.queue = Queue(rt.engine, s.lease_seconds, s.job_backoff_base_seconds,
+                           s.job_backoff_max_seconds)
+        self._current: Optional[ClaimedJob] = None
+        self._lock = threading.Lock()
+
+    # -- one step -------------------------------------------------------------------------
+    def run_once(self) -> bool:
+        """Claim and run one job; False when there was nothing to do."""
+        jobs = self.queue.claim(self.worker_id, self.rt.clock(), limit=1)
+        if not jobs:
+            return False
+        for job in jobs:
+            self._run(job)
+        return True
+
+    def _run(self, job: ClaimedJob) -> None:
+        now = self.rt.clock()
+        if job.attempts > job.max_attempts:  # re-claimed after its last worker died each time
+            with self.rt.engine.begin() as conn:
+                self.queue.finish(conn, job, now, state="dead", error="lease expired on every attempt")
+            log.error("job %s (%s %s) dead: lease expired on every attempt", job.id, job.kind, job.ref_id)
+            return
+        handler = self.handlers.get(job.kind)
+        with self._lock:
+            self._current = job
+        try:
+            if handler is None:
+                raise RuntimeError(f"no handler for job kind {job.kind!r}")
+            session = self.rt.sessions()
+            try:
+                with session.begin():
+                    result = handler(self.rt, job, session)
+                    if isinstance(result, Reschedule):
+                        state = self.queue.reschedule(session.connection(), job, self.rt.clock(), result.note)
+                        if state == "dead":
+                            log.error("job %s (%s %s) is dead: %s", job.id, job.kind, job.ref_id, result.note)
+                    else:
+                        self.queue.finish(session.connection(), job, self.rt.clock())
+            finally:
+                session.close()
+            log.debug("job %s (%s %s) done", job.id, job.kind, job.ref_id)
+        except StaleLease:
+            log.warning("job %s (%s %s): lease lost, effects rolled back", job.id, job.kind, job.ref_id)
+        except Postpone as p:
+            self._safely(lambda: self.queue.postpone(job, self.rt.clock(), p.delay, p.note))
+        except DBAPIError as err:
+            log.warning("job %s (%s %s): database error %s; will retry", job.id, job.kind,
+                        job.ref_id, type(err.orig).__name__)
+            self._safely(lambda: self.queue.fail(job, self.rt.clock(), f"database error: {type(err.orig).__name__}"))
+        except Exception as err:  # a handler bug or a provider failure: retry with backoff
+            state = None
+            msg = f"{type(err).__name__}: {err}"
+            log.warning("job %s (%s %s) failed (attempt %s/%s): %s", job.id, job.kind, job.ref_id,
+                        job.attempts, job.max_attempts, msg)
+            state = self._safely(lambda: self.queue.fail(job, self.rt.clock(), msg))
+            if state == "dead":
+                log.error("job %s (%s %s) is dead after %s attempts", job.id, job.kind, job.ref_id, job.attempts)
+        finally:
+            with self._lock:
+                self._current = None
+
+    def _safely(self, fn):
+        try:
+            return fn()
+        except StaleLease:
+            log.warning("lease lost while rescheduling a job")
+        except DBAPIError:
+            # The database is down: the lease will expire and the job will run again.
+            log.warning("could not reschedule a job: database unavailable")
+        return None
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
+        interval = max(0.05, self.rt.settings.lease_seconds / 3)
+        while not stop.wait(interval):
+            with self._lock:
+                job = self._current
+            if job is None:
+                continue
+            try:
+                if not self.queue.heartbeat(job, self.rt.clock()):
+                    log.warning("job %s: heartbeat found the lease lost", job.id)
+            except DBAPIError:
+                log.warning("heartbeat failed: database unavailable")
+
+    def run_forever(self, stop: Optional[threading.Event] = None) -> None:
+        stop = stop or threading.Event()
+        hb = threading.Thread(target=self._heartbeat_loop, args=(stop,), daemon=True,
+                              name="bridge-heartbeat")
+        hb.start()
+        poll = self.rt.settings.worker_poll_seconds
+        log.info("worker %s started", self.worker_id)
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except DBAPIError as err:
+                log.warning("worker cannot reach the database (%s); retrying", type(err.orig).__name__)
+                busy = False
+                stop.wait(min(5.0, poll * 4))
+            if not busy:
+                stop.wait(poll)
+        log.info("worker %s stopped", self.worker_id)
+
+    def drain(self, max_seconds: float = 30.0) -> int:
+        """Run jobs until none is ready (tests and the demo). Returns how many ran."""
+        n = 0
+        deadline = time.monotonic() + max_seconds
+        while time.monotonic() < deadline and self.run_once():
+            n += 1
+        return n

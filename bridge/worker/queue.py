@@ -14,7 +14,7 @@ import random
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional
+from typing import Callable, Optional, Union
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -82,6 +82,16 @@ def _t(value: datetime, dialect: str):
     return value
 
 
+# A moment, or a clock to read it from. Lease deadlines read the clock only once the
+# transaction holds its lock: on SQLite ``BEGIN IMMEDIATE`` can wait up to the busy timeout,
+# and a deadline computed before that wait would hand out a lease already partly spent.
+When = Union[datetime, Callable[[], datetime]]
+
+
+def _read(when: When) -> datetime:
+    return when() if callable(when) else when
+
+
 class Queue:
     def __init__(self, engine: Engine, lease_seconds: float, backoff_base: float,
                  backoff_max: float):
@@ -91,17 +101,19 @@ class Queue:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
 
-    def claim(self, worker_id: str, now: datetime, limit: int = 1) -> list[ClaimedJob]:
+    def claim(self, worker_id: str, when: When, limit: int = 1) -> list[ClaimedJob]:
         token = secrets.token_hex(16)
         sql = _CLAIM_PG if self.dialect == "postgresql" else _CLAIM_SQLITE
         with self.engine.begin() as conn:
+            now = _read(when)
             rows = conn.execute(sql, {"worker": worker_id, "token": token,
                                       "until": _t(now + self.lease, self.dialect),
                                       "now": _t(now, self.dialect), "limit": limit}).all()
         return [ClaimedJob(r.id, r.kind, r.ref_id, r.attempts, r.max_attempts, token) for r in rows]
 
-    def heartbeat(self, job: ClaimedJob, now: datetime) -> bool:
+    def heartbeat(self, job: ClaimedJob, when: When) -> bool:
         with self.engine.begin() as conn:
+            now = _read(when)
             res = conn.execute(_HEARTBEAT, {"until": _t(now + self.lease, self.dialect),
                                             "id": job.id, "token": job.lease_token})
         return res.rowcount == 1

@@ -55,7 +55,7 @@ class Worker:
     # -- one step -------------------------------------------------------------------------
     def run_once(self) -> bool:
         """Claim and run one job; False when there was nothing to do."""
-        jobs = self.queue.claim(self.worker_id, self.rt.clock(), limit=1)
+        jobs = self.queue.claim(self.worker_id, self.rt.clock, limit=1)
         if not jobs:
             return False
         for job in jobs:
@@ -127,7 +127,7 @@ class Worker:
             if job is None:
                 continue
             try:
-                if not self.queue.heartbeat(job, self.rt.clock()):
+                if not self.queue.heartbeat(job, self.rt.clock):
                     log.warning("job %s: heartbeat found the lease lost", job.id)
             except DBAPIError:
                 log.warning("heartbeat failed: database unavailable")

@@ -165,3 +165,30 @@ def test_concurrent_workers_never_run_a_job_twice(runtime):
         t.join()
     assert sorted(ran) == sorted({j.id for j in jobs(runtime)})
     assert all(j.state == "done" for j in jobs(runtime))
+
+
+def test_lease_deadline_counts_from_when_the_claim_got_the_lock(runtime):
+    """A claim that waits for the database (SQLite's write lock, held here by another
+    writer for 0.8 s) must not hand out a lease already partly spent while it waited."""
+    add_jobs(runtime, 1)
+    q = queue(runtime, lease=2.0)
+    if runtime.engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL claims skip locked rows instead of waiting")
+    held = threading.Event()
+
+    def hold_write_lock():
+        with runtime.engine.begin() as conn:  # BEGIN IMMEDIATE
+            conn.execute(text("UPDATE jobs SET max_attempts = max_attempts"))
+            held.set()
+            time.sleep(0.8)
+
+    t = threading.Thread(target=hold_write_lock)
+    t.start()
+    held.wait(5)
+    asked_at = runtime.clock()
+    job = q.claim("w1", runtime.clock)[0]
+    t.join()
+    with runtime.reads() as s:
+        locked_until = s.get(Job, job.id).locked_until
+    # The deadline is the lease counted from the moment the claim ran, not from when it asked.
+    assert locked_until.replace(tzinfo=None) >= (asked_at + timedelta(seconds=2.0 + 0.6)).replace(tzinfo=None)

@@ -5,6 +5,8 @@ import sys
 import threading
 import time
 
+from sqlalchemy import event
+
 from bridge.logs import configure_logging
 from bridge.runtime import Runtime
 from bridge.settings import Settings
@@ -21,6 +23,10 @@ def main():
     def wrap(handler):
         def run(rt, job, session):
             out.write(f"start {job.id} {pid} {time.time():.6f}\n")
+            # "commit" is written only if the runner's transaction (the job's effects and its
+            # fenced completion) really committed; a run whose lease was lost rolls back.
+            event.listen(session, "after_commit",
+                         lambda s: out.write(f"commit {job.id} {pid} {time.time():.6f}\n"))
             handler(rt, job, session)
             time.sleep(delay)
             session.flush()

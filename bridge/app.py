@@ -27,6 +27,8 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     from bridge.web import (api, finance, health, licenses, orders, policies, refund_requests,  # noqa: F401
                             webhooks)
     app.register_blueprint(webhooks.bp)
+    # Ordinary webhook deliveries are answered before Flask's request machinery (see webhooks).
+    app.wsgi_app = webhooks.IntakeFastPath(app.wsgi_app, runtime)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     return app

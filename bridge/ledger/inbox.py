@@ -1,10 +1,14 @@
 """The webhook inbox: store a verified delivery and its processing job, once.
 
-This is the intake hot path (see ../shared/reference/performance.md), so it uses SQLAlchemy
-Core with hand-written SQL: on PostgreSQL a single autocommitted statement (a data-modifying
-CTE inserts the event and, only if it is new, its job: one round trip, atomic because it is one
-statement); on SQLite two statements inside one ``BEGIN IMMEDIATE`` transaction. Duplicates are
-absorbed by the unique index (``ON CONFLICT DO NOTHING``), never by check-then-insert.
+This is the intake hot path (see ../shared/reference/performance.md and bench/). It takes a
+connection from SQLAlchemy's pool and runs hand-written SQL on the driver's own connection:
+SQLAlchemy's execution layer cost as much CPU as the rest of the delivery (bench/README.md).
+On PostgreSQL it is a single autocommitted statement (a data-modifying CTE inserts the event
+and, only if it is new, its job: one round trip, atomic because it is one statement); on
+SQLite two statements inside one ``BEGIN IMMEDIATE`` transaction. Duplicates are absorbed by
+the unique index (``ON CONFLICT DO NOTHING``), never by check-then-insert. Driver errors are
+raised as SQLAlchemy's ``DBAPIError`` like everywhere else, and a connection the database
+dropped is invalidated so the pool reconnects.
 """
 from __future__ import annotations
 
@@ -13,37 +17,39 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 PROCESS_EVENT = "process_event"
 
-_PG_SQL = text("""
+# psycopg's placeholders
+_PG_SQL = """
 WITH ins AS (
     INSERT INTO webhook_events
         (provider, provider_event_id, event_type, body, headers, received_at, occurred_at, status)
-    VALUES (:provider, :event_id, :event_type, :body, CAST(:headers AS JSONB), :now, :occurred_at,
-            'received')
+    VALUES (%(provider)s, %(event_id)s, %(event_type)s, %(body)s, CAST(%(headers)s AS JSONB),
+            %(now)s, %(occurred_at)s, 'received')
     ON CONFLICT (provider, provider_event_id) DO NOTHING
     RETURNING id
 )
 INSERT INTO jobs (kind, ref_id, state, run_at, attempts, max_attempts, created_at)
-SELECT :kind, CAST(id AS TEXT), 'ready', :now, 0, :max_attempts, :now FROM ins
+SELECT %(kind)s, CAST(id AS TEXT), 'ready', %(now)s, 0, %(max_attempts)s, %(now)s FROM ins
 RETURNING ref_id
-""")
+"""
 
-_SQLITE_EVENT = text("""
+# sqlite3's placeholders
+_SQLITE_EVENT = """
 INSERT INTO webhook_events
     (provider, provider_event_id, event_type, body, headers, received_at, occurred_at, status)
 VALUES (:provider, :event_id, :event_type, :body, :headers, :now, :occurred_at, 'received')
 ON CONFLICT (provider, provider_event_id) DO NOTHING
 RETURNING id
-""")
+"""
 
-_SQLITE_JOB = text("""
+_SQLITE_JOB = """
 INSERT INTO jobs (kind, ref_id, state, run_at, attempts, max_attempts, created_at)
 VALUES (:kind, :ref_id, 'ready', :now, 0, :max_attempts, :now)
-""")
+"""
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,7 @@ class Inbox:
         self._engine = engine
         self._max_attempts = max_attempts
         self._pg = engine.dialect.name == "postgresql"
-        if self._pg:
-            self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._driver_error = engine.dialect.loaded_dbapi.Error
 
     def store(self, delivery: Delivery, now: datetime) -> bool:
         """Durably store the delivery; True if it was new, False for a duplicate.
@@ -81,15 +86,46 @@ class Inbox:
             "kind": PROCESS_EVENT,
             "max_attempts": self._max_attempts,
         }
-        if self._pg:
-            with self._autocommit.connect() as conn:
-                return conn.execute(_PG_SQL, params).first() is not None
-        with self._engine.begin() as conn:
-            row = conn.execute(_SQLITE_EVENT, params).first()
-            if row is None:
-                return False
-            conn.execute(_SQLITE_JOB, {**params, "ref_id": str(row[0])})
-            return True
+        try:
+            # Unlike Connection, the pool raises the driver's own errors when it cannot connect.
+            conn = self._engine.raw_connection()  # pooled: close() gives it back
+        except self._driver_error as err:
+            raise DBAPIError.instance(None, None, err, self._driver_error) from err
+        try:
+            driver = conn.driver_connection
+            try:
+                return self._store_pg(driver, params) if self._pg else self._store_sqlite(driver, params)
+            except self._driver_error as err:
+                if getattr(driver, "broken", False) or self._engine.dialect.is_disconnect(err, driver, None):
+                    conn.invalidate(err)
+                raise DBAPIError.instance(None, None, err, self._driver_error) from err
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _store_pg(driver, params: dict) -> bool:
+        # Autocommit for this one statement only: the pool's other users expect transactions.
+        driver.autocommit = True
+        try:
+            return driver.execute(_PG_SQL, params).fetchone() is not None
+        finally:
+            if not driver.broken:  # a dropped connection is invalidated by the caller instead
+                driver.autocommit = False
+
+    @staticmethod
+    def _store_sqlite(driver, params: dict) -> bool:
+        # The connection has no implicit transactions (db.py): begin and end it here.
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            row = driver.execute(_SQLITE_EVENT, params).fetchone()
+            if row is not None:
+                driver.execute(_SQLITE_JOB, {**params, "ref_id": str(row[0])})
+            driver.execute("COMMIT")
+        except BaseException:
+            if driver.in_transaction:
+                driver.execute("ROLLBACK")
+            raise
+        return row is not None
 
 
 def _db_time(value: Optional[datetime], pg: bool):

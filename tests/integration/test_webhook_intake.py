@@ -1,5 +1,10 @@
 """Webhook intake through the Flask app: T10 (forgeries store nothing), T11 (bad bodies are
-4xx, never 5xx), duplicates, fail-closed without a secret, 503 when the database is gone."""
+4xx, never 5xx), duplicates, fail-closed without a secret, 503 when the database is gone.
+
+Deliveries are answered by two routes (bridge/web/webhooks.py): the WSGI fast path for a body
+with a Content-Length, and the Flask view for a body without one (chunked); the ``post``
+fixture runs the decisive tests through both."""
+import io
 import json
 import time
 
@@ -35,16 +40,46 @@ def prov(request):
     return PROVIDERS[request.param]
 
 
+@pytest.fixture(params=["fast", "flask"])
+def post(request, client):
+    """``post(path, body, headers)`` through one of the two intake routes."""
+    def fast(path, body, headers):
+        return client.post(path, data=body, headers=headers)
+
+    def flask(path, body, headers):
+        # No Content-Length: the fast path steps aside and Flask reads the chunked body.
+        return client.post(path, input_stream=io.BytesIO(body), headers={**headers, "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    return fast if request.param == "fast" else flask
+
+
+def test_both_routes_are_exercised(client, runtime, monkeypatch):
+    from bridge.web import webhooks
+    seen = []
+    real = webhooks.receive
+    monkeypatch.setattr(webhooks, "receive", lambda *a, **k: seen.append(1) or real(*a, **k))
+    real_view = webhooks._flask_receive
+    monkeypatch.setattr(webhooks, "_flask_receive", lambda name: seen.append("flask") or real_view(name))
+    body = json.dumps(stripe_event("evt_route")).encode()
+    headers = stripe_headers(body, STRIPE_SECRET)
+    assert client.post("/webhooks/stripe", data=body, headers=headers).json["duplicate"] is False
+    assert seen == [1]
+    r = client.post("/webhooks/stripe", input_stream=io.BytesIO(body),
+                    headers={**headers, "Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
+    assert r.status_code == 200 and r.json["duplicate"] is True
+    assert seen == [1, "flask", 1]
+
+
 def counts(runtime):
     with runtime.reads() as s:
         return (s.scalar(select(func.count()).select_from(WebhookEvent)),
                 s.scalar(select(func.count()).select_from(Job)))
 
 
-def test_valid_event_is_stored_with_its_job(client, runtime, prov):
+def test_valid_event_is_stored_with_its_job(post, runtime, prov):
     path, make, sign, header_name, _ = prov
     body = json.dumps(make()).encode()
-    r = client.post(path, data=body, headers=sign(body))
+    r = post(path, body, sign(body))
     assert r.status_code == 200, r.json
     assert r.json == {"received": True, "duplicate": False}
     with runtime.reads() as s:
@@ -93,11 +128,11 @@ def forgeries(prov):
     yield "too new", body, sign(body, ts=now + 301)
 
 
-def test_forged_requests_are_400_and_store_nothing(client, runtime, prov):
+def test_forged_requests_are_400_and_store_nothing(post, runtime, prov):
     path = prov[0]
     for name, body, headers in forgeries(prov):
         headers = {"Content-Type": "application/json", **headers}
-        r = client.post(path, data=body, headers=headers)
+        r = post(path, body, headers)
         assert r.status_code == 400, (name, r.status_code, r.json)
         assert r.json["error"]["code"] == "invalid_signature", name
     assert counts(runtime) == (0, 0)
@@ -128,12 +163,15 @@ def test_missing_secret_is_503_never_acceptance(db_url, tmp_path):
         body = json.dumps(make()).encode()
         r = c.post(path, data=body, headers=sign(body))
         assert r.status_code == 503 and r.json["error"]["code"] == "webhook_secret_missing"
+        r = c.post(path, input_stream=io.BytesIO(body), headers={**sign(body), "Transfer-Encoding": "chunked"},
+                   environ_overrides={"wsgi.input_terminated": True})
+        assert r.status_code == 503 and r.json["error"]["code"] == "webhook_secret_missing"
     rt = app.extensions["bridge"]
     assert counts(rt) == (0, 0)
     rt.engine.dispose()
 
 
-def test_bad_bodies_are_4xx_never_5xx(client, runtime, prov):
+def test_bad_bodies_are_4xx_never_5xx(post, runtime, prov):
     """T11: malformed bodies, correctly signed, get 400; nothing is stored."""
     path, make, sign, *_ = prov
     deep = b"[" * 100_000 + b"]" * 100_000
@@ -143,7 +181,7 @@ def test_bad_bodies_are_4xx_never_5xx(client, runtime, prov):
               json.dumps({"id": "", "type": "", "event_id": "", "event_type": ""}).encode(),
               json.dumps({"id": "e" * 300, "type": "x", "event_id": "e" * 300, "event_type": "x"}).encode()]
     for body in bodies:
-        r = client.post(path, data=body, headers=sign(body))
+        r = post(path, body, sign(body))
         assert r.status_code == 400, (body[:40], r.status_code)
         assert "error" in r.json
     assert counts(runtime) == (0, 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bridge.logs import configure_logging
 from bridge.runtime import Runtime
@@ -24,11 +25,18 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     app.extensions["bridge"] = runtime
     register_error_handlers(app)
 
-    from bridge.web import (api, finance, health, licenses, orders, policies, refund_requests,  # noqa: F401
-                            webhooks)
+    from bridge.web import (api, audit, auth, finance, health, licenses, orders, policies,  # noqa: F401
+                            refund_requests, webhooks)
     app.register_blueprint(webhooks.bp)
+    if settings.trusted_proxies > 0:
+        # The client address is the one the PaaS router appended to X-Forwarded-For (the API's
+        # failure throttle keys on it). Inside the webhook fast path: deliveries need no address
+        # and skip the header parsing. Only X-Forwarded-For is trusted: nothing builds URLs.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=0)
     # Ordinary webhook deliveries are answered before Flask's request machinery (see webhooks).
     app.wsgi_app = webhooks.IntakeFastPath(app.wsgi_app, runtime)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    auth.init_app(app)   # per-IP auth failure throttle, before any /api/v1 view
+    audit.init_app(app)  # one audit row per /api/v1 call, after the answer is known
     return app

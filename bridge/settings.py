@@ -57,6 +57,9 @@ class Settings:
     job_backoff_base_seconds: float = 2.0
     job_backoff_max_seconds: float = 3600.0
     worker_poll_seconds: float = 0.5
+    # Worker loops per ``bridge worker`` process (``--threads`` overrides). Jobs mostly wait on
+    # the database and the providers, so a few threads use a process better than one.
+    worker_threads: int = 1
     # Outbound provider calls (tenacity inside one job attempt).
     provider_attempts: int = 4
     provider_backoff_multiplier: float = 0.5
@@ -68,6 +71,15 @@ class Settings:
     paddle_calls_per_second: float = 4.0
     # How often a submitted refund is checked at the provider when no webhook confirmed it.
     refund_poll_seconds: float = 900.0
+    # Finance API: after ``auth_failure_limit`` 401s from one client IP within
+    # ``auth_failure_window_seconds``, that IP gets 429 until the window frees. Counted from the
+    # audit rows in the database so it holds across gunicorn workers; 0 turns it off (e.g. when
+    # a gateway in front already limits).
+    auth_failure_limit: int = 10
+    auth_failure_window_seconds: int = 60
+    # Proxies in front of the app that append to X-Forwarded-For (a PaaS router: 1). 0 trusts
+    # none: a client could otherwise pick its own address and dodge the failure limit.
+    trusted_proxies: int = 0
     log_level: str = "INFO"
 
     @classmethod
@@ -99,6 +111,7 @@ class Settings:
             job_backoff_base_seconds=get_f("BRIDGE_JOB_BACKOFF_BASE", 2.0),
             job_backoff_max_seconds=get_f("BRIDGE_JOB_BACKOFF_MAX", 3600.0),
             worker_poll_seconds=get_f("BRIDGE_WORKER_POLL", 0.5),
+            worker_threads=get_i("BRIDGE_WORKER_THREADS", 1),
             provider_attempts=get_i("BRIDGE_PROVIDER_ATTEMPTS", 4),
             provider_backoff_multiplier=get_f("BRIDGE_PROVIDER_BACKOFF", 0.5),
             provider_backoff_max_seconds=get_f("BRIDGE_PROVIDER_BACKOFF_MAX", 8.0),
@@ -106,6 +119,9 @@ class Settings:
             refund_poll_seconds=get_f("BRIDGE_REFUND_POLL_SECONDS", 900.0),
             stripe_calls_per_second=get_f("BRIDGE_STRIPE_CALLS_PER_SECOND", 20.0),
             paddle_calls_per_second=get_f("BRIDGE_PADDLE_CALLS_PER_SECOND", 4.0),
+            auth_failure_limit=get_i("BRIDGE_AUTH_FAILURE_LIMIT", 10),
+            auth_failure_window_seconds=get_i("BRIDGE_AUTH_FAILURE_WINDOW", 60),
+            trusted_proxies=get_i("BRIDGE_TRUSTED_PROXIES", 0),
             log_level=env.get("BRIDGE_LOG_LEVEL") or "INFO",
         )
 

@@ -78,6 +78,25 @@ class ApiToken(Base):
     revoked_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ApiAudit(Base):
+    """One row per call to ``/api/v1``, metadata only: never the token, a header, the query
+    string or a body. The failure throttle counts its 401 rows per client IP, so the limit holds
+    across processes."""
+    __tablename__ = "api_audit"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    client_ip: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(512))
+    status: Mapped[int] = mapped_column(Integer)
+    # The api_tokens row id. No foreign key: the trail must outlive a deleted token.
+    token_id: Mapped[Optional[int]] = mapped_column(Id, nullable=True)
+    scope: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    # The throttle's query (one IP, status 401, newest first within the window) reads only
+    # this index, and at most ``auth_failure_limit`` entries of it.
+    __table_args__ = (Index("ix_api_audit_client_ip_status_created_at", "client_ip", "status", "created_at"),)
+
+
 class Order(Base):
     __tablename__ = "orders"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

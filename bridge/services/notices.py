@@ -10,12 +10,13 @@ import hashlib
 import hmac
 import json
 from datetime import datetime
+from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bridge.ledger.jobs import enqueue
-from bridge.ledger.models import License, OutboundMessage
+from bridge.ledger.models import Job, License, OutboundMessage
 
 DELIVER_NOTICE = "deliver_notice"
 NOTICE_MAX_ATTEMPTS = 40  # with the backoff capped at an hour: more than a day of retries
@@ -59,3 +60,23 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 def encode(message: OutboundMessage) -> bytes:
     return json.dumps(message.body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def resend_undelivered(session: Session, now: datetime, license_id: Optional[str] = None) -> int:
+    """Give every undelivered notice whose delivery job has ended (its attempts ran out, or it
+    ran while no ``LICENSE_WEBHOOK_URL`` was set) a fresh delivery job; ``bridge notices
+    resend`` runs it once the merchant's app is back. Their order per license is kept by the
+    delivery itself. Returns how many were rescheduled."""
+    q = select(OutboundMessage.id).where(OutboundMessage.delivered_at.is_(None))
+    if license_id is not None:
+        q = q.where(OutboundMessage.license_id == license_id)
+    ids = list(session.execute(q).scalars())
+    if not ids:
+        return 0
+    # The job's dedupe key makes it unique for ever: revive the ended job rather than add one.
+    res = session.execute(
+        update(Job).where(Job.dedupe_key.in_([f"notice:{i}" for i in ids]), Job.state.in_(("done", "dead")))
+        .values(state="ready", run_at=now, attempts=0, last_error=None, finished_at=None,
+                lease_token=None, locked_until=None, locked_by=None)
+        .execution_options(synchronize_session=False))
+    return res.rowcount

@@ -28,7 +28,14 @@ def req_str(doc: dict, key: str, where: str, max_len: int = 255) -> str:
     v = doc.get(key)
     if not isinstance(v, str) or not v.strip() or len(v) > max_len:
         raise invalid(f"{where}{key}", f"a non-empty string of at most {max_len} characters is required")
+    _no_control_characters(v, f"{where}{key}")
     return v
+
+
+def _no_control_characters(v: str, field: str) -> None:
+    # Ids and names are printable text: a NUL would be refused by PostgreSQL but kept by SQLite.
+    if any(ord(c) < 32 or ord(c) == 127 for c in v):
+        raise invalid(field, "must not contain control characters")
 
 
 def opt_str(doc: dict, key: str, where: str, max_len: int = 255) -> Optional[str]:
@@ -37,6 +44,7 @@ def opt_str(doc: dict, key: str, where: str, max_len: int = 255) -> Optional[str
         return None
     if not isinstance(v, str) or len(v) > max_len:
         raise invalid(f"{where}{key}", f"must be a string of at most {max_len} characters")
+    _no_control_characters(v, f"{where}{key}")
     return v
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 log = logging.getLogger("bridge.web")
@@ -47,6 +47,12 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(err, MethodNotAllowed) and err.valid_methods:
             resp.headers["Allow"] = ", ".join(err.valid_methods)
         return resp
+
+    @app.errorhandler(DataError)
+    def _bad_value(err):
+        # The database refused a value the client sent (PostgreSQL rejects a NUL character in
+        # text): the client's fault, not an outage.
+        return error_response(400, "invalid_value", "the request contains a value that cannot be stored or looked up")
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

@@ -151,3 +151,39 @@ def test_notices_kept_while_no_url_is_set_go_out_first_once_it_is(db_url, tmp_pa
         assert_notices_consistent(second, merchant, "ord_k")
     finally:
         close_shop(second)
+
+
+def test_resend_gives_ended_notices_a_new_delivery(db_url, tmp_path, merchant):
+    """``bridge notices resend``: notices whose delivery job ended without delivering them (no
+    URL was set; or the merchant was down past the last attempt, the job ``dead``) go out, in
+    order, without waiting for a later change of their license."""
+    from bridge.services.notices import resend_undelivered
+    first = Shop(test_settings(db_url, tmp_path))  # no URL
+    try:
+        register(first, "ord_r", "micromastery", [lic_item("li_1", "training")])
+        first.stripe(s_pay("ord_r"))
+        first.stripe(s_dispute("ord_r", "charge.dispute.created", "needs_response", T0 + DAY))
+        first.stripe(s_dispute("ord_r", "charge.dispute.closed", "lost", T0 + 9 * DAY))
+        first.drain()
+        assert [(m.type, m.delivered_at) for m in outbox(first)] == [("license.suspended", None),
+                                                                     ("license.revoked", None)]
+    finally:
+        close_shop(first)
+    second = Shop(test_settings(db_url, tmp_path, license_webhook_url=merchant.url))
+    try:
+        with second.rt.sessions.begin() as s:  # the second one's job ran out of attempts
+            s.execute(Job.__table__.update().where(Job.kind == "deliver_notice", Job.ref_id == outbox(second)[1].id)
+                      .values(state="dead", attempts=40, last_error="HTTP 503"))
+        second.drain()
+        assert merchant.deliveries == []  # nothing would ever send them
+        with second.rt.sessions.begin() as s:
+            assert resend_undelivered(s, second.rt.clock(), license_id="lic_other") == 0
+            assert resend_undelivered(s, second.rt.clock()) == 2
+        second.drain(until=lambda: delivered(second), timeout=20)
+        lic = licenses(second, "ord_r")["li_1"]
+        assert merchant.types(lic["license_id"]) == ["license.suspended", "license.revoked"]
+        assert_notices_consistent(second, merchant, "ord_r")
+        with second.rt.sessions.begin() as s:  # nothing left to resend
+            assert resend_undelivered(s, second.rt.clock()) == 0
+    finally:
+        close_shop(second)

@@ -73,6 +73,29 @@ def statuses(shop):
         return Counter(s.execute(select(RefundRequest.status)).scalars())
 
 
+def stuck(shop) -> str:
+    """What a request that did not end refunded looks like: its refunds, its jobs, the events
+    that name its refunds (a failure message to debug from)."""
+    from bridge.ledger.models import Refund, WebhookEvent
+    out = []
+    with shop.rt.reads() as s:
+        for rr in s.execute(select(RefundRequest).where(RefundRequest.status != "refunded")).scalars():
+            out.append(f"request {rr.id} {rr.status} {rr.error_code}")
+            for r in s.execute(select(Refund).where(Refund.refund_request_id == rr.id)).scalars():
+                out.append(f"  refund {r.id} {r.provider} {r.provider_refund_id} {r.status} {r.amount} "
+                           f"submitted={r.submitted_at} txn={r.transaction_id} ch={r.charge_id}")
+                if r.provider_refund_id:
+                    for ev in s.execute(select(WebhookEvent).where(WebhookEvent.body.contains(
+                            r.provider_refund_id.encode()))).scalars():
+                        out.append(f"    event {ev.provider_event_id} {ev.event_type} {ev.status}")
+            for j in s.execute(select(Job).where(Job.ref_id == rr.id)).scalars():
+                out.append(f"  job {j.id} {j.kind} {j.state} attempts={j.attempts} err={(j.last_error or '')[:200]}")
+        orphans = s.execute(select(Refund).where(Refund.refund_request_id.is_(None))).scalars().all()
+        out += [f"  unlinked refund {r.id} {r.provider} {r.provider_refund_id} {r.status} txn={r.transaction_id}"
+                for r in orphans]
+    return "\n".join(out)
+
+
 def check_conservation(shop, fakes, approved):
     stripe, paddle = fakes
     applied = stripe.applied + paddle.applied
@@ -215,7 +238,7 @@ def test_t7_workers_killed_mid_refund(db_url, tmp_path, fakes):
         stripe.wait_webhooks()
         paddle.wait_webhooks()
         shop.drain(timeout=60)
-        assert statuses(shop) == Counter({"refunded": n}), f"SEED={SEED} {statuses(shop)}"
+        assert statuses(shop) == Counter({"refunded": n}), f"SEED={SEED} {statuses(shop)}\n{stuck(shop)}"
         check_conservation(shop, fakes, n)
         print(f"T7 refunds={n} kills={kills} SEED={SEED}")
     finally:

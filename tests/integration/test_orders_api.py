@@ -112,3 +112,12 @@ def test_policies_list_and_evaluate(client, runtime):
     body["request"]["requested_at"] = "not a time"
     r = client.post("/api/v1/policies/software-mor/evaluate", json=body, headers=reader)
     assert r.status_code == 422 and r.json["error"]["field"] == "request.requested_at"
+
+
+def test_nul_characters_are_a_client_error_never_5xx(client, admin):
+    """PostgreSQL refuses NUL in text: that is the client's bad value, not a database outage."""
+    assert client.get("/api/v1/orders/%00x", headers=admin).status_code in (400, 404)
+    doc = dict(ORDER, order_id="ord_\x00nul")
+    r = client.post("/api/v1/orders", json=doc, headers=admin)
+    assert r.status_code == 422 and r.json["error"]["field"] == "order_id", r.json
+    assert client.get("/api/v1/licenses?order_id=%00", headers=admin).status_code < 500

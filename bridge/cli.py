@@ -13,10 +13,11 @@ from datetime import datetime, timezone
 from typing import Optional, Sequence
 
 
-def _runtime():
+def _runtime(**overrides):
     from bridge.runtime import Runtime
     from bridge.settings import Settings
-    return Runtime.build(Settings.from_env())
+    settings = Settings.from_env()
+    return Runtime.build(settings.with_(**overrides) if overrides else settings)
 
 
 def cmd_serve(args) -> int:
@@ -53,15 +54,27 @@ def cmd_serve(args) -> int:
 def cmd_worker(args) -> int:
     from bridge.logs import configure_logging
     from bridge.worker.handlers import all_handlers
-    from bridge.worker.runner import Worker
+    from bridge.worker.pool import run_workers
 
-    rt = _runtime()
+    # --threads is applied to the settings before the runtime is built: the pool is sized from it.
+    rt = _runtime(worker_threads=args.threads) if args.threads else _runtime()
     configure_logging(rt.settings.log_level)
+    threads = rt.settings.worker_threads
+    if threads < 1:
+        print("error: BRIDGE_WORKER_THREADS must be at least 1", file=sys.stderr)
+        return 2
     stop = threading.Event()
+    # Every loop finishes its current job and stops (a job cut off would only wait out its lease).
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    Worker(rt, all_handlers(rt)).run_forever(stop)
-    return 0
+    return run_workers(rt, all_handlers(rt), threads, stop)
+
+
+def _positive_int(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
 
 
 def cmd_db_upgrade(args) -> int:
@@ -142,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("worker", help="run the job worker")
+    s.add_argument("--threads", type=_positive_int, default=None,
+                   help="worker loops in this process (default: BRIDGE_WORKER_THREADS, else 1)")
     s.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)

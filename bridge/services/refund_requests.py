@@ -13,6 +13,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge.ledger.db import serialize_ledger_writes
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, Refund, RefundRequest
 from bridge.ledger.orders import get_order, refresh_status
@@ -46,6 +47,7 @@ def _hash(doc: dict) -> str:
 
 def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_key: Optional[str],
            now: datetime, max_attempts: int = 12) -> Created:
+    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
     if idempotency_key:
         prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
         if prior is not None:
@@ -117,6 +119,7 @@ def plan_refunds(session: Session, rr: RefundRequest, paid: dict[str, ItemPaymen
 
 def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc: dict, now: datetime,
            reviewer: Optional[str], max_attempts: int = 12) -> RefundRequest:
+    serialize_ledger_writes(session)
     if rr.status != "review":
         raise RequestError("conflict", "not_in_review", f"refund request {rr.id} is {rr.status}, not in review")
     outcome = doc.get("outcome")

@@ -65,8 +65,11 @@ class Worker:
     def _run(self, job: ClaimedJob) -> None:
         now = self.rt.clock()
         if job.attempts > job.max_attempts:  # re-claimed after its last worker died each time
-            with self.rt.engine.begin() as conn:
-                self.queue.finish(conn, job, now, state="dead", error="lease expired on every attempt")
+            try:
+                with self.rt.engine.begin() as conn:
+                    self.queue.finish(conn, job, now, state="dead", error="lease expired on every attempt")
+            except StaleLease:  # claimed again meanwhile: that worker decides
+                return
             log.error("job %s (%s %s) dead: lease expired on every attempt", job.id, job.kind, job.ref_id)
             return
         handler = self.handlers.get(job.kind)

@@ -3,13 +3,13 @@ runs in two workers at the same time (unless its lease expired first)."""
 import os
 import random
 import time
-from collections import defaultdict
 
 from sqlalchemy import func, select
 
 from bridge.ledger.inbox import Delivery
 from bridge.ledger.models import Job, WebhookEvent
 from tests.support.servers import WorkerProcess, bridge_env
+from tests.support.worker_main import read_runs
 
 FULL = os.environ.get("BRIDGE_BATTERY") == "full"
 SEED = int(os.environ.get("SEED", random.randrange(1 << 30)))
@@ -50,19 +50,7 @@ def test_t7_sigkill_workers_mid_batch(runtime, settings, tmp_path):
     # one's lease had run out (its worker died, or stalled past the lease waiting for a
     # database lock), and then fencing must have rolled the stale run back: every job's
     # effects commit exactly once.
-    runs = defaultdict(list)
-    for line in log.read_text().splitlines():
-        kind, job_id, pid, ts = line.split()
-        if kind == "start":
-            runs[job_id].append({"pid": int(pid), "start": float(ts), "end": None, "commit": False})
-            continue
-        for run in reversed(runs[job_id]):
-            if run["pid"] == int(pid) and (run["end"] is None or kind == "commit"):
-                if kind == "end":
-                    run["end"] = float(ts)
-                else:
-                    run["commit"] = True
-                break
+    runs = read_runs(log)
     assert len(runs) == n
     lease = settings.lease_seconds
     stale = unlogged = 0

@@ -1,9 +1,17 @@
-"""A ``bridge worker`` whose handlers log when each job starts and ends (for T7's overlap
-check) and take a little time, so that a SIGKILL lands mid-job. Test-only."""
+"""A ``bridge worker`` whose handlers log when each job starts and ends (for T7's and T16's
+overlap checks) and take a little time, so that a SIGKILL lands mid-job. Test-only.
+
+This module owns the job log: ``main`` writes it, ``read_runs`` parses it. One line per
+event, ``KIND JOB_ID PID:TID TIMESTAMP`` with KIND ``start``, ``end`` or ``commit``; the
+worker runs ``T7_THREADS`` loops (default 1) like ``bridge worker --threads``, and touches
+``T7_READY_DIR/PID`` once it is about to start them.
+"""
 import os
 import sys
 import threading
 import time
+from collections import defaultdict
+from pathlib import Path
 
 from sqlalchemy import event
 
@@ -11,33 +19,62 @@ from bridge.logs import configure_logging
 from bridge.runtime import Runtime
 from bridge.settings import Settings
 from bridge.worker.handlers import all_handlers
-from bridge.worker.runner import Worker
+from bridge.worker.pool import run_workers
 
 
 def main():
     log_path = os.environ["T7_JOB_LOG"]
     delay = float(os.environ.get("T7_JOB_DELAY", "0.01"))
-    out = open(log_path, "a", buffering=1)
+    threads = int(os.environ.get("T7_THREADS", "1"))
+    # One write(2) per line on an O_APPEND descriptor: lines from this process's threads and
+    # from the other worker processes never interleave, and a SIGKILL loses whole lines only.
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     pid = os.getpid()
+
+    def write(kind, job_id):
+        # The thread tells apart two runs of one job inside one process.
+        os.write(fd, f"{kind} {job_id} {pid}:{threading.get_native_id()} {time.time():.6f}\n".encode())
 
     def wrap(handler):
         def run(rt, job, session):
-            out.write(f"start {job.id} {pid} {time.time():.6f}\n")
+            write("start", job.id)
             # "commit" is written only if the runner's transaction (the job's effects and its
             # fenced completion) really committed; a run whose lease was lost rolls back.
-            event.listen(session, "after_commit",
-                         lambda s: out.write(f"commit {job.id} {pid} {time.time():.6f}\n"))
+            event.listen(session, "after_commit", lambda s: write("commit", job.id))
             handler(rt, job, session)
             time.sleep(delay)
             session.flush()
             # Logged before commit: "end" means the handler finished, commit may still be fenced.
-            out.write(f"end {job.id} {pid} {time.time():.6f}\n")
+            write("end", job.id)
         return run
 
     rt = Runtime.build(Settings.from_env())
     configure_logging("WARNING")
     handlers = {k: wrap(h) for k, h in all_handlers(rt).items()}
-    Worker(rt, handlers).run_forever(threading.Event())
+    if os.environ.get("T7_READY_DIR"):
+        # Start-up (imports, engine, policies) is done: a test may now release its jobs at once.
+        Path(os.environ["T7_READY_DIR"], str(pid)).touch()
+    # No signal handlers: the tests' SIGTERM (and SIGKILL) ends the process where it stands.
+    return run_workers(rt, handlers, threads, threading.Event())
+
+
+def read_runs(path: Path) -> dict:
+    """The runs of each job in the log: ``{job_id: [{"who", "start", "end", "commit"}]}``,
+    ``who`` being ``PID:TID``; ``end`` is None for a run cut off before its handler returned."""
+    runs = defaultdict(list)
+    for line in Path(path).read_text().splitlines():
+        kind, job_id, who, ts = line.split()
+        if kind == "start":
+            runs[job_id].append({"who": who, "start": float(ts), "end": None, "commit": False})
+            continue
+        for run in reversed(runs[job_id]):
+            if run["who"] == who and (run["end"] is None or kind == "commit"):
+                if kind == "end":
+                    run["end"] = float(ts)
+                else:
+                    run["commit"] = True
+                break
+    return runs
 
 
 if __name__ == "__main__":

@@ -140,6 +140,18 @@ def cmd_events_replay(args) -> int:
     return 0
 
 
+def cmd_notices_resend(args) -> int:
+    from bridge.services.notices import resend_undelivered
+    rt = _runtime()
+    if not rt.settings.license_webhook_url or not rt.settings.license_webhook_secret:
+        print("error: set LICENSE_WEBHOOK_URL and LICENSE_WEBHOOK_SECRET first", file=sys.stderr)
+        return 2
+    with rt.sessions.begin() as session:
+        n = resend_undelivered(session, rt.clock(), license_id=args.license)
+    print(f"queued {n} undelivered notice(s) for delivery")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from bridge.demo import run_demo
     return run_demo(keep=args.keep)
@@ -182,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("event_id")
     s.add_argument("--provider", choices=["stripe", "paddle"])
     s.set_defaults(func=cmd_events_replay)
+
+    notices = sub.add_parser("notices", help="license notices to the merchant's app").add_subparsers(
+        dest="notices_command", required=True)
+    s = notices.add_parser("resend", help="deliver again every notice whose delivery ended undelivered")
+    s.add_argument("--license", help="only this license's notices")
+    s.set_defaults(func=cmd_notices_resend)
 
     s = sub.add_parser("demo", help="a small shop's day against local fake providers")
     s.add_argument("--keep", action="store_true", help="keep the demo database")

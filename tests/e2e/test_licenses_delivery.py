@@ -187,3 +187,26 @@ def test_resend_gives_ended_notices_a_new_delivery(db_url, tmp_path, merchant):
             assert resend_undelivered(s, second.rt.clock()) == 0
     finally:
         close_shop(second)
+
+
+def test_resend_command(db_url, tmp_path, merchant, monkeypatch):
+    """``bridge notices resend`` through the CLI: refuses without a URL, queues otherwise."""
+    from bridge.cli import main
+    from tests.support.servers import bridge_env
+    first = Shop(test_settings(db_url, tmp_path))  # no URL: the notice stays in the outbox
+    try:
+        register(first, "ord_c", "micromastery", [lic_item("li_1", "training")])
+        first.stripe(s_pay("ord_c"))
+        first.stripe(s_dispute("ord_c", "charge.dispute.created", "needs_response", T0 + DAY))
+        first.drain()
+        for key, value in bridge_env(first.rt.settings).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("LICENSE_WEBHOOK_URL", raising=False)
+        assert main(["notices", "resend"]) == 2
+        monkeypatch.setenv("LICENSE_WEBHOOK_URL", merchant.url)
+        monkeypatch.setenv("LICENSE_WEBHOOK_SECRET", first.rt.settings.license_webhook_secret or merchant.secret)
+        assert main(["notices", "resend"]) == 0
+        with first.rt.reads() as s:
+            assert s.scalar(select(Job.state).where(Job.kind == "deliver_notice")) == "ready"
+    finally:
+        close_shop(first)

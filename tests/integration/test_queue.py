@@ -167,13 +167,13 @@ def test_concurrent_workers_never_run_a_job_twice(runtime):
     assert all(j.state == "done" for j in jobs(runtime))
 
 
+# SQLite only: a PostgreSQL claim skips locked rows instead of waiting for them.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_lease_deadline_counts_from_when_the_claim_got_the_lock(runtime):
     """A claim that waits for the database (SQLite's write lock, held here by another
     writer for 0.8 s) must not hand out a lease already partly spent while it waited."""
     add_jobs(runtime, 1)
     q = queue(runtime, lease=2.0)
-    if runtime.engine.dialect.name == "postgresql":
-        pytest.skip("PostgreSQL claims skip locked rows instead of waiting")
     held = threading.Event()
 
     def hold_write_lock():

@@ -77,5 +77,21 @@ def read_runs(path: Path) -> dict:
     return runs
 
 
+def check_overlaps(runs: dict, lease: float, where: str = "") -> int:
+    """T7/T16's rule: two runs of one job overlap only once the first one's lease (extended by
+    heartbeats, never shortened) could have run out, and then fencing kept that first run from
+    committing. Returns how many such stale runs were fenced."""
+    stale = 0
+    for job_id, rs in runs.items():
+        rs.sort(key=lambda r: r["start"])
+        for prev, nxt in zip(rs, rs[1:]):
+            if prev["end"] is not None and nxt["start"] >= prev["end"]:
+                continue  # one after the other (a retry): not a concurrent claim
+            assert nxt["start"] >= prev["start"] + lease * 0.9, f"job {job_id} claimed twice within its lease {rs} {where}"
+            assert not prev["commit"], f"job {job_id}: a run whose lease expired committed {rs} {where}"
+            stale += 1
+    return stale
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -31,9 +31,9 @@ log = logging.getLogger("bridge.webhooks")
 
 bp = Blueprint("webhooks", __name__)
 
-# Headers kept with the raw body: enough to re-verify or audit a delivery later.
-_KEPT_HEADERS = ("Content-Type", "User-Agent", "Stripe-Signature", "Paddle-Signature")
-_KEPT_ENVIRON = (("Content-Type", "CONTENT_TYPE"), ("User-Agent", "HTTP_USER_AGENT"),
+# Headers kept with the raw body: enough to re-verify or audit a delivery later, with the
+# WSGI environ key each arrives under (both intake routes read them from the environ).
+_KEPT_HEADERS = (("Content-Type", "CONTENT_TYPE"), ("User-Agent", "HTTP_USER_AGENT"),
                  ("Stripe-Signature", "HTTP_STRIPE_SIGNATURE"),
                  ("Paddle-Signature", "HTTP_PADDLE_SIGNATURE"))
 
@@ -105,14 +105,13 @@ def _not_configured(provider: _Provider) -> Answer:
                   f"{provider.name} webhooks are not configured on this bridge")
 
 
-def receive(rt: Runtime, provider: _Provider, body: bytes, signature: Optional[str],
-            headers: dict) -> Answer:
+def receive(rt: Runtime, provider: _Provider, body: bytes, environ: dict) -> Answer:
     """Verify and store one delivery whose body is already read (content type checked)."""
     secrets = provider.secrets(rt)
     if not secrets:
         return _not_configured(provider)
     try:
-        provider.verify(body, signature, secrets, now=rt.wall(), tolerance=provider.tolerance(rt))
+        provider.verify(body, environ.get(provider.environ_key), secrets, now=rt.wall(), tolerance=provider.tolerance(rt))
     except SignatureError as err:
         log.info("%s webhook rejected: %s", provider.name, err.reason)
         return _error(400, "invalid_signature", err.reason)
@@ -127,6 +126,7 @@ def receive(rt: Runtime, provider: _Provider, body: bytes, signature: Optional[s
         return _error(400, "invalid_event", "the event has no id")
     if not isinstance(event_type, str) or not event_type or len(event_type) > 128:
         return _error(400, "invalid_event", "the event has no type")
+    headers = {h: environ[k] for h, k in _KEPT_HEADERS if k in environ}
     delivery = Delivery(provider.name, event_id, event_type, body, headers, occurred_at)
     try:
         new = rt.inbox.store(delivery, rt.clock())
@@ -163,8 +163,7 @@ class IntakeFastPath:
             if body is None:
                 answer = _error(400, "bad_request", "the body is shorter than its Content-Length")
             else:
-                headers = {h: environ[k] for h, k in _KEPT_ENVIRON if k in environ}
-                answer = receive(self.rt, provider, body, environ.get(provider.environ_key), headers)
+                answer = receive(self.rt, provider, body, environ)
         except Exception:  # a bug: the same JSON 500 Flask's handler gives, never a bare page
             log.exception("unhandled error in webhook intake")
             answer = _error(500, "internal_error", "internal error")
@@ -197,8 +196,7 @@ def _flask_receive(name: str):
     if request.mimetype != "application/json":
         return error_response(415, "unsupported_media_type", "the body must be application/json")
     body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH turns an oversized body into 413
-    headers = {h: request.headers[h] for h in _KEPT_HEADERS if h in request.headers}
-    return _as_response(receive(rt, provider, body, request.headers.get(provider.header), headers))
+    return _as_response(receive(rt, provider, body, request.environ))
 
 
 def _as_response(answer: Answer) -> Response:

@@ -2,7 +2,8 @@
 
 Per item: the first row of its category (common rows first) whose conditions hold decides;
 the row's amount rule gives the refund base, capped at what remains unrefunded; a
-fee-deducting policy keeps ``ceil(fee * base / amount)``. Then, order-wide: the bundle rule
+fee-deducting policy keeps ``ceil(share * base / amount)``, never more than what earlier
+refunds left of the item's fee share (``fees.py``). Then, order-wide: the bundle rule
 (if the policy has one and the order is a bundle) and the statutory overlay (if switched on).
 Money is integer minor units; refunds round down, deductions up.
 """
@@ -14,6 +15,7 @@ from typing import Any, Mapping, Optional
 
 from .decision import Decision, ItemDecision
 from .errors import PolicyInputError
+from .fees import fee_to_keep
 from .explain import join, missing_phrase, money_labels, sentence
 from .model import Category, Clause, Policy, Row, dedupe_clauses
 from .inputs import Order, OrderItem, RefundRequest
@@ -179,7 +181,7 @@ def _decide_item(policy: Policy, category: Category, item: OrderItem, billing: s
     if policy.fees.deducts and not row.waive_fee:
         if item.fee is None:
             return _missing(item, row, row.cite_fee, ("fee",), label, facts)
-        fee_deducted = min(base, -(-(item.fee * base) // item.amount))
+        fee_deducted = fee_to_keep(item.fee, item.amount, base, item.fee_kept)
         if fee_deducted:
             clauses = row.cite_fee
     refund = base - fee_deducted

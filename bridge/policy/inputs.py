@@ -28,10 +28,12 @@ class OrderItem:
     paid_at: datetime                    # aware UTC; for a renewal the renewal payment
     billing: Optional[str] = None        # one_time | monthly | annual; None = category default
     purchase: str = "initial"            # initial | renewal
-    fee: Optional[int] = None            # provider processing fee; None = not known
+    fee: Optional[int] = None            # the item's share of its payment's processing fee
+                                         # (policies.md: largest remainder); None = not known
     period_start: Optional[datetime] = None
     period_end: Optional[datetime] = None
-    already_refunded: int = 0
+    already_refunded: int = 0            # settled by earlier refunds: given back + fee kept
+    fee_kept: int = 0                    # of ``fee``, what earlier refunds of the item kept
     duplicate_charge: bool = False       # payment-data flag: a second charge in one period
     facts: Mapping[str, Any] = field(default_factory=dict)
     sku: Optional[str] = None            # only to name the item in explanations
@@ -243,6 +245,13 @@ def parse_item(value: Any, where: str) -> OrderItem:
     already = 0 if already is None else _money(already, f"{where}.already_refunded")
     if already > amount:
         raise PolicyInputError(f"{where}.already_refunded", f"{already} exceeds the amount {amount}")
+    fee_kept = data.get("fee_kept")
+    fee_kept = 0 if fee_kept is None else _money(fee_kept, f"{where}.fee_kept")
+    if fee_kept and (fee is None or fee_kept > fee):
+        raise PolicyInputError(f"{where}.fee_kept", f"{fee_kept} exceeds the item's fee {fee}")
+    if fee_kept > already:
+        raise PolicyInputError(f"{where}.fee_kept", f"{fee_kept} exceeds already_refunded {already} "
+                                                    "(a kept fee is part of what earlier refunds settled)")
     duplicate = data.get("duplicate_charge", False)
     duplicate = False if duplicate is None else _bool(duplicate, f"{where}.duplicate_charge")
     facts = parse_facts(data.get("facts"), f"{where}.facts")
@@ -251,7 +260,8 @@ def parse_item(value: Any, where: str) -> OrderItem:
         raise PolicyInputError(f"{where}.sku", f"expected a string, got {_kind(sku)}")
     return OrderItem(item_id=item_id, category=category, amount=amount, paid_at=paid_at,
                      billing=billing, purchase=purchase, fee=fee, period_start=period_start,
-                     period_end=period_end, already_refunded=already, duplicate_charge=duplicate,
+                     period_end=period_end, already_refunded=already, fee_kept=fee_kept,
+                     duplicate_charge=duplicate,
                      facts=facts, sku=sku or None)
 
 

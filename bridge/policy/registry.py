@@ -61,11 +61,23 @@ class PolicyRegistry:
     def __iter__(self):
         return iter([self._by_id[k] for k in sorted(self._by_id)])
 
+    def fact_types(self, policy_id: str) -> dict[str, str]:
+        """The facts orders under this policy accept, name -> ``bool`` | ``money`` | ``time``
+        (the standard ones and the policy's own): what the facts API and refund requests
+        validate against. Raises :class:`UnknownPolicyError`."""
+        return self.get(policy_id).fact_types
+
+    def reasons(self, policy_id: str) -> builtins.list[str]:
+        """The reasons a refund request under this policy may give (standard and its own)."""
+        return builtins.list(self.get(policy_id).reasons)
+
     def evaluate(self, policy_id: str, body: Any, now: datetime) -> Decision:
         """``POST /api/v1/policies/{policy_id}/evaluate``: validate ``{"order", "request"}`` and
-        decide under the named policy (the URL's id wins over any ``order.policy``).
+        decide under the named policy (the URL's id wins over any ``order.policy``). A
+        hypothetical request may be dated after ``now`` (policies.md: the simulator).
 
         Raises :class:`UnknownPolicyError` (404) or :class:`PolicyInputError` (422)."""
         policy = self.get(policy_id)
-        order, request = parse_evaluation(body, now)
-        return evaluate(policy, order, request, now)
+        order, request = parse_evaluation(body, now, policy.fact_types, policy.reasons,
+                                          allow_future=True)
+        return evaluate(policy, order, request, now, allow_future=True)

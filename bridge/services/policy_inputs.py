@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.ledger.models import Order, OrderItem, Payment, PaymentItem, Refund, RefundRequest
-from bridge.policy import Order as PolicyOrder, OrderItem as PolicyItem
+from bridge.policy import Order as PolicyOrder, OrderItem as PolicyItem, Policy
 from bridge.policy.fees import share_fee
 from bridge.policy.inputs import parse_facts
 
@@ -121,11 +121,16 @@ def external_refunds(session: Session, order: Order) -> int:
     return sum(total)
 
 
-def _facts(raw: dict, where: str) -> dict:
-    return parse_facts(raw or {}, where)
+def _facts(raw: dict, where: str, types: Optional[dict] = None) -> dict:
+    # Stored facts were validated when they came in; a name the policy no longer declares
+    # (a later version of the file) is skipped rather than failing every later request.
+    return parse_facts(raw or {}, where, types, strict=False)
 
 
-def policy_order(session: Session, order: Order, exclude_request: Optional[str] = None) -> tuple[PolicyOrder, dict[str, ItemPayment]]:
+def policy_order(session: Session, order: Order, exclude_request: Optional[str] = None,
+                 policy: Optional[Policy] = None) -> tuple[PolicyOrder, dict[str, ItemPayment]]:
+    """``policy``: the order's policy, whose declared facts the stored facts may use."""
+    types = policy.fact_types if policy is not None else None
     paid = item_payments(session, order)
     refunded, kept = settled(session, order, exclude_request)
     external = external_refunds(session, order)
@@ -143,10 +148,10 @@ def policy_order(session: Session, order: Order, exclude_request: Optional[str] 
             period_start=ip.payment.period_start, period_end=ip.payment.period_end, already_refunded=min(done, ip.amount),
             fee_kept=fee_kept,
             duplicate_charge=ip.payment.duplicate_of is not None,
-            facts=_facts(ip.item.facts, f"items.{item_id}.facts"), sku=ip.item.sku))
+            facts=_facts(ip.item.facts, f"items.{item_id}.facts", types), sku=ip.item.sku))
     return PolicyOrder(currency=order.currency or "", items=tuple(items), policy=order.policy, order_id=order.order_id,
                        bundle=order.bundle, country=order.customer_country, business=order.customer_business,
-                       facts=_facts(order.facts, "facts")), paid
+                       facts=_facts(order.facts, "facts", types)), paid
 
 
 def paid_and_remaining(order: PolicyOrder) -> tuple[int, int]:

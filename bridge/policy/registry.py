@@ -10,16 +10,19 @@ from .decision import Decision
 from .errors import PolicyFileError, PolicyInputError, UnknownPolicyError
 from .evaluator import evaluate
 from .inputs import parse_evaluation
+from .cases import is_cases_file
 from .loader import load_policy
+from .lock import enforce, read_lock
 from .model import Policy
 
 
 def policy_files(directory: str | Path) -> builtins.list[Path]:
-    """The policy files of a directory: every ``*.toml``, sorted by name."""
+    """The policy files of a directory: every ``*.toml`` but the cases beside them
+    (``*.cases.toml``), sorted by name."""
     root = Path(directory)
     if not root.is_dir():
         raise PolicyFileError(str(root), "", "not a directory of policy files")
-    return sorted(p for p in root.glob("*.toml") if p.is_file())
+    return sorted(p for p in root.glob("*.toml") if p.is_file() and not is_cases_file(p))
 
 
 class PolicyRegistry:
@@ -37,7 +40,11 @@ class PolicyRegistry:
 
     @classmethod
     def load(cls, directory: str | Path) -> "PolicyRegistry":
-        return cls((load_policy(p) for p in policy_files(directory)), directory)
+        """Every policy file of ``directory``; with a ``versions.lock`` there, a file changed
+        under a version it records is refused (``lock.py``)."""
+        registry = cls((load_policy(p) for p in policy_files(directory)), directory)
+        enforce(registry, read_lock(directory))
+        return registry
 
     def get(self, policy_id: str) -> Policy:
         try:

@@ -82,6 +82,8 @@ def conditions(row: Row, policy: Policy) -> str:
         parts.append(" and ".join(_label(n, policy) for n in when["known"]) + " known")
     if "unknown" in when:
         parts.append(_or([_label(n, policy) for n in when["unknown"]]) + " not known")
+    if row.tiers:
+        parts.append("the request falls in one of the tiers below")
     return "If " + "; and ".join(parts) if parts else "In every other case"
 
 

@@ -3,40 +3,23 @@
 Every problem raises :class:`PolicyFileError` naming the file, the key path inside it
 (``categories.license.rows[1].outcome``, arrays indexed from 0) and what is wrong.
 
-The format (one file per policy under ``config/policies/``)::
+The format (one file per policy under ``config/policies/``) is documented key by key in
+``docs/policy-format.md``; in short::
 
-    id = "software-mor"                 # the policy id orders refer to
-    version = "2026-03-06"              # the document's own date
-    effective_date = 2026-03-06
-    name = "..."                        # optional; source = "seed file" optional
-
-    [sections.3]                        # the document's sections, by its own numbers
-    title = "Refund eligibility (summary)"
-    text = "..."                        # quoted from the document
-    [sections.3.rows.license]           # a row of a table in that section, cited "3/license"
-    label = "Software licenses / one-time purchases"
-    text = "..."
-
-    [fees]                              # deduct = "none" | "proportional" (+ cite)
-    [bundle]                            # rule = "whole_order_only", cite, because (optional)
-    [statutory_overlay]                 # enabled, days, countries, cite, because
-    [chargeback]                        # while_open = suspend_order | restrict_account,
-                                        # when_lost = revoke | revoke_account | none, cite
-    [refund]                            # license_action = revoke | none, cite,
-                                        # confirm_within_business_days (optional)
-
-    [[rows]]                            # rows common to every category, read first
-    [categories.license]                # label, billing = [...], cite = [...] (added to every
-                                        # row), rows_from = "other category" (same rows)
-    [[categories.license.rows]]
-    id = "license#2"                    # optional; default "<category>#<n>" (n from 1)
-    when = { within_days = 30 }         # conditions, all must hold: see rules.py
-    outcome = "approved"                # approved | denied | review
-    amount = "full"                     # approved only: full | pro_rated | amount_minus
-    minus = ["..."]                     # amount_minus only: money facts to subtract
-    waive_fee = false                   # approved only: no fee deduction (merchant's error)
-    cite = ["3/license"]                # section numbers ("N") or section rows ("N/row")
-    because = "..."                     # explanation fragment for the buyer
+    id, version, effective_date, name, source
+    [sections.N] title, text; [sections.N.rows.KEY] label, text      (cited "N", "N/KEY")
+    [facts.NAME] type = bool | money | time, label                   (the policy's own facts)
+    [reasons.NAME] label                                             (the policy's own reasons)
+    [fees] deduct = none | proportional, cite
+    [bundle] rule = whole_order_only, cite, because
+    [statutory_overlay] enabled, days, countries, cite, because
+    [chargeback] while_open, when_lost, cite
+    [refund] license_action, cite, confirm_within_business_days
+    [early_fraud_warning] action = review | refund | ignore, cite, because
+    [[rows]]                                        rows common to every category, read first
+    [categories.X] label, billing, cite, rows_from, early_fraud_warning, [[categories.X.rows]]
+    a row: id, when (rules.py, windows.py), outcome, amount = full | pro_rated | amount_minus
+           | percent | tiered, minus, percent, tiers, waive_fee, cite, because
 
 Rows are compiled once here (conditions into predicates, citations into clauses, the common
 rows merged into each category's list), so the evaluator only walks tuples.

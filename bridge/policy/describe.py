@@ -91,7 +91,8 @@ def window_phrase(window: Window, within: bool, policy: Policy) -> str:
     measured = _MEASURED.get(window.measured) or policy.label(window.measured)
     clock = clock_words(window.clock, {window.clock: policy.label(window.clock)})
     if window.unit == "month_end":
-        return f"{measured} is {'no later than' if within else 'later than'} {window.words()} of {clock}"
+        bound = window.phrase(clock)
+        return f"{measured} comes {bound}" if within else f"{measured} does not come {bound}"
     return f"{measured} is {'within' if within else 'more than'} {window.words()} {'of' if within else 'after'} {clock}"
 
 
@@ -112,8 +113,8 @@ def outcome(row: Row, policy: Policy) -> str:
 
 
 def _tier(tier: Tier, policy: Policy) -> str:
-    return f"{tier.percent}% of the price within {tier.window.words()} of " + clock_words(
-        tier.window.clock, {tier.window.clock: policy.label(tier.window.clock)})
+    clock = clock_words(tier.window.clock, {tier.window.clock: policy.label(tier.window.clock)})
+    return f"{tier.percent}% of the price {tier.window.phrase(clock)}"
 
 
 def _label(name: str, policy: Policy) -> str:

@@ -188,7 +188,7 @@ def _decide_item(policy: Policy, category: Category, item: OrderItem, billing: s
         base = min(item.amount * share.numerator // share.denominator, remaining)
         if amount_rule == "tiered":
             because = share.because or (f"{because}, and {share.percent}% of the price is refunded "
-                                        f"within {share.window.words()} of {_clock(policy, share.window)}")
+                                        f"{share.window.phrase(_clock(policy, share.window))}")
     if base <= 0:
         return ItemDecision(item.item_id, "denied", 0, 0, row.cite, row.id,
                             f"{because}, which leaves nothing to refund", label, facts=facts)

@@ -60,11 +60,20 @@ class Window:
         """``30 days``, ``3 months``, ``5 business days``, ``the end of the month``."""
         n = self.n
         if self.unit == "month_end":
-            if n == 0:
-                return "the end of the month"
-            return f"the end of the {_ordinal(n + 1)} month"
+            return "the end of the month" if n == 0 else f"the end of the month, {n} later"
         unit = {"days": "day", "months": "month", "business_days": "business day"}[self.unit]
         return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+    def phrase(self, clock: str) -> str:
+        """``within 3 months of the payment``, ``by the end of the month after the payment``."""
+        if self.unit != "month_end":
+            return f"within {self.words()} of {clock}"
+        if self.n == 0:
+            return f"by the end of the month of {clock}"
+        if self.n == 1:
+            return f"by the end of the month after {clock}"
+        return f"by the end of the {_ordinal(self.n)} month after {clock}"
 
 
 def add_months(moment: datetime, months: int) -> datetime:

@@ -464,3 +464,31 @@ def test_a_copy_of_the_shipped_directory_keeps_passing(tmp_path):
     d = tmp_path / "p"
     shutil.copytree(ROOT / "config" / "policies", d)
     assert check(None, d)[0] == 0 and run_tests(None, d)[0] == 0
+
+
+def test_month_end_tiers_explain_in_one_sentence(tmp_path):
+    p = policy('''
+[[categories.app.rows]]
+outcome = "approved"
+amount = "tiered"
+tiers = [{ within_month_end = 0, percent = 100 }, { within_month_end = 1, percent = 50 }]
+because = "refunds depend on the month you ask in"
+[[categories.app.rows]]
+outcome = "denied"
+cite = ["2"]
+''')
+    d = decide(p, at="2026-02-27T00:00:00Z", paid_at="2026-01-10T09:00:00Z")
+    assert d["refund_amount"] == 5000 and d["deadline"] == "2026-02-28T23:59:59.999999Z"
+    assert d["explanation"] == ("We will refund 50.00 USD because refunds depend on the month you ask in, and "
+                                "50% of the price is refunded by the end of the month after the payment.")
+    d = _dir(tmp_path, HEAD + "\n[categories.app]\ncite = [\"1\"]\n" + '''
+[[categories.app.rows]]
+when = { after_month_end = 0 }
+outcome = "denied"
+cite = ["2"]
+[[categories.app.rows]]
+outcome = "approved"
+amount = "full"
+''')
+    text = "\n".join(explain("lang", d)[1])
+    assert "If the request does not come by the end of the month of the payment -> denied" in text

@@ -43,7 +43,7 @@ class ItemDecision:
             "clauses": [c.to_dict() for c in self.clauses],
             "rule": self.rule,
             "explanation": item_sentence(self, currency),
-            "deadline": _iso(self.deadline),
+            "deadline": None if self.deadline is None else _iso(self.deadline),
             "facts": {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
                       for k, v in sorted(self.facts.items())},
         }
@@ -89,7 +89,7 @@ class Decision:
             "policy": {"id": self.policy_id, "version": self.policy_version, "hash": self.policy_hash},
             "clauses": [c.to_dict() for c in self.clauses],
             "explanation": self.explanation,
-            "deadline": _iso(self.deadline),
+            "deadline": None if self.deadline is None else _iso(self.deadline),
             "items": [item.to_dict(self.currency) for item in self.items],
             "reason": self.reason,
         }

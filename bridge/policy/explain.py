@@ -39,7 +39,15 @@ def _fee_part(fee: int, currency: str) -> str:
 
 
 def item_sentence(item, currency: str) -> str:
-    return sentence((item,), currency)
+    """``sentence`` of one item, without the grouping (every item of every decision's
+    ``to_dict`` is explained on its own)."""
+    outcome = item.outcome
+    if outcome == "approved":
+        return (f"We will refund {format_amount(item.refund_amount, currency)}"
+                f"{_fee_part(item.fee_deducted, currency)} because {item.because}.")
+    if outcome == "denied":
+        return f"We cannot refund this purchase because {item.because}."
+    return f"Your request needs a review by our team because {item.because}."
 
 
 def sentence(items: Sequence, currency: str) -> str:

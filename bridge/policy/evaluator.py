@@ -5,7 +5,9 @@ the row's amount rule gives the refund base, capped at what remains unrefunded; 
 fee-deducting policy keeps ``ceil(share * base / amount)``, never more than what earlier
 refunds left of the item's fee share (``fees.py``). Then, order-wide: the bundle rule
 (if the policy has one and the order is a bundle) and the statutory overlay (if switched on).
-Money is integer minor units; refunds round down, deductions up.
+Money is integer minor units; refunds round down, deductions up. Every approved or reviewed
+item carries the deadline of the window that gave it (``_deadline``), the decision its
+earliest.
 """
 from __future__ import annotations
 

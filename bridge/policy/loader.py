@@ -38,11 +38,12 @@ from typing import Any, Mapping, Optional
 
 from .errors import PolicyFileError
 from .model import (BundleRule, Category, ChargebackRule, Clause, FactDef, FeeRule, FraudWarningRule,
-                    Policy, RefundRule, Row, Section, SectionRow, StatutoryOverlay, Tier, dedupe_clauses)
+                    Policy, RefundRule, Row, Section, SectionRow, StatutoryOverlay, Tier, dedupe_clauses,
+                    standard_facts)
 from .rules import compile_when, window_check
 from .vocab import (AMOUNT_RULES, BILLINGS, BUNDLE_RULES, CHARGEBACK_WHEN_LOST, CHARGEBACK_WHILE_OPEN,
-                    FACT_KINDS, FACT_LABELS, FACT_TYPES, FEE, FEE_TREATMENTS, FRAUD_WARNING_ACTIONS,
-                    FRAUD_WARNING_REASON, LICENSE_ACTIONS, OUTCOMES, PURCHASES, REASON_LABELS, REASONS)
+                    FACT_KINDS, FEE, FEE_TREATMENTS, FRAUD_WARNING_ACTIONS, FRAUD_WARNING_REASON,
+                    LICENSE_ACTIONS, OUTCOMES, PURCHASES, REASON_LABELS)
 from .windows import AFTER_KEYS, BUILTIN_CLOCKS, BUILTIN_MEASURES, WITHIN_KEYS, Window
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -223,8 +224,7 @@ class _Builder:
         self.sections: dict[str, Section] = {}
         self.category_names: set[str] = set()
         self.row_ids: dict[str, str] = {}
-        self.facts: dict[str, FactDef] = {n: FactDef(n, t, FACT_LABELS.get(n, n.replace("_", " ")))
-                                          for n, t in FACT_TYPES.items()}
+        self.facts: dict[str, FactDef] = standard_facts()
         self.reasons: dict[str, str] = dict(REASON_LABELS)
 
     def names(self, kind: str) -> tuple[str, ...]:

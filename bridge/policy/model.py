@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Callable, Mapping, Optional
 
+from .vocab import FACT_LABELS, FACT_TYPES, REASON_LABELS
 from .windows import Window
 
 
@@ -204,8 +205,8 @@ class Policy:
     chargeback: ChargebackRule
     refund: RefundRule
     fraud_warning: FraudWarningRule = FraudWarningRule("review")
-    facts: Mapping[str, FactDef] = field(default_factory=dict)      # every fact it accepts
-    reasons: Mapping[str, str] = field(default_factory=dict)        # reason -> label
+    facts: Mapping[str, FactDef] = field(default_factory=lambda: standard_facts())  # all it accepts
+    reasons: Mapping[str, str] = field(default_factory=lambda: dict(REASON_LABELS))  # reason -> label
     source: Optional[str] = None
 
     @property
@@ -236,3 +237,7 @@ class Policy:
             "hash": self.hash,
             "categories": list(self.categories),
         }
+
+
+def standard_facts() -> dict[str, FactDef]:
+    return {n: FactDef(n, t, FACT_LABELS.get(n, n.replace("_", " "))) for n, t in FACT_TYPES.items()}

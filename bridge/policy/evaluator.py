@@ -17,7 +17,6 @@ from typing import Any, Mapping, Optional
 
 from .decision import Decision, ItemDecision
 from .errors import PolicyInputError
-from .fees import fee_to_keep
 from .explain import join, missing_phrase, money_labels, sentence
 from .model import Category, Clause, Policy, Row, dedupe_clauses
 from .inputs import Order, OrderItem, RefundRequest
@@ -151,18 +150,29 @@ def _decide_item(policy: Policy, category: Category, item: OrderItem, billing: s
                             facts=facts)
     ctx = Context(reason, billing, item.purchase, item.duplicate_charge, facts, item.fee,
                   item.paid_at, requested_at, item.period_start)
-    for row in category.rows:
-        if row.matches(ctx):
+    matched = None
+    for row in category.rows:            # Row.matches, inline: this loop is the hot path
+        for check in row.checks:
+            if not check(ctx):
+                break
+        else:
+            matched = row
             break
-    else:
+    if matched is None:
         return ItemDecision(item.item_id, "review", 0, 0, category.cite, "no_rule",
                             "no rule of our refund policy covers this purchase", label, facts=facts)
+    row = matched
 
     outcome = row.outcome
     if outcome == "denied":
         return ItemDecision(item.item_id, "denied", 0, 0, row.cite, row.id, row.because, label,
                             facts=facts)
-    deadline = _deadline(row, ctx) if (row.within or row.guards or row.tiers) else None
+    if row.deadline_delta is not None:
+        deadline = item.paid_at + row.deadline_delta
+    elif row.has_deadline:
+        deadline = _deadline(row, ctx)
+    else:
+        deadline = None
     if outcome == "review":
         missing = tuple(n for n in row.unknown if ctx.money(n) is None) if row.unknown else ()
         because = row.because
@@ -199,7 +209,10 @@ def _decide_item(policy: Policy, category: Category, item: OrderItem, billing: s
     if policy.fees.deducts and not row.waive_fee:
         if item.fee is None:
             return _missing(policy, item, row, row.cite_fee, ("fee",), label, facts, deadline)
-        fee_deducted = fee_to_keep(item.fee, item.amount, base, item.fee_kept)
+        # fees.fee_to_keep, inline (the hot path): ceil(share * base / amount), capped at
+        # what earlier refunds left of the share and at the base
+        left = item.fee - item.fee_kept
+        fee_deducted = min(-(-(item.fee * base) // item.amount), left, base) if left > 0 else 0
         if fee_deducted:
             clauses = row.cite_fee
     refund = base - fee_deducted

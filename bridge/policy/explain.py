@@ -51,6 +51,8 @@ def item_sentence(item, currency: str) -> str:
 
 
 def sentence(items: Sequence, currency: str) -> str:
+    if len(items) == 1:
+        return item_sentence(items[0], currency)
     groups: dict[tuple[str, str], list] = {}
     for item in items:
         groups.setdefault((item.outcome, item.because), []).append(item)

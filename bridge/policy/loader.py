@@ -30,7 +30,7 @@ import dataclasses
 import hashlib
 import re
 import tomllib
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
@@ -549,6 +549,11 @@ class _Builder:
                                                  "cite on the row or on the category)")
                 row = dataclasses.replace(raw.row, cite=row_cite, guards=tuple(guards),
                                           cite_fee=dedupe_clauses(row_cite + fees.cite))
+                simple = (len(row.within) == 1 and not row.guards and not row.tiers
+                          and row.within[0].unit == "days" and row.within[0].clock == "paid_at")
+                row = dataclasses.replace(
+                    row, has_deadline=bool(row.within or row.guards or row.tiers),
+                    deadline_delta=timedelta(days=row.within[0].n) if simple else None)
                 built.append(row)
                 if row.after and not row.within:
                     guards.append(row)

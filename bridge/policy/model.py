@@ -101,6 +101,9 @@ class Row:
                                       # when they would apply later, they end this row's time
     percent: Optional[Tier] = None    # amount = "percent": the share of the price (no window)
     tiers: tuple[Tier, ...] = ()      # amount = "tiered": the first tier whose window holds
+    deadline_delta: Optional[timedelta] = None   # the common case, precomputed: one within_days
+                                      # window from paid_at and nothing else ending the row
+    has_deadline: bool = False        # some window can end this row (within, guards, tiers)
 
     def matches(self, ctx: Any) -> bool:
         for check in self.checks:

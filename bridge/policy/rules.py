@@ -56,7 +56,7 @@ class Context:
         self.since_paid = requested_at - paid_at
         reported = facts.get("problem_reported_at")
         self.since_problem = self.since_paid if reported is None else reported - paid_at
-        self.tier = None
+        # ``tier`` is set by a tiered row's condition when it holds (read only for that row)
 
     def money(self, name: str) -> Optional[int]:
         if name == FEE:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.ledger.db import make_engine, make_session_factory, read_only
 from bridge.ledger.inbox import Inbox
+from bridge.metrics import NullMetrics, for_settings
 from bridge.settings import Settings
 
 
@@ -28,6 +29,7 @@ class Runtime:
     reads: sessionmaker[Session] = None  # read-only sessions (never wait for SQLite's write lock)
     clock: Callable[[], datetime] = utcnow
     wall: Callable[[], float] = time.time
+    metrics: NullMetrics = field(default_factory=NullMetrics)
     _policies: object = field(default=None, repr=False)
 
     @classmethod
@@ -35,7 +37,7 @@ class Runtime:
         engine = engine or make_engine(settings)
         return cls(settings=settings, engine=engine, sessions=make_session_factory(engine),
                    inbox=Inbox(engine, settings.job_max_attempts),
-                   reads=make_session_factory(read_only(engine)))
+                   reads=make_session_factory(read_only(engine)), metrics=for_settings(settings))
 
     @property
     def policies(self):

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge.ledger.inbox import Delivery
 from bridge.providers.signatures import SignatureError, verify_paddle, verify_stripe
@@ -46,11 +48,12 @@ class Answer:
     status: int
     body: bytes
     headers: dict = field(default_factory=dict)
+    outcome: str = "stored"  # stored | duplicate | the error code (the metrics' outcome)
 
 
 def _error(status: int, code: str, message: str, headers: Optional[dict] = None) -> Answer:
     return Answer(status, json.dumps({"error": {"code": code, "message": message}}).encode(),
-                  headers or {})
+                  headers or {}, code)
 
 
 def _envelope_stripe(doc: dict) -> tuple[object, object, Optional[datetime]]:
@@ -99,6 +102,10 @@ PROVIDERS = {
 _PATHS = {f"/webhooks/{name}": p for name, p in PROVIDERS.items()}
 
 
+_STORED_ANSWER = Answer(200, _STORED, {}, "stored")
+_DUPLICATE_ANSWER = Answer(200, _DUPLICATE, {}, "duplicate")
+
+
 def _not_configured(provider: _Provider) -> Answer:
     # Fail closed: an unconfigured provider is never accepted unverified.
     return _error(503, "webhook_secret_missing",
@@ -135,8 +142,9 @@ def receive(rt: Runtime, provider: _Provider, body: bytes, environ: dict) -> Ans
                     type(err.orig).__name__)
         return _error(503, "database_unavailable", "the event could not be stored; retry",
                       {"Retry-After": "5"})
-    log.info("%s event %s %s (%s)", provider.name, event_id, "stored" if new else "duplicate", event_type)
-    return Answer(200, _STORED if new else _DUPLICATE)
+    log.info("%s event %s %s (%s)", provider.name, event_id, "stored" if new else "duplicate", event_type,
+             extra={"event_id": event_id})
+    return _STORED_ANSWER if new else _DUPLICATE_ANSWER
 
 
 class IntakeFastPath:
@@ -147,6 +155,7 @@ class IntakeFastPath:
         self.wsgi_app = wsgi_app
         self.rt = rt
         self.limit = rt.settings.max_body_bytes
+        self.metrics = rt.metrics
 
     def __call__(self, environ, start_response):
         provider = _PATHS.get(environ.get("PATH_INFO", ""))
@@ -158,6 +167,7 @@ class IntakeFastPath:
                 or ctype.split(";", 1)[0].strip().lower() != "application/json"
                 or "HTTP_TRANSFER_ENCODING" in environ):
             return self.wsgi_app(environ, start_response)
+        started = time.perf_counter()
         try:
             body = _read_exactly(environ["wsgi.input"], int(length))
             if body is None:
@@ -167,6 +177,7 @@ class IntakeFastPath:
         except Exception:  # a bug: the same JSON 500 Flask's handler gives, never a bare page
             log.exception("unhandled error in webhook intake")
             answer = _error(500, "internal_error", "internal error")
+        self.metrics.intake(provider.name, answer.outcome, answer.status, time.perf_counter() - started)
         start_response(_STATUS[answer.status], [
             ("Content-Type", "application/json"), ("Content-Length", str(len(answer.body))),
             *answer.headers.items()])
@@ -191,12 +202,21 @@ def _read_exactly(stream, n: int) -> Optional[bytes]:
 def _flask_receive(name: str):
     rt = current_app.extensions["bridge"]
     provider = PROVIDERS[name]
+    started = time.perf_counter()
     if not provider.secrets(rt):
-        return _as_response(_not_configured(provider))
-    if request.mimetype != "application/json":
+        answer = _not_configured(provider)
+    elif request.mimetype != "application/json":
+        rt.metrics.intake(name, "unsupported_media_type", 415, time.perf_counter() - started)
         return error_response(415, "unsupported_media_type", "the body must be application/json")
-    body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH turns an oversized body into 413
-    return _as_response(receive(rt, provider, body, request.environ))
+    else:
+        try:
+            body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH turns an oversized body into 413
+        except RequestEntityTooLarge:
+            rt.metrics.intake(name, "payload_too_large", 413, time.perf_counter() - started)
+            raise
+        answer = receive(rt, provider, body, request.environ)
+    rt.metrics.intake(name, answer.outcome, answer.status, time.perf_counter() - started)
+    return _as_response(answer)
 
 
 def _as_response(answer: Answer) -> Response:

@@ -27,7 +27,7 @@ def stripe_api(rt: Runtime) -> StripeApi:
                 raise RuntimeError("STRIPE_API_KEY is not set: cannot call Stripe")
             _cache[key] = StripeApi(s.stripe_api_key, base_url=s.stripe_api_base, timeout=s.provider_timeout_seconds,
                                     connect_timeout=min(5.0, s.provider_timeout_seconds), retry=_policy(rt),
-                                    limiter=RateLimiter(s.stripe_calls_per_second))
+                                    limiter=RateLimiter(s.stripe_calls_per_second), observe=rt.metrics.provider_call)
         return _cache[key]
 
 
@@ -41,5 +41,5 @@ def paddle_api(rt: Runtime) -> PaddleApi:
             _cache[key] = PaddleApi(s.paddle_api_key, environment=s.paddle_environment, base_url=s.paddle_api_base,
                                     timeout=s.provider_timeout_seconds,
                                     connect_timeout=min(5.0, s.provider_timeout_seconds), retry=_policy(rt),
-                                    limiter=RateLimiter(s.paddle_calls_per_second))
+                                    limiter=RateLimiter(s.paddle_calls_per_second), observe=rt.metrics.provider_call)
         return _cache[key]

@@ -10,6 +10,7 @@ from bridge.domain.events import Ignored
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
+from bridge.logs import push_context
 from bridge.providers import paddle_events, stripe_events
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
@@ -25,6 +26,7 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
     event = session.get(WebhookEvent, int(job.ref_id))
     if event is None:
         raise LookupError(f"webhook event {job.ref_id} not found")
+    push_context(event_id=event.provider_event_id)  # for this job's records; the runner undoes it
     now = rt.clock()
     try:
         parsed = PARSERS[event.provider](json.loads(event.body))

@@ -28,7 +28,9 @@ from bridge.ledger.db import serialize_ledger_writes
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, PaymentItem, Refund, RefundRequest
 from bridge.ledger.refunds import apply_refund
-from bridge.providers.outcomes import OutcomeUnknown, PermanentProviderError, RefundResult
+from bridge.logs import push_context
+from bridge.providers.outcomes import (OutcomeUnknown, PermanentProviderError, RefundResult,
+                                       TransientProviderError)
 from bridge.runtime import Runtime
 from bridge.services.refund_requests import sync_status
 from bridge.worker.clients import paddle_api, stripe_api
@@ -66,6 +68,8 @@ def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         todo = [_planned(s, r, rr) for r in s.execute(select(Refund).where(
             Refund.refund_request_id == rr_id, Refund.provider_refund_id.is_(None),
             Refund.status == "pending").order_by(Refund.id)).scalars()]
+    if todo:
+        push_context(order_id=todo[0].order_id)  # for this job's records; the runner undoes it
     for planned in todo:
         if planned.provider == "paddle" and _paddle_busy(rt, planned, rr_id):
             raise Postpone(max(1.0, rt.settings.job_backoff_base_seconds * 4),
@@ -74,12 +78,18 @@ def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         try:
             result = _call(rt, planned, rr_id)
         except PermanentProviderError as err:
+            rt.metrics.refund(planned.provider, "refused")
             log.warning("refund request %s: %s refused refund %s: %s", rr_id, planned.provider, planned.id, err.code)
             _record_refusal(rt, planned, rr_id, err)
             break  # the request is failed; refunds already submitted are still confirmed below
         except OutcomeUnknown:
+            rt.metrics.refund(planned.provider, "outcome_unknown")
             log.warning("refund request %s: outcome of refund %s unknown; will reconcile", rr_id, planned.id)
             raise
+        except TransientProviderError:
+            rt.metrics.refund(planned.provider, "transient_error")
+            raise
+        rt.metrics.refund(planned.provider, "submitted")
         _record_result(rt, planned, rr_id, result)
     enqueue(session, CONFIRM_REFUND, rr_id, rt.clock() + timedelta(seconds=rt.settings.refund_poll_seconds),
             dedupe_key=f"confirm:{rr_id}")

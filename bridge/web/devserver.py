@@ -10,7 +10,7 @@ from werkzeug.serving import WSGIRequestHandler
 
 from bridge.logs import escape_controls
 
-_QUERY = re.compile(r"\?[^\s\"']*")
+_QUERY = re.compile(r"\?(?!\[query removed\])[^\s\"']*")
 
 
 def strip_queries(text: str) -> str:

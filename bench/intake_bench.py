@@ -334,12 +334,14 @@ _LIVE: list["Server"] = []
 class Server:
     """One gunicorn, in its own session so it and its workers are stopped together."""
 
-    def __init__(self, label: str, app: str, workers: int, env: dict, tmp: Path, pythonpath=None):
+    def __init__(self, label: str, app: str, workers: int, env: dict, tmp: Path, pythonpath=None,
+                 config: Optional[str] = None):
         self.label, self.workers = label, workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / f"gunicorn-{label}-{self.port}.log"
-        args = [str(BIN / "gunicorn"), "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
+        self.log_path = tmp / f"gunicorn-{label.replace(' ', '_')}-{self.port}.log"
+        args = [str(BIN / "gunicorn"), *(["-c", config] if config else []), "-w", str(workers), "-k", "sync",
+                "-b", f"127.0.0.1:{self.port}",
                 "--timeout", "30", "--control-socket", str(tmp / f"gunicorn-{self.port}.ctl")]
         if pythonpath:
             args += ["--pythonpath", str(pythonpath)]
@@ -739,7 +741,7 @@ class Bench:
         """Still within --max-minutes: waiting for quiet and re-measuring noisy cells allowed."""
         return time.monotonic() - self.started < self.args.max_minutes * 60
 
-    def env(self, db_url: Optional[str] = None) -> dict:
+    def env(self, db_url: Optional[str] = None, extra: Optional[dict] = None) -> dict:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("STRIPE_", "PADDLE_", "BRIDGE_", "LICENSE_", "DATABASE_URL",
                                     "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"))}
@@ -748,6 +750,7 @@ class Bench:
                     "BRIDGE_LOG_LEVEL": self.args.bridge_log_level})
         if db_url:
             env["DATABASE_URL"] = db_url
+        env.update(extra or {})
         return env
 
     def progress(self, msg: str):
@@ -902,16 +905,30 @@ class Bench:
         self.results.sort(key=lambda r: (order.get(r.db, 3), -r.workers, r.conc))
 
     def run_bridge(self, db, workers: int):
+        a = self.args
         self.progress(f"bridge on {db.describe()}, gunicorn -w {workers} -k sync")
-        server = Server(f"bridge-{db.kind}-w{workers}", self.args.app, workers, self.env(db.url), self.tmp,
-                        pythonpath=self.args.pythonpath)
+        config = None if a.no_config else "python:bridge.gunicorn_conf"
+        server = Server(f"bridge-{db.kind}-w{workers}", a.app, workers, self.env(db.url), self.tmp,
+                        pythonpath=a.pythonpath, config=config)
+        other = None
         try:
-            for conc in self.args.concurrency:
-                for scenario in self.args.scenarios:
+            if a.ab_env:
+                # The same app with other environment variables, measured alternately with the
+                # first, cell by cell: both see the same load from the rest of the machine.
+                tag = " [" + " ".join(f"{k}={v}" for k, v in a.ab_env.items()) + "]"
+                other = Server(f"bridge-{db.kind}-w{workers}{tag}", a.app, workers, self.env(db.url, a.ab_env),
+                               self.tmp, pythonpath=a.pythonpath, config=config)
+            for conc in a.concurrency:
+                for scenario in a.scenarios:
                     provider, mode = scenario.split("-")
-                    self.measure(server, db, provider, mode, conc)
+                    for _ in range(a.ab_rounds if other else 1):
+                        self.measure(server, db, provider, mode, conc)
+                        if other:
+                            self.measure(other, db, provider, mode, conc).endpoint += tag
         finally:
             server.stop()
+            if other:
+                other.stop()
 
 
 def db_upgrade(env: dict, tmp: Path):
@@ -929,6 +946,10 @@ def breakdown(db_url: str, tmp: Path, payloads: Payloads, n: int = 1500) -> list
     interleaved in chunks so drift (WAL growth, other work) hits them alike."""
     import logging
 
+    if "prometheus_client" not in sys.modules:
+        # The metrics as gunicorn's workers keep them: in multiprocess mode (mmap'ed files).
+        (tmp / "metrics-breakdown").mkdir(exist_ok=True)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(tmp / "metrics-breakdown"))
     from bridge.app import create_app
     from bridge.runtime import Runtime
     from bridge.settings import Settings
@@ -939,6 +960,8 @@ def breakdown(db_url: str, tmp: Path, payloads: Payloads, n: int = 1500) -> list
     rt = Runtime.build(settings)
     app = create_app(runtime=rt)
     client = app.test_client()
+    rt_off = Runtime.build(settings.with_(metrics_enabled=False), engine=rt.engine)
+    client.off = create_app(runtime=rt_off).test_client()
     noop = noop_app().test_client()
     bridge_log = logging.getLogger("bridge")
     devnull = open(os.devnull, "w")
@@ -1009,9 +1032,14 @@ def _breakdown(rt, client, noop, bridge_log, payloads: Payloads, n: int) -> list
             "Content-Type": "application/json", "Stripe-Signature": e[0], "User-Agent": "Stripe/1.0"})
         assert r.status_code == 200, r.status_code
 
-    fresh_w, fresh_i = payloads.new("stripe", n), payloads.new("stripe", n)
+    mode = "multiprocess files" if getattr(rt.metrics, "multiprocess_dir", None) else "in memory"
+    timed(f"Metrics.intake: one counter + one histogram ({mode})",
+          lambda _: rt.metrics.intake("stripe", "stored", 200, 0.004), range(n))
+    fresh_w, fresh_i, fresh_o = payloads.new("stripe", n), payloads.new("stripe", n), payloads.new("stripe", n)
     interleaved([
         ("bridge POST via Flask test client, new, log WARNING", lambda e: post(client, e), fresh_w, "WARNING"),
+        ("bridge POST via Flask test client, new, log WARNING, BRIDGE_METRICS=off",
+         lambda e: post(client.off, e), fresh_o, "WARNING"),
         ("bridge POST via Flask test client, new, log INFO (to /dev/null)", lambda e: post(client, e), fresh_i,
          "INFO"),
         ("bridge POST via Flask test client, duplicate, log WARNING", lambda e: post(client, e), entries,
@@ -1111,6 +1139,13 @@ def main(argv=None) -> int:
     p.add_argument("--app", default="bridge.app:create_app()",
                    help="the bridge's WSGI app for gunicorn, to A/B a variant [bridge.app:create_app()]")
     p.add_argument("--pythonpath", default=None, help="gunicorn --pythonpath for --app")
+    p.add_argument("--no-config", action="store_true",
+                   help="start the bridge's gunicorn without the Procfile's -c python:bridge.gunicorn_conf")
+    p.add_argument("--ab-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="also run the bridge with these variables (e.g. BRIDGE_METRICS=off), measured "
+                        "alternately with the default, cell by cell")
+    p.add_argument("--ab-rounds", type=int, default=3,
+                   help="with --ab-env: alternations per cell (each gives one row per variant) [3]")
     p.add_argument("--dup-pool", type=int, default=5000, help="stored events re-delivered by dup runs [5000]")
     p.add_argument("--quiet-wait", type=float, default=30,
                    help="before each run wait up to this many seconds for other CPU use to drop [30]")
@@ -1126,6 +1161,10 @@ def main(argv=None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite file)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = p.parse_args(argv)
+    try:
+        a.ab_env = dict(kv.split("=", 1) for kv in a.ab_env)
+    except ValueError:
+        p.error("--ab-env takes KEY=VALUE")
     for s in a.scenarios:
         if s not in ("stripe-new", "paddle-new", "stripe-dup", "paddle-dup"):
             p.error(f"unknown scenario {s}")

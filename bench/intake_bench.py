@@ -921,10 +921,14 @@ class Bench:
             for conc in a.concurrency:
                 for scenario in a.scenarios:
                     provider, mode = scenario.split("-")
-                    for _ in range(a.ab_rounds if other else 1):
-                        self.measure(server, db, provider, mode, conc)
-                        if other:
-                            self.measure(other, db, provider, mode, conc).endpoint += tag
+                    for r in range(a.ab_rounds if other else 1):
+                        # Alternate which variant goes first: neither always runs on the
+                        # smaller table or right after the other's warm-up.
+                        for srv in ((server, other) if r % 2 == 0 else (other, server)):
+                            if srv is not None:
+                                res = self.measure(srv, db, provider, mode, conc)
+                                if srv is other:
+                                    res.endpoint += tag
         finally:
             server.stop()
             if other:
@@ -961,7 +965,9 @@ def breakdown(db_url: str, tmp: Path, payloads: Payloads, n: int = 1500) -> list
     app = create_app(runtime=rt)
     client = app.test_client()
     rt_off = Runtime.build(settings.with_(metrics_enabled=False), engine=rt.engine)
-    client.off = create_app(runtime=rt_off).test_client()
+    app_off = create_app(runtime=rt_off)
+    client.off = app_off.test_client()
+    client.wsgi_on, client.wsgi_off = app.wsgi_app, app_off.wsgi_app  # the webhook fast path
     noop = noop_app().test_client()
     bridge_log = logging.getLogger("bridge")
     devnull = open(os.devnull, "w")
@@ -993,7 +999,8 @@ def _breakdown(rt, client, noop, bridge_log, payloads: Payloads, n: int) -> list
     def interleaved(specs, rounds=6):
         acc = {label: [0.0, 0.0, 0] for label, *_ in specs}
         for r in range(rounds):
-            for label, fn, items, level in specs:
+            # Alternate the order: neither variant is always the one measured first.
+            for label, fn, items, level in (specs if r % 2 == 0 else specs[::-1]):
                 chunk = items[r::rounds]
                 bridge_log.setLevel(level)
                 w0, c0 = time.perf_counter(), time.process_time()
@@ -1035,6 +1042,24 @@ def _breakdown(rt, client, noop, bridge_log, payloads: Payloads, n: int) -> list
     mode = "multiprocess files" if getattr(rt.metrics, "multiprocess_dir", None) else "in memory"
     timed(f"Metrics.intake: one counter + one histogram ({mode})",
           lambda _: rt.metrics.intake("stripe", "stored", 200, 0.004), range(n))
+    def wsgi(app_, e):
+        # The fast path alone, as gunicorn calls it (no test client): metrics on vs off.
+        import io
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/webhooks/stripe", "CONTENT_TYPE": "application/json",
+                   "CONTENT_LENGTH": str(len(e[1])), "HTTP_STRIPE_SIGNATURE": e[0], "HTTP_USER_AGENT": "Stripe/1.0",
+                   "wsgi.input": io.BytesIO(e[1])}
+        status = []
+        app_(environ, lambda st, headers: status.append(st))
+        assert status[0].startswith("200"), status
+
+    fresh_a, fresh_b = payloads.new("stripe", n), payloads.new("stripe", n)
+    interleaved([
+        ("fast path WSGI call, new, metrics on", lambda e: wsgi(client.wsgi_on, e), fresh_a, "WARNING"),
+        ("fast path WSGI call, new, BRIDGE_METRICS=off", lambda e: wsgi(client.wsgi_off, e), fresh_b, "WARNING"),
+        ("fast path WSGI call, duplicate, metrics on", lambda e: wsgi(client.wsgi_on, e), entries, "WARNING"),
+        ("fast path WSGI call, duplicate, BRIDGE_METRICS=off", lambda e: wsgi(client.wsgi_off, e), entries,
+         "WARNING"),
+    ], rounds=10)
     fresh_w, fresh_i, fresh_o = payloads.new("stripe", n), payloads.new("stripe", n), payloads.new("stripe", n)
     interleaved([
         ("bridge POST via Flask test client, new, log WARNING", lambda e: post(client, e), fresh_w, "WARNING"),
@@ -1157,6 +1182,7 @@ def main(argv=None) -> int:
     p.add_argument("--quiet-threshold", type=float, default=10,
                    help="percent of all cores counted as quiet [10]")
     p.add_argument("--no-breakdown", action="store_true", help="skip the in-process cost breakdown")
+    p.add_argument("--breakdown-only", action="store_true", help="only the in-process cost breakdown")
     p.add_argument("--tmpdir", default=None, help="parent of the temp dir (the SQLite file lives there)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite file)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -1199,7 +1225,7 @@ def main(argv=None) -> int:
     try:
         worker_counts = sorted(set(([a.workers] if "postgresql" in a.db else [])
                                    + (a.sqlite_workers if "sqlite" in a.db else [])), reverse=True)
-        for w in worker_counts:
+        for w in ([] if a.breakdown_only else worker_counts):
             bench.run_noop(w)
         if "sqlite" in a.db:
             for i, w in enumerate(a.sqlite_workers):
@@ -1208,7 +1234,8 @@ def main(argv=None) -> int:
                 db = SqliteDb(tmp, f"sqlite-w{w}")
                 dbs.append(db)
                 db_upgrade(bench.env(db.url), tmp)
-                bench.run_bridge(db, w)
+                if not a.breakdown_only:
+                    bench.run_bridge(db, w)
             if not a.no_breakdown:
                 bench.progress("in-process breakdown, SQLite")
                 bench.wait_quiet()
@@ -1221,7 +1248,8 @@ def main(argv=None) -> int:
                 db = PostgresDb(a.pg_url)
                 dbs.append(db)
                 db_upgrade(bench.env(db.url), tmp)
-                bench.run_bridge(db, a.workers)
+                if not a.breakdown_only:
+                    bench.run_bridge(db, a.workers)
                 if not a.no_breakdown:
                     bench.progress("in-process breakdown, PostgreSQL")
                     bench.wait_quiet()

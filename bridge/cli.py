@@ -55,16 +55,23 @@ def _print_table(rows: list, columns: list, empty: str) -> None:
         line = []
         for _, key in columns:
             value = key(row) if callable(key) else row.get(key)
-            text = "-" if value is None or value == "" else str(value)
-            line.append(text if text.isprintable() else text.encode("unicode_escape").decode())
+            line.append(_shown(value))
         cells.append(line)
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     for r in cells:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def _shown(value) -> str:
+    """A value for the terminal: control characters (an event id is chosen by whoever signed
+    the event) escaped, never sent to the operator's terminal as they are."""
+    from bridge.logs import escape_controls
+    text = "-" if value is None or value == "" else str(value)
+    return text if text.isprintable() else escape_controls(text).encode("ascii", "backslashreplace").decode()
+
+
 def _print_json(value) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(json.dumps(value, indent=2))  # ASCII only: nothing a terminal could act on
 
 
 def cmd_serve(args) -> int:
@@ -279,7 +286,7 @@ def cmd_events_show(args) -> int:
         width = max(len(k) for k in row)
         for key, value in row.items():
             if key != "jobs":
-                print(f"{key.ljust(width)}  {'-' if value is None else value}")
+                print(f"{key.ljust(width)}  {_shown(value)}")
         print("jobs:")
         _print_table(row["jobs"], [("  ID", lambda j: f"  {j['id']}"), ("STATE", "state"),
                                    ("ATTEMPTS", lambda j: f"{j['attempts']}/{j['max_attempts']}"),

@@ -1093,6 +1093,31 @@ def _row(r: Result) -> str:
     return line + (f"  {r.note}" if r.note else "")
 
 
+def _print_ab(bench: Bench) -> None:
+    """--ab-env: per cell, the medians of both variants and their ratio (B over A)."""
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+    cells: dict = {}
+    for r in bench.results:
+        if r.endpoint == "no-op":
+            continue
+        base, _, tag = r.endpoint.partition(" [")
+        cells.setdefault((r.db, r.workers, base, r.conc), {}).setdefault(bool(tag), []).append(r)
+    tag = " ".join(f"{k}={v}" for k, v in bench.args.ab_env.items())
+    print()
+    print(f"A/B, medians of the alternating runs; B = {tag}:")
+    print(f"  {'db':<10} {'w':>2} {'endpoint':<12} {'c':>3} {'A req/s':>8} {'B req/s':>8} {'B/A':>6} "
+          f"{'A srv CPU':>9} {'B srv CPU':>9} {'B/A':>6}")
+    for (db, w, endpoint, conc), v in cells.items():
+        if True not in v or False not in v:
+            continue
+        ra, rb = median([r.load.rate for r in v[False]]), median([r.load.rate for r in v[True]])
+        ca, cb = median([r.srv_ms for r in v[False]]), median([r.srv_ms for r in v[True]])
+        print(f"  {db:<10} {w:>2} {endpoint:<12} {conc:>3} {ra:>8.0f} {rb:>8.0f} {rb / ra:>6.3f} "
+              f"{ca:>9.3f} {cb:>9.3f} {cb / ca:>6.3f}")
+
+
 def print_report(bench: Bench, sizes: dict, notes: list, brk: dict, started: float):
     a = bench.args
     print()
@@ -1122,6 +1147,8 @@ def print_report(bench: Bench, sizes: dict, notes: list, brk: dict, started: flo
           f"(> {NOISY_PCT:g}%: noisy); err: socket errors + non-2xx answers;\n"
           "rows+: events stored during the measured run (jobs shown if different): every request for "
           "'new' (plus up to c in flight), none for 'dup'.")
+    if a.ab_env:
+        _print_ab(bench)
     for note in notes:
         print("note: " + note)
     for db, rows in brk.items():

@@ -35,6 +35,11 @@ if _settings.metrics_enabled:
 # Referer) are left out on purpose.
 access_log_format = '%(h)s - - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
 
+# gunicorn's error log quotes a request line it cannot parse ("Invalid request from ip=...:
+# Invalid HTTP request line: 'GET /x?access_token=...'") and the URI of a request that failed:
+# its logger strips query strings too.
+logger_class = "bridge.gunicorn_log.QueryFreeLogger"
+
 
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

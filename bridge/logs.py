@@ -21,6 +21,8 @@ from typing import Iterator
 _SECRETISH = re.compile(
     r"(whsec_[A-Za-z0-9+/=_-]+|pdl_[a-z]+_[A-Za-z0-9_]+|sk_(live|test)_[A-Za-z0-9]+|brg_[A-Za-z0-9_-]+"
     r"|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|v1=[0-9a-f]{16,}|h1=[0-9a-f]{16,})")
+# A URL's query string, as a request line or URL shows it (not one already removed).
+_QUERY = re.compile(r"\?(?!\[query removed\])[^\s\"']*")
 # C0 and C1 controls, DEL, and the Unicode line/paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -31,6 +33,22 @@ _context: contextvars.ContextVar[dict] = contextvars.ContextVar("bridge_log_cont
 def escape_controls(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
                         else f"\\u{ord(m.group()):04x}", text)
+
+
+def strip_queries(text: str) -> str:
+    """Every URL query string in ``text`` replaced (tokens, e-mails, anything may be in one)."""
+    return _QUERY.sub("?[query removed]", text)
+
+
+class QueryFreeFilter(logging.Filter):
+    """For loggers that quote request lines (gunicorn's error log, werkzeug's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = escape_controls(strip_queries(msg))
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
 
 
 def redact(text: str) -> str:

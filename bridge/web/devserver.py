@@ -4,17 +4,9 @@ werkzeug would still have written the whole request line (and, for a malformed r
 ``http.server`` puts the raw line into its error message)."""
 from __future__ import annotations
 
-import re
-
 from werkzeug.serving import WSGIRequestHandler
 
-from bridge.logs import escape_controls
-
-_QUERY = re.compile(r"\?(?!\[query removed\])[^\s\"']*")
-
-
-def strip_queries(text: str) -> str:
-    return _QUERY.sub("?[query removed]", text)
+from bridge.logs import escape_controls, strip_queries
 
 
 class QueryFreeRequestHandler(WSGIRequestHandler):

@@ -184,9 +184,14 @@ def test_gunicorn_access_log_has_no_query_string(tmp_path, settings):
         assert requests.get(url + f"/api/v1/orders/o1?access_token={tok}", timeout=10,
                             headers={"Referer": f"https://shop.example/?token={tok}"}).status_code == 401
         assert requests.get(url + f"/healthz?secret={QUERY_SECRET}", timeout=10).status_code == 200
+        # A request line gunicorn refuses (no HTTP version): its error log quotes it.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"GET /x?access_token={tok}&q={QUERY_SECRET}\r\n\r\n".encode())
+            s.recv(4096)
         time.sleep(0.5)
     finally:
         proc.stop()
     text = proc.log()
     assert '"GET /api/v1/orders/o1 HTTP/1.1" 401' in text and '"GET /healthz HTTP/1.1" 200' in text, text
+    assert "Invalid request from ip=127.0.0.1" in text and "/x?[query removed]" in text, text
     assert tok not in text and QUERY_SECRET not in text and "access_token" not in text

@@ -34,15 +34,28 @@ def _runtime(**overrides):
 
 
 def _db_runtime(**overrides):
-    """A runtime for a command that reads or writes the database: its schema must be current."""
-    from bridge.preflight import DatabaseNotReady, check_schema
+    """A runtime for a command that reads or writes the database: its schema must be current
+    (exit status 2 otherwise; 1 when the database does not answer)."""
+    from bridge.preflight import DatabaseNotReady, DatabaseUnreachable, check_schema
     rt = _runtime(**overrides)
     try:
         check_schema(rt.engine)
     except DatabaseNotReady as err:
         rt.engine.dispose()
-        raise _Stop(f"error: {err}") from None
+        raise _Stop(f"error: {err}", 1 if isinstance(err, DatabaseUnreachable) else 2) from None
     return rt
+
+
+def _upgrade(rt) -> None:
+    """``bridge db upgrade`` and ``bridge serve``: a database that does not answer is one line."""
+    from sqlalchemy.exc import OperationalError
+
+    from bridge.ledger import schema
+    from bridge.preflight import unreachable
+    try:
+        schema.upgrade(rt.engine)
+    except OperationalError as err:  # could not connect (other errors of a migration are bugs)
+        raise _Stop(f"error: {unreachable(err)}", 1) from None
 
 
 def _print_table(rows: list, columns: list, empty: str) -> None:
@@ -76,7 +89,6 @@ def _print_json(value) -> None:
 
 def cmd_serve(args) -> int:
     from bridge.app import create_app
-    from bridge.ledger import schema
     from bridge.logs import configure_logging
     from bridge.worker.handlers import all_handlers
     from bridge.worker.runner import Worker
@@ -86,7 +98,7 @@ def cmd_serve(args) -> int:
 
     rt = _runtime()
     configure_logging(rt.settings.log_level, rt.settings.log_format, loggers=("bridge", "werkzeug"))
-    schema.upgrade(rt.engine)
+    _upgrade(rt)
     app = create_app(runtime=rt)
     stop = threading.Event()
     worker = Worker(rt, all_handlers(rt))
@@ -129,14 +141,15 @@ def cmd_worker(args) -> int:
 def _worker_runtime(**overrides):
     """The worker waits for a database that is down (it may come back), but not for a schema
     that is not there: that needs `bridge db upgrade`."""
-    from bridge.preflight import DatabaseNotReady, check_schema
+    from bridge.preflight import DatabaseNotReady, DatabaseUnreachable, check_schema
     rt = _runtime(**overrides)
     try:
         check_schema(rt.engine)
+    except DatabaseUnreachable:
+        pass  # the loop waits for it and says so
     except DatabaseNotReady as err:
-        if "cannot reach" not in str(err):
-            rt.engine.dispose()
-            raise _Stop(f"error: {err}") from None
+        rt.engine.dispose()
+        raise _Stop(f"error: {err}") from None
     return rt
 
 
@@ -150,7 +163,7 @@ def _positive_int(value: str) -> int:
 def cmd_db_upgrade(args) -> int:
     from bridge.ledger import schema
     rt = _runtime()
-    schema.upgrade(rt.engine)
+    _upgrade(rt)
     print(f"database at revision {schema.current_revision(rt.engine)}")
     return 0
 

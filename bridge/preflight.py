@@ -20,6 +20,11 @@ class DatabaseNotReady(Exception):
     this code needs (``str()`` says what to run)."""
 
 
+class DatabaseUnreachable(DatabaseNotReady):
+    """The database did not answer (it may be down for a moment, or DATABASE_URL points
+    nowhere)."""
+
+
 def check_policy(settings: Settings) -> None:
     """``BRIDGE_POLICY``, when set, must name a policy the bridge has."""
     if not settings.default_policy:
@@ -39,12 +44,18 @@ def check_startup(settings: Settings) -> None:
     check_policy(settings)
 
 
+def unreachable(err: DBAPIError) -> str:
+    # The driver's message may quote the host and user, never the password, but keep it to
+    # the error class: the line is for a person to act on, the detail is in the database log.
+    return f"cannot reach the database (DATABASE_URL): {type(err.orig).__name__}"
+
+
 def check_schema(engine: Engine) -> None:
     """The schema is the one this code needs, or ``DatabaseNotReady`` says what to run."""
     try:
         current = schema.current_revision(engine)
     except DBAPIError as err:
-        raise DatabaseNotReady(f"cannot reach the database (DATABASE_URL): {type(err.orig).__name__}") from None
+        raise DatabaseUnreachable(unreachable(err)) from None
     head = schema.head_revision()
     if current == head:
         return

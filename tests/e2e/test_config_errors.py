@@ -109,3 +109,13 @@ def test_settings_parse_good_values():
     assert (s.stripe_tolerance_seconds, s.paddle_environment, s.metrics_enabled, s.log_format, s.log_level) == (
         600, "production", False, "json", "WARNING")
     assert s.database_url == "postgresql+psycopg://u:p@h:5432/db"
+
+
+def test_database_that_does_not_answer_is_one_line(tmp_path):
+    """Not a configuration error for sure (it may be down a moment): exit status 1, one line."""
+    env = clean_env(tmp_path, DATABASE_URL=f"postgresql://bridge:hunter2@127.0.0.1:{free_port()}/bridge")
+    for command in (["db", "upgrade"], ["tokens", "list"]):
+        proc = run([str(BIN / "bridge"), *command], env)
+        assert proc.returncode == 1, (command, proc.stderr[-2000:])
+        assert proc.stderr.strip() == "error: cannot reach the database (DATABASE_URL): OperationalError"
+        assert "hunter2" not in proc.stderr + proc.stdout

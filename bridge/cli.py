@@ -347,6 +347,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bridge.providers.registry import names as provider_names
     p = argparse.ArgumentParser(prog="bridge", description="Refund policy engine and ledger for Stripe and Paddle.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -388,17 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="stored webhook events").add_subparsers(dest="events_command", required=True)
     s = events.add_parser("replay", help="process a stored event again")
     s.add_argument("event_id")
-    s.add_argument("--provider", choices=["stripe", "paddle"])
+    s.add_argument("--provider", choices=provider_names())
     s.set_defaults(func=cmd_events_replay)
     s = events.add_parser("list", help="the newest stored events")
     s.add_argument("--status", help="received, processed, ignored, parked, failed, ...")
-    s.add_argument("--provider", choices=["stripe", "paddle"])
+    s.add_argument("--provider", choices=provider_names())
     s.add_argument("--limit", type=_positive_int, default=50)
     s.add_argument("--json", action="store_true", help="JSON for scripts")
     s.set_defaults(func=cmd_events_list)
     s = events.add_parser("show", help="one stored event and its processing jobs")
     s.add_argument("event_id")
-    s.add_argument("--provider", choices=["stripe", "paddle"])
+    s.add_argument("--provider", choices=provider_names())
     s.add_argument("--json", action="store_true", help="JSON for scripts")
     s.set_defaults(func=cmd_events_show)
 

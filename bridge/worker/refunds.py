@@ -64,7 +64,7 @@ def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
             Refund.refund_request_id == rr_id, Refund.provider_refund_id.is_(None),
             Refund.status == "pending").order_by(Refund.id)).scalars()]
     if todo:
-        push_context(order_id=todo[0].order_id)  # for this job's records; the runner undoes it
+        push_context(order_id=todo[0].call.order_id)  # for this job's records; the runner undoes it
     for planned in todo:
         provider = rt.providers[planned.provider]
         if provider.one_pending_refund_per_payment and _busy(rt, planned):

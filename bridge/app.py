@@ -38,5 +38,7 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     auth.init_app(app)   # per-IP auth failure throttle, before any /api/v1 view
+    from bridge.web import console
+    console.init_app(app, settings)  # /console/: pages with their own session, CSRF and CSP
     audit.init_app(app)  # one audit row per /api/v1 call, after the answer is known
     return app

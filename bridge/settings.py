@@ -80,6 +80,11 @@ class Settings:
     # Proxies in front of the app that append to X-Forwarded-For (a PaaS router: 1). 0 trusts
     # none: a client could otherwise pick its own address and dodge the failure limit.
     trusted_proxies: int = 0
+    # The console's session cookies are signed with this (BRIDGE_SECRET_KEY, at least 32
+    # characters; every web process must share it). Unset: a key generated once into the
+    # instance folder (fine for ``bridge serve`` on one machine, not for several dynos).
+    secret_key: Optional[str] = None
+    console_session_hours: float = 8.0
     log_level: str = "INFO"
 
     @classmethod
@@ -122,6 +127,8 @@ class Settings:
             auth_failure_limit=get_i("BRIDGE_AUTH_FAILURE_LIMIT", 10),
             auth_failure_window_seconds=get_i("BRIDGE_AUTH_FAILURE_WINDOW", 60),
             trusted_proxies=get_i("BRIDGE_TRUSTED_PROXIES", 0),
+            secret_key=env.get("BRIDGE_SECRET_KEY") or None,
+            console_session_hours=get_f("BRIDGE_CONSOLE_SESSION_HOURS", 8.0),
             log_level=env.get("BRIDGE_LOG_LEVEL") or "INFO",
         )
 

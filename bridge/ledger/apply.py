@@ -36,7 +36,8 @@ class Hooks:
 hooks = Hooks()
 
 
-def apply_parsed(rt, session: Session, parsed: ParsedEvent, now: datetime) -> None:
+def apply_parsed(rt, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
+    """Apply the event's facts; returns the primary keys of the orders it touched."""
     serialize_ledger_writes(session)
     catalog = _catalog(rt)
     touched: set[int] = set()
@@ -69,6 +70,8 @@ def apply_parsed(rt, session: Session, parsed: ParsedEvent, now: datetime) -> No
             payment = payments.apply_fee(session, ev, now)
             if payment is None:
                 raise refunds.EventParked("fee for a payment not known yet")
+            if payment.order_pk:
+                touched.add(payment.order_pk)
             if payment.fee is None and payment.balance_transaction_id:
                 enqueue(session, FETCH_FEE, str(payment.id), now,
                         dedupe_key=f"fee:stripe:{payment.balance_transaction_id}")
@@ -94,6 +97,7 @@ def apply_parsed(rt, session: Session, parsed: ParsedEvent, now: datetime) -> No
     session.flush()
     for order_pk in touched:
         orders.refresh_status(session, session.get(Order, order_pk), now)
+    return touched
 
 
 def _replay_on_order(session: Session, payment, now: datetime) -> None:

@@ -88,7 +88,7 @@ def order_story(session: Session, order: Order, now: datetime) -> Story:
         out.append({"at": rr.created_at, "kind": "request", "title": f"Refund request {rr.id}",
                     "id": rr.id, "status": rr.status, "reason": rr.reason, "requested_at": rr.requested_at,
                     # What the policy said (a review overwrites the stored outcome with its own).
-                    "items": rr.items, "policy_outcome": "review" if rr.review else d.get("outcome"),
+                    "item_ids": rr.items, "policy_outcome": "review" if rr.review else d.get("outcome"),
                     "decision": d, "policy": d.get("policy") or {"id": rr.policy_id, "version": rr.policy_version},
                     "amount": rr.refund_amount, "fee_deducted": rr.fee_deducted, "currency": rr.currency,
                     "error": {"code": rr.error_code, "detail": rr.error_detail} if rr.error_code else None})

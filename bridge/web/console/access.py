@@ -10,7 +10,7 @@ import functools
 import logging
 from dataclasses import dataclass
 
-from flask import (Flask, Response, current_app, g, redirect, render_template, request, session,
+from flask import (Flask, Response, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
@@ -103,7 +103,7 @@ def _load_user():
                 g.console_user = User(row.id, row.name, tuple(row.scopes))
         if not ok:
             session.clear()
-            g.session_ended = True
+            flash("Your session ended: its token was revoked, deleted or changed. Sign in again.")
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()  # every form post, sign-in included, carries the session's CSRF token
     return None

@@ -3,6 +3,7 @@ the fees, and the refunds and chargebacks of one currency, in major units."""
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import date
 
 import pygal
@@ -11,6 +12,8 @@ from pygal.style import Style
 from bridge.ledger.month import Day
 from bridge.domain.money import exponent
 from bridge.web.console.fmt import money, to_major
+
+_SCRIPT = re.compile(rb"<script\b.*?</script>|<script\b[^>]*/>", re.S)
 
 _STYLE = Style(
     background="#ffffff", plot_background="#ffffff", foreground="#1f2933",
@@ -46,5 +49,7 @@ def month_chart(year: int, month: int, currency: str, days: list[Day]) -> bytes:
     chart.x_labels = [str(i) for i in range(1, n + 1)]
     for name, values in series.items():
         chart.add(name, values)
-    return chart.render()
+    # pygal always embeds its tooltip script and config; an <img> never runs them, and the page
+    # serves no script at all, so they are dropped.
+    return _SCRIPT.sub(b"", chart.render())
 

@@ -161,8 +161,11 @@ def review(rr_id: str):
         return redirect(url_for("console.review_queue"), code=303)
     with rt.reads() as s:
         rows = pending(s)
+    # Shown beside the request's form, or above the queue when it has left the queue.
+    listed = any(p.request.id == rr_id for p in rows)
     return render_template("console/review.html", title="Review queue", rows=rows,
-                           errors={rr_id: error}, form={"id": rr_id, **request.form}), status
+                           errors={rr_id: error} if listed else {}, top_error=None if listed else error,
+                           form={"id": rr_id, **request.form}), status
 
 
 # -- failed work -------------------------------------------------------------------------

@@ -56,8 +56,7 @@ def sign_in():
     if request.method == "GET":
         if current_user() is not None:
             return redirect(nxt or _home(current_user()))
-        ended = g.get("session_ended")
-        return render_template("console/sign_in.html", next=nxt, ended=ended)
+        return render_template("console/sign_in.html", next=nxt)
     retry = _throttled()
     if retry is not None:
         return render_template("console/sign_in.html", next=nxt, retry=retry,

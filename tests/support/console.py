@@ -51,8 +51,8 @@ def secrets_of(rt, tokens: list[str]) -> list[str]:
 class Seeder:
     """Drives the bridge like its providers and the merchant's app do."""
 
-    def __init__(self, client, rt, drain):
-        self.client, self.rt, self.drain = client, rt, drain
+    def __init__(self, client, rt, drain, fake_stripe=None):
+        self.client, self.rt, self.drain, self.fake = client, rt, drain, fake_stripe
         self.tok = token(rt, "orders:write", "refunds:write", "read", name="merchant-app")
 
     def api(self, method, path, body=None, headers=None):
@@ -73,6 +73,8 @@ class Seeder:
     def pay(self, order_id, amount, fee, currency="usd", at=T0, charge=None):
         charge = charge or f"ch_{order_id}"
         bt = sp.balance_transaction(bt_id=f"txn_{order_id}", amount=amount, fee=fee, currency=currency, source=charge)
+        if self.fake is not None:  # the fake Stripe knows the charge, so a refund of it can run
+            self.fake.add_charge(charge, f"pi_{order_id}", amount, currency, fee, f"txn_{order_id}")
         self.stripe(sp.charge_succeeded(charge_id=charge, payment_intent_id=f"pi_{order_id}", amount=amount,
                                         currency=currency, customer=f"cus_{order_id}",
                                         metadata={"order_id": order_id}, balance_transaction=bt, created=at))

@@ -13,8 +13,9 @@ from bridge.web import audit
 from bridge.web.console import bp
 from bridge.web.console.access import CONSOLE_SCOPES, User, current_user, safe_next, sign_in as start_session
 
-FIRST_PAGE = {"month": "console.month", "review": "console.review_queue", "orders": "console.search",
-              "search": "console.search", "failed": "console.failed"}
+# Where a person lands after signing in: finance on the month, a reviewer on the queue.
+HOME_ORDER = (("month", "console.month"), ("review", "console.review_queue"), ("search", "console.search"),
+              ("failed", "console.failed"))
 
 
 def _rt():
@@ -22,7 +23,7 @@ def _rt():
 
 
 def _home(user) -> str:
-    return url_for(FIRST_PAGE[user.pages[0]])
+    return url_for(next(ep for cap, ep in HOME_ORDER if user.may(cap)))
 
 
 @bp.get("/")

@@ -11,6 +11,7 @@ from typing import Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bridge.ledger.inbox import PROCESS_EVENT
 from bridge.ledger.models import Job, OutboundMessage, WebhookEvent
 
 LIMIT = 200
@@ -22,6 +23,7 @@ class FailedWork:
     events: list[WebhookEvent]
     jobs: list[Job]
     notices: list[tuple[OutboundMessage, Optional[Job]]]
+    job_refs: dict[int, str]  # a dead job that processes an event -> "stripe event evt_..."
 
 
 def failed_work(session: Session) -> FailedWork:
@@ -34,7 +36,13 @@ def failed_work(session: Session) -> FailedWork:
                                 .order_by(OutboundMessage.created_at.desc()).limit(LIMIT)).scalars())
     by_key = {j.dedupe_key: j for j in session.execute(
         select(Job).where(Job.dedupe_key.in_([f"notice:{m.id}" for m in msgs]))).scalars()} if msgs else {}
-    return FailedWork(events, jobs, [(m, by_key.get(f"notice:{m.id}")) for m in msgs])
+    event_pks = [int(j.ref_id) for j in jobs if j.kind == PROCESS_EVENT and j.ref_id.isdigit()]
+    names = {pk: f"{prov} event {eid}" for pk, prov, eid in session.execute(
+        select(WebhookEvent.id, WebhookEvent.provider, WebhookEvent.provider_event_id)
+        .where(WebhookEvent.id.in_(event_pks)))} if event_pks else {}
+    refs = {j.id: names[int(j.ref_id)] for j in jobs
+            if j.kind == PROCESS_EVENT and j.ref_id.isdigit() and int(j.ref_id) in names}
+    return FailedWork(events, jobs, [(m, by_key.get(f"notice:{m.id}")) for m in msgs], refs)
 
 
 def stored_headers(event: WebhookEvent) -> dict:

@@ -73,8 +73,8 @@ def order_story(session: Session, order: Order, now: datetime) -> Story:
         .order_by(LedgerEntry.occurred_at.desc(), LedgerEntry.id.desc()).limit(TIMELINE_LIMIT + 1)).scalars())
     if len(entries) > TIMELINE_LIMIT:
         story.truncated, entries = True, entries[:TIMELINE_LIMIT]
-    for e in entries:
-        out.append({"at": e.occurred_at, "kind": "ledger", "title": f"Ledger: {e.kind.replace('_', ' ')}",
+    for e in reversed(entries):  # oldest first, so equal times keep the order they were posted in
+        out.append({"at": e.occurred_at, "kind": "ledger", "title": e.kind.replace("_", " ").capitalize(),
                     "ledger_kind": e.kind, "provider": e.provider, "amount": e.amount, "currency": e.currency,
                     "provider_ref": e.provider_ref})
 

@@ -116,6 +116,12 @@ def shot(page, name: str, request) -> None:
     backend = "pg" if "postgresql" in request.node.name else "sqlite"
     for label, size in (("1280", WIDE), ("390", NARROW)):
         page.set_viewport_size(size)
+        # A <picture> picks its phone-width chart on resize: wait until every image has loaded.
+        # (Polled from here: the page's CSP forbids the string evaluation wait_for_function uses.)
+        for _ in range(50):
+            page.wait_for_timeout(100)
+            if page.evaluate("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"):
+                break
         page.screenshot(path=str(SHOTS / f"{name}-{label}-{backend}.png"), full_page=True)
     page.set_viewport_size(WIDE)
 

@@ -112,7 +112,7 @@ def test_retry_a_failed_event(page, make_shop, fakes, request):
     seeder.pay("ord_y", 3000, 120)  # the payment arrives after all
     sign_in_to(page, shop, token(shop.rt, "admin", name="Ada (operator)"))
     page.get_by_role("link", name="Failed work").click()
-    card = page.locator("article", has=page.get_by_role("heading", name=re.compile(refund_event["id"])))
+    card = page.locator("article[aria-labelledby^=ev-]", has=page.get_by_role("heading", name=re.compile(refund_event["id"])))
     assert "payment not known yet" in card.inner_text()
     card.locator("summary", has_text="Stored payload").click()
     payload = card.locator("pre").inner_text()

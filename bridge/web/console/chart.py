@@ -26,7 +26,9 @@ _STYLE = Style(
 )
 
 
-def month_chart(year: int, month: int, currency: str, days: list[Day]) -> bytes:
+def month_chart(year: int, month: int, currency: str, days: list[Day], narrow: bool = False) -> bytes:
+    """One column per day: sales up, fees and money given back down (stacked, so a column is
+    wide enough to read). ``narrow`` draws it for a phone: fewer pixels, so larger text."""
     n = calendar.monthrange(year, month)[1]
     by_day = {d.day: d for d in days}
     series = {"Sales": [], "Fees": [], "Refunds and chargebacks": []}
@@ -38,13 +40,15 @@ def month_chart(year: int, month: int, currency: str, days: list[Day]) -> bytes:
                 continue
             minor = d.gross if attr == "gross" else (d.fees if attr == "fees" else d.refunds + d.chargebacks)
             series[name].append(float(to_major(minor, currency)) if minor else None)
-    chart = pygal.Bar(
-        style=_STYLE, width=960, height=360, js=(), disable_xml_declaration=False,
-        title=f"{calendar.month_name[month]} {year}, {currency}, by day (UTC)",
-        x_title="Day of the month", legend_at_bottom=True, legend_at_bottom_columns=3,
-        show_minor_x_labels=False, x_labels_major_every=5 if n > 10 else 1,
+    chart = pygal.StackedBar(
+        style=_STYLE, width=420 if narrow else 960, height=380 if narrow else 360, js=(),
+        disable_xml_declaration=False,
+        title=f"{currency} by day, {calendar.month_abbr[month]} {year} (UTC)" if narrow
+        else f"{calendar.month_name[month]} {year}, {currency}, by day (UTC)",
+        x_title="Day of the month", legend_at_bottom=True, legend_at_bottom_columns=1 if narrow else 3,
+        show_minor_x_labels=False, x_labels_major_every=7 if narrow else 5,
         value_formatter=lambda v: money(int(round(v * 10 ** exponent(currency))), currency) if v is not None else "",
-        print_values=False, margin=16, spacing=8, truncate_legend=-1,
+        print_values=False, margin=16, spacing=8, truncate_legend=-1, truncate_label=-1,
     )
     chart.x_labels = [str(i) for i in range(1, n + 1)]
     for name, values in series.items():

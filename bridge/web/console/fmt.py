@@ -61,6 +61,11 @@ def utc(value: Optional[datetime], seconds: bool = False) -> Markup:
     """``<time datetime="2026-03-01T10:00:00Z">2026-03-01 10:00 UTC</time>``."""
     if value is None:
         return Markup("&ndash;")
+    if isinstance(value, str):  # an ISO 8601 time from a JSON view
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return escape(value)
     if isinstance(value, datetime):
         value = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
         machine = value.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -56,6 +56,10 @@ def _shift(year: int, month: int, by: int) -> str:
     return f"{m // 12:04d}-{m % 12 + 1:02d}"
 
 
+def _name(month: str) -> str:
+    return datetime.strptime(month, "%Y-%m").strftime("%B %Y")
+
+
 @bp.get("/month")
 @needs("month")
 def month():
@@ -67,8 +71,10 @@ def month():
         days = month_reads.daily(s, period)
         discrepancies = rec.discrepancies(s, period, rt.clock())
         payouts = month_reads.payouts(s, period)
+    prev, nxt = _shift(year, mon, -1), _shift(year, mon, 1)
     return render_template("console/month.html", title=f"{datetime(year, mon, 1):%B %Y}",
-                           month=f"{year:04d}-{mon:02d}", prev=_shift(year, mon, -1), next=_shift(year, mon, 1),
+                           month=f"{year:04d}-{mon:02d}", prev=prev, next=nxt,
+                           prev_name=_name(prev), next_name=_name(nxt),
                            totals=totals, days=days, discrepancies=discrepancies, payouts=payouts)
 
 
@@ -92,7 +98,8 @@ def month_chart_svg():
     with _rt().reads() as s:
         days = month_reads.daily(s, _period(year, mon)).get(currency, [])
     g.console_csp = CHART_CSP
-    return Response(month_chart(year, mon, currency, days), mimetype="image/svg+xml")
+    narrow = request.args.get("size") == "narrow"
+    return Response(month_chart(year, mon, currency, days, narrow=narrow), mimetype="image/svg+xml")
 
 
 # -- orders and search -------------------------------------------------------------------
@@ -186,7 +193,7 @@ def failed():
         work = failed_work(s)
         events = [(ev, _payload(ev), stored_headers(ev)) for ev in work.events]
     return render_template("console/failed.html", title="Failed work", events=events, jobs=work.jobs,
-                           notices=work.notices, notices_configured=bool(_rt().settings.license_webhook_url))
+                           job_refs=work.job_refs, notices=work.notices, notices_configured=bool(_rt().settings.license_webhook_url))
 
 
 @bp.post("/failed/events/<int:event_pk>/retry")

@@ -146,7 +146,7 @@ class Payment(Base):
     tax: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
     fee: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)  # None = unknown
     currency: Mapped[Optional[str]] = mapped_column(String(3), nullable=True)
-    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True, index=True)
     purchase: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
     period_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
     period_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
@@ -290,6 +290,8 @@ class LedgerEntry(Base):
     effect_key: Mapped[str] = mapped_column(String(255), unique=True)
     corrects: Mapped[Optional[int]] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # An order's movements newest first (the console's order story) without scanning by time.
+    __table_args__ = (Index("ix_ledger_entries_order_pk_occurred_at", "order_pk", "occurred_at", "id"),)
 
 
 class License(Base):

@@ -21,7 +21,10 @@ from bridge.ledger.views import license_view
 # Kinds in the order they sort when two entries share a moment (cause before effect).
 _RANK = {"event": 0, "payment": 1, "ledger": 2, "request": 3, "review": 4, "refund": 5,
          "dispute": 6, "notice": 7}
-TIMELINE_LIMIT = 2000  # an order with more than this (years of renewals) shows the newest
+# The newest entries of each kind are read, then the newest of all kept: an order with years
+# of renewals would otherwise be a page of megabytes. ``limit`` raises it (up to MAX_LIMIT).
+TIMELINE_LIMIT = 300
+MAX_LIMIT = 20_000
 
 
 @dataclass
@@ -39,7 +42,8 @@ def _parse_at(value: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def order_story(session: Session, order: Order, now: datetime) -> Story:
+def order_story(session: Session, order: Order, now: datetime, limit: int = TIMELINE_LIMIT) -> Story:
+    limit = max(1, min(limit, MAX_LIMIT))
     items = list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars())
     lic_rows = list(session.execute(select(License).where(License.order_pk == order.id).order_by(License.item_id)).scalars())
     story = Story(order, items, [license_view(lic, order.order_id, now) for lic in lic_rows])
@@ -49,14 +53,16 @@ def order_story(session: Session, order: Order, now: datetime) -> Story:
         select(WebhookEvent.id, WebhookEvent.provider, WebhookEvent.provider_event_id, WebhookEvent.event_type,
                WebhookEvent.status, WebhookEvent.error, WebhookEvent.received_at, WebhookEvent.occurred_at)
         .join(EventOrder, EventOrder.event_pk == WebhookEvent.id)
-        .where(EventOrder.order_pk == order.id)).all()
+        .where(EventOrder.order_pk == order.id)
+        .order_by(WebhookEvent.id.desc()).limit(limit + 1)).all()
     for ev in events:
         out.append({"at": ev.occurred_at or ev.received_at, "kind": "event",
                     "title": f"{ev.provider.capitalize()} event {ev.event_type}", "provider": ev.provider,
                     "provider_event_id": ev.provider_event_id, "status": ev.status, "error": ev.error,
                     "received_at": ev.received_at})
 
-    pays = list(session.execute(select(Payment).where(Payment.order_pk == order.id)).scalars())
+    pays = list(session.execute(select(Payment).where(Payment.order_pk == order.id)
+                                .order_by(Payment.paid_at.desc(), Payment.id.desc()).limit(limit + 1)).scalars())
     for p in pays:
         ids = {k: v for k, v in (("transaction", p.transaction_id), ("charge", p.charge_id),
                                  ("payment intent", p.payment_intent_id), ("invoice", p.invoice_id),
@@ -70,17 +76,16 @@ def order_story(session: Session, order: Order, now: datetime) -> Story:
 
     entries = list(session.execute(
         select(LedgerEntry).where(LedgerEntry.order_pk == order.id)
-        .order_by(LedgerEntry.occurred_at.desc(), LedgerEntry.id.desc()).limit(TIMELINE_LIMIT + 1)).scalars())
-    if len(entries) > TIMELINE_LIMIT:
-        story.truncated, entries = True, entries[:TIMELINE_LIMIT]
+        .order_by(LedgerEntry.occurred_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)).scalars())
     for e in reversed(entries):  # oldest first, so equal times keep the order they were posted in
         out.append({"at": e.occurred_at, "kind": "ledger", "title": e.kind.replace("_", " ").capitalize(),
                     "ledger_kind": e.kind, "provider": e.provider, "amount": e.amount, "currency": e.currency,
                     "provider_ref": e.provider_ref})
 
-    pay_pks = [p.id for p in pays]
-    refunds = list(session.execute(select(Refund).where(Refund.payment_pk.in_(pay_pks)).order_by(Refund.id)).scalars()) \
-        if pay_pks else []
+    # Refunds of every payment of the order (not only the payments listed), newest first.
+    refunds = list(session.execute(
+        select(Refund).join(Payment, Payment.id == Refund.payment_pk).where(Payment.order_pk == order.id)
+        .order_by(Refund.id.desc()).limit(limit + 1)).scalars())
     requests = list(session.execute(select(RefundRequest).where(RefundRequest.order_pk == order.id)
                                     .order_by(RefundRequest.created_at, RefundRequest.id)).scalars())
     for rr in requests:
@@ -126,5 +131,7 @@ def order_story(session: Session, order: Order, now: datetime) -> Story:
                         ("retrying" if job is not None and job.state in ("ready", "running") else "undelivered")})
 
     out.sort(key=lambda e: (e["at"], _RANK[e["kind"]]))
+    if len(out) > limit:
+        story.truncated, out = True, out[-limit:]
     story.timeline = out
     return story

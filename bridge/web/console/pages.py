@@ -14,7 +14,7 @@ from bridge.ledger.models import RefundRequest, WebhookEvent
 from bridge.ledger.orders import get_order
 from bridge.ledger.replay import replay_event
 from bridge.ledger.search import find_orders
-from bridge.ledger.story import order_story
+from bridge.ledger.story import MAX_LIMIT, TIMELINE_LIMIT, order_story
 from bridge.services import refund_requests as rr_service
 from bridge.services.notices import resend_undelivered
 from bridge.services.review_queue import pending
@@ -113,8 +113,10 @@ def order(order_id: str):
         if o is None:
             return render_template("console/error.html", title="No such order",
                                    message=f"There is no order {order_id!r}."), 404
-        story = order_story(s, o, rt.clock())
-    return render_template("console/order.html", title=f"Order {o.order_id}", story=story, o=story.order)
+        whole = request.args.get("all") == "1"
+        story = order_story(s, o, rt.clock(), limit=MAX_LIMIT if whole else TIMELINE_LIMIT)
+    return render_template("console/order.html", title=f"Order {o.order_id}", story=story, o=story.order,
+                           whole=whole)
 
 
 @bp.get("/search")

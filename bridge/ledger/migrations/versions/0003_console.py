@@ -1,5 +1,5 @@
 """console: which orders each webhook event touched (an order's story), and the indexes the
-console's search and failed-work pages read
+console's search, failed-work and month pages read
 
 Revision ID: 0003_console
 Revises: 0002
@@ -33,9 +33,19 @@ def upgrade() -> None:
         batch_op.create_index('ix_orders_customer_email', ['customer_email'], unique=False)
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_events_status', ['status'], unique=False)
+    # Reconciliation's per-period payment queries (the month page's discrepancies).
+    with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.create_index('ix_payments_paid_at', ['paid_at'], unique=False)
+    # An order's ledger movements, newest first (the order page), by index.
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_ledger_entries_order_pk_occurred_at', ['order_pk', 'occurred_at', 'id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_ledger_entries_order_pk_occurred_at')
+    with op.batch_alter_table('payments', schema=None) as batch_op:
+        batch_op.drop_index('ix_payments_paid_at')
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_events_status')
     with op.batch_alter_table('orders', schema=None) as batch_op:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.ledger.models import (Dispute, EventOrder, Job, LedgerEntry, License, Order, OrderItem,
+from bridge.ledger.models import (ApiToken, Dispute, EventOrder, Job, LedgerEntry, License, Order, OrderItem,
                                   OutboundMessage, Payment, Refund, RefundRequest, WebhookEvent)
 from bridge.ledger.views import license_view
 
@@ -98,7 +98,13 @@ def order_story(session: Session, order: Order, now: datetime, limit: int = TIME
                     "amount": rr.refund_amount, "fee_deducted": rr.fee_deducted, "currency": rr.currency,
                     "error": {"code": rr.error_code, "detail": rr.error_detail} if rr.error_code else None})
         if rr.review:
-            rv = rr.review
+            rv = dict(rr.review)
+            # Reviews record "token:<row id>" (as the API's do): name the token for a person.
+            who = rv.get("reviewer") or ""
+            if who.startswith("token:") and who[6:].isdigit():
+                name = session.execute(select(ApiToken.name).where(ApiToken.id == int(who[6:]))).scalar_one_or_none()
+                if name:
+                    rv["reviewer"] = f"{name} ({who})"
             out.append({"at": _parse_at(rv.get("at")) or rr.updated_at, "kind": "review",
                         "title": f"Review of {rr.id}: {rv.get('outcome')}", "id": rr.id,
                         "outcome": rv.get("outcome"), "note": rv.get("note"), "reviewer": rv.get("reviewer"),

@@ -23,7 +23,7 @@ class FailedWork:
     events: list[WebhookEvent]
     jobs: list[Job]
     notices: list[tuple[OutboundMessage, Optional[Job]]]
-    job_refs: dict[int, str]  # a dead job that processes an event -> "stripe event evt_..."
+    job_refs: dict[int, str]  # a dead job that processes an event -> "stripe evt_..."
 
 
 def failed_work(session: Session) -> FailedWork:
@@ -37,7 +37,7 @@ def failed_work(session: Session) -> FailedWork:
     by_key = {j.dedupe_key: j for j in session.execute(
         select(Job).where(Job.dedupe_key.in_([f"notice:{m.id}" for m in msgs]))).scalars()} if msgs else {}
     event_pks = [int(j.ref_id) for j in jobs if j.kind == PROCESS_EVENT and j.ref_id.isdigit()]
-    names = {pk: f"{prov} event {eid}" for pk, prov, eid in session.execute(
+    names = {pk: f"{prov} {eid}" for pk, prov, eid in session.execute(
         select(WebhookEvent.id, WebhookEvent.provider, WebhookEvent.provider_event_id)
         .where(WebhookEvent.id.in_(event_pks)))} if event_pks else {}
     refs = {j.id: names[int(j.ref_id)] for j in jobs

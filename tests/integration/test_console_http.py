@@ -2,7 +2,6 @@
 session (cookie flags, expiry, a revoked token ends it), CSRF on every form, the sign-in
 throttle shared with the API, the security headers, and that no page shows a secret."""
 import re
-import time
 from html import unescape
 
 import pytest
@@ -195,10 +194,15 @@ def test_sign_out(app, runtime, shop):
 
 
 def test_session_cookie_flags_and_expiry(runtime, settings):
+    from datetime import timedelta
     from bridge.app import create_app
     from bridge.runtime import Runtime
     tok = token(runtime, "finance:read")
-    app = create_app(runtime=Runtime.build(settings.with_(console_session_hours=1 / 3600)))
+    rt = Runtime.build(settings.with_(console_session_hours=1))
+    t0 = rt.clock()
+    now = {"t": t0}
+    rt.clock = lambda: now["t"]
+    app = create_app(runtime=rt)
     client = app.test_client()
     r = sign_in(client, tok)
     cookie = r.headers["Set-Cookie"]
@@ -208,8 +212,11 @@ def test_session_cookie_flags_and_expiry(runtime, settings):
     assert "Secure" not in cookie  # plain HTTP on a laptop: a Secure cookie would never come back
     assert tok not in cookie and hash_token(tok) not in cookie
     assert client.get("/console/month").status_code == 200
-    time.sleep(2.2)  # past the one-second lifetime: the signed cookie's own timestamp expires it
-    assert client.get("/console/month").status_code == 302
+    now["t"] = t0 + timedelta(seconds=3599)
+    assert client.get("/console/month").status_code == 200
+    now["t"] = t0 + timedelta(seconds=3601)  # an hour after sign-in, however active: signed out
+    r = client.get("/console/month")
+    assert r.status_code == 302 and "expired" in client.get(r.headers["Location"]).text
     https = app.test_client()
     r = https.get("/console/sign-in", base_url="https://console.example")
     r = https.post("/console/sign-in", data={"token": tok, "csrf_token": csrf_of(r.text)},

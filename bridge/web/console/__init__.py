@@ -30,6 +30,7 @@ def init_app(app: Flask, settings) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.console_session_hours),
+        SESSION_REFRESH_EACH_REQUEST=False,  # the expiry counts from sign-in, not from the last click
         # CSRF is checked by the console blueprint alone (access.before_request), not app-wide.
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,            # the token lives as long as the session

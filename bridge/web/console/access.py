@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import (Flask, Response, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
@@ -76,11 +77,12 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
         return False
 
 
-def sign_in(row: ApiToken) -> None:
+def sign_in(row: ApiToken, now: datetime) -> None:
     session.clear()  # a fresh session (and CSRF token) for the new identity
     session.permanent = True
     session["tid"] = row.id
     session["tfp"] = fingerprint(row.token_hash)
+    session["since"] = int(now.timestamp())  # the session ends a fixed time after sign-in
 
 
 def current_user() -> User | None:
@@ -95,6 +97,14 @@ def _load_user():
     tid = session.get("tid")
     if tid is not None:
         rt = current_app.extensions["bridge"]
+        # An absolute lifetime from sign-in, however active the session has been (the cookie's
+        # own expiry and signed timestamp say the same to the browser and on every load).
+        age = rt.clock().timestamp() - float(session.get("since") or 0)
+        if not 0 <= age <= current_app.permanent_session_lifetime.total_seconds():
+            session.clear()
+            flash("Your session has expired. Sign in again.")
+            tid = None
+    if tid is not None:
         with rt.reads() as s:
             row = s.execute(select(ApiToken).where(ApiToken.id == tid)).scalar_one_or_none()
             ok = (row is not None and row.revoked_at is None and fingerprint(row.token_hash) == session.get("tfp")

@@ -70,7 +70,7 @@ def sign_in():
         msg = ("That token is not valid." if row is None else
                "That token has none of the console's scopes (finance:read, refunds:review, admin).")
         return render_template("console/sign_in.html", next=nxt, error=msg), 401
-    start_session(row)
+    start_session(row, _rt().clock())
     g.console_signed_in_id = row.id
     flash(f"Signed in as {row.name}.")
     return redirect(nxt or _home(User(row.id, row.name, tuple(row.scopes))), code=303)

@@ -145,7 +145,7 @@ def test_refused_without_a_session_and_without_a_csrf_token(page, browser, shop,
     assert _status(shop, rr_id) == "review"
     # Another browser (no cookie) gets the sign-in page for every console page.
     other = browser.new_context().new_page()
-    for path in ("/console/month", "/console/failed", f"/console/orders/ord_a"):
+    for path in ("/console/month", "/console/failed", "/console/orders/ord_a"):
         other.goto(shop.url + path)
         assert "/console/sign-in" in other.url, path
     other.context.close()

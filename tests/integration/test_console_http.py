@@ -351,3 +351,20 @@ def test_retry_of_a_failed_event_and_a_dead_job(client, runtime, shop, drain):
     with runtime.reads() as s:
         job = s.get(Job, job_id)
         assert (job.state, job.attempts) == ("ready", 0)
+
+
+def test_undelivered_notices_are_listed_with_their_body_and_resent(client, runtime, shop):
+    from bridge.ledger.models import OutboundMessage
+    sign_in(client, token(runtime, "admin"))
+    with runtime.reads() as s:
+        msgs = s.execute(select(OutboundMessage).where(OutboundMessage.delivered_at.is_(None))).scalars().all()
+    assert msgs  # written while no LICENSE_WEBHOOK_URL was set: kept in the outbox
+    m = msgs[0]
+    page = unescape(client.get("/console/failed").text)
+    assert m.license_id in page and f'"license_id": "{m.license_id}"' in page and "ended after" in page
+    r = post_form(client, f"/console/failed/notices/{m.license_id}/resend", {}, "/console/failed")
+    assert r.status_code == 303
+    with runtime.reads() as s:
+        job = s.execute(select(Job).where(Job.dedupe_key == f"notice:{m.id}")).scalar_one()
+    assert job.state == "ready"
+    assert "retrying" in client.get("/console/failed").text

@@ -43,6 +43,8 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(api.bp)
+    from bridge.web import console
+    console.init_app(app, settings)  # /console/: pages with their own session, CSRF and CSP
     audit.init_app(app)  # one audit row per /api/v1 call, after the answer is known
     request_ids.init_app(app)  # X-Request-ID, and the request id of every log record
     return app

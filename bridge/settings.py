@@ -176,6 +176,11 @@ class Settings:
     # Proxies in front of the app that append to X-Forwarded-For (a PaaS router: 1). 0 trusts
     # none: a client could otherwise pick its own address and dodge the failure limit.
     trusted_proxies: int = 0
+    # The console's session cookies are signed with this (BRIDGE_SECRET_KEY, at least 32
+    # characters; every web process must share it). Unset: a key generated once into the
+    # instance folder (fine for ``bridge serve`` on one machine, not for several dynos).
+    secret_key: Optional[str] = None
+    console_session_hours: float = 8.0
     log_level: str = "INFO"
     # "text" (one line per record) or "json" (one JSON object per line, python-json-logger).
     log_format: str = "text"
@@ -223,6 +228,8 @@ class Settings:
             auth_failure_limit=_int(env, "BRIDGE_AUTH_FAILURE_LIMIT", 10, minimum=0),
             auth_failure_window_seconds=_int(env, "BRIDGE_AUTH_FAILURE_WINDOW", 60, minimum=0),
             trusted_proxies=_int(env, "BRIDGE_TRUSTED_PROXIES", 0, minimum=0),
+            secret_key=env.get("BRIDGE_SECRET_KEY") or None,
+            console_session_hours=_float(env, "BRIDGE_CONSOLE_SESSION_HOURS", 8.0, minimum=0.01),
             log_level=level,
             log_format=_choice(env, "BRIDGE_LOG_FORMAT", "text", ("text", "json")),
             metrics_enabled=_flag(env, "BRIDGE_METRICS", True),

@@ -22,7 +22,8 @@ from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Dispute, Order, Refund
 
 
-def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> None:
+def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
+    """Apply the event's facts; returns the primary keys of the orders it touched."""
     serialize_ledger_writes(session)
     catalog = effects.catalog
     touched: set[int] = set()
@@ -47,6 +48,8 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
             payment = payments.apply_fee(session, ev, now)
             if payment is None:
                 raise refunds.EventParked("fee for a payment not known yet")
+            if payment.order_pk:
+                touched.add(payment.order_pk)
             _follow_up(effects, session, payment, "fee_reported", now)
         elif isinstance(ev, RefundUpdated):
             row = refunds.apply_refund(session, ev, now)
@@ -67,6 +70,7 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
     session.flush()
     for order_pk in touched:
         orders.refresh_status(session, session.get(Order, order_pk), now)
+    return touched
 
 
 def _follow_up(effects: LedgerEffects, session: Session, payment, after, now: datetime) -> None:

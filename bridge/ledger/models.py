@@ -45,7 +45,8 @@ class WebhookEvent(Base):
     status: Mapped[str] = mapped_column(String(16), default="received")
     processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
+    __table_args__ = (UniqueConstraint("provider", "provider_event_id"),
+                      Index("ix_webhook_events_status", "status"))  # the console's failed work
 
 
 class Job(Base):
@@ -105,7 +106,8 @@ class Order(Base):
     currency: Mapped[Optional[str]] = mapped_column(String(3), nullable=True)
     bundle: Mapped[bool] = mapped_column(Boolean, default=False)
     customer_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, index=True)
-    customer_email: Mapped[Optional[str]] = mapped_column(String(320), nullable=True)
+    # Indexed for the console's search (it looks up the address as typed and lower-cased).
+    customer_email: Mapped[Optional[str]] = mapped_column(String(320), nullable=True, index=True)
     customer_country: Mapped[Optional[str]] = mapped_column(String(2), nullable=True)
     customer_business: Mapped[bool] = mapped_column(Boolean, default=False)
     facts: Mapped[dict] = mapped_column(JSONDoc, default=dict)
@@ -144,7 +146,7 @@ class Payment(Base):
     tax: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
     fee: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)  # None = unknown
     currency: Mapped[Optional[str]] = mapped_column(String(3), nullable=True)
-    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    paid_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True, index=True)
     purchase: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
     period_start: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
     period_end: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
@@ -288,6 +290,8 @@ class LedgerEntry(Base):
     effect_key: Mapped[str] = mapped_column(String(255), unique=True)
     corrects: Mapped[Optional[int]] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # An order's movements newest first (the console's order story) without scanning by time.
+    __table_args__ = (Index("ix_ledger_entries_order_pk_occurred_at", "order_pk", "occurred_at", "id"),)
 
 
 class License(Base):
@@ -318,3 +322,12 @@ class OutboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     __table_args__ = (UniqueConstraint("license_id", "seq"),)
+
+
+class EventOrder(Base):
+    """Which orders a processed webhook event touched: the provider events of an order's story
+    in the console, found by index instead of by searching raw bodies."""
+    __tablename__ = "event_orders"
+    event_pk: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), primary_key=True)
+    order_pk: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    __table_args__ = (Index("ix_event_orders_order_pk", "order_pk"),)

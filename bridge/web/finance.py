@@ -29,6 +29,16 @@ def _day(name: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def ledger_csv(session, period: rec.Period) -> str:
+    """The period's ledger lines as CSV (also the console's month download)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["occurred_at", "provider", "kind", "amount", "currency", "order_id", "provider_ref", "effect_key"])
+    for row in rec.lines(session, period):
+        w.writerow([iso(row[0]), *row[1:]])
+    return buf.getvalue()
+
+
 @bp.get("/reconciliation")
 @require("finance:read")
 def reconciliation():
@@ -44,12 +54,7 @@ def reconciliation():
     want_csv = request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv"
     with rt.reads() as session:
         if want_csv:
-            buf = io.StringIO()
-            w = csv.writer(buf)
-            w.writerow(["occurred_at", "provider", "kind", "amount", "currency", "order_id", "provider_ref", "effect_key"])
-            for row in rec.lines(session, period):
-                w.writerow([iso(row[0]), *row[1:]])
-            return Response(buf.getvalue(), mimetype="text/csv")
+            return Response(ledger_csv(session, period), mimetype="text/csv")
         body = {"from": request.args["from"], "to": request.args["to"], "totals": rec.totals(session, period),
                 "discrepancies": rec.discrepancies(session, period, rt.clock())}
     return jsonify(body)

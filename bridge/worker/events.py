@@ -7,6 +7,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import Ignored
+from bridge.ledger import event_links
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.models import WebhookEvent
@@ -38,7 +39,8 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: Le
         return
     try:
         with session.begin_nested():
-            apply_parsed(effects, session, parsed, now)
+            touched = apply_parsed(effects, session, parsed, now)
+            event_links.link(session, event.id, touched)  # the order's story in the console
     except EventParked as err:
         # Out of order: what it refers to has not arrived. Its partial effects were rolled
         # back (savepoint); it is retried with backoff (the job's attempts bound how long it

@@ -57,7 +57,7 @@ def require(scope: str):
 def _fail(code: str, message: str) -> None:
     """Refuse an authentication: 401, or 429 once the client IP has ``auth_failure_limit``
     401s in the window. Counted from audit rows, so every gunicorn worker sees the same count."""
-    retry = _throttled_for()
+    retry = failure_throttle_seconds()
     if retry is not None:
         raise ApiError(429, "too_many_auth_failures",
                        f"too many failed authentications from this address; retry in {retry} s",
@@ -65,7 +65,7 @@ def _fail(code: str, message: str) -> None:
     raise ApiError(401, code, message, headers=_CHALLENGE)
 
 
-def _throttled_for() -> Optional[int]:
+def failure_throttle_seconds() -> Optional[int]:
     """Seconds until the client IP may fail again, or None when it is under the limit."""
     rt = current_app.extensions["bridge"]
     limit = rt.settings.auth_failure_limit

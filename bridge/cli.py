@@ -193,6 +193,28 @@ def cmd_policy_check(args) -> int:
     return code
 
 
+def _policy_lines(name: str, *args) -> int:
+    from bridge.policy import commands
+    from bridge.settings import Settings
+    settings = Settings.from_env()
+    code, lines = getattr(commands, name)(*args, settings.config_dir / "policies")
+    for line in lines:
+        print(line)
+    return code
+
+
+def cmd_policy_test(args) -> int:
+    return _policy_lines("test", args.ids)
+
+
+def cmd_policy_explain(args) -> int:
+    return _policy_lines("explain", args.id)
+
+
+def cmd_policy_lock(args) -> int:
+    return _policy_lines("lock")
+
+
 def cmd_policy_evaluate(args) -> int:
     from bridge.policy.commands import evaluate_file
     from bridge.policy import PolicyFileError, PolicyInputError
@@ -379,9 +401,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_tokens_revoke)
 
     policy = sub.add_parser("policy", help="refund policies").add_subparsers(dest="policy_command", required=True)
-    s = policy.add_parser("check", help="validate policy files")
+    s = policy.add_parser("check", help="validate policy files, run their cases, compare versions.lock")
     s.add_argument("file", nargs="?")
     s.set_defaults(func=cmd_policy_check)
+    s = policy.add_parser("test", help="run the cases beside the policies (<id>.cases.toml) as a table")
+    s.add_argument("ids", nargs="*", metavar="ID")
+    s.set_defaults(func=cmd_policy_test)
+    s = policy.add_parser("explain", help="print a policy as a person reads it")
+    s.add_argument("id")
+    s.set_defaults(func=cmd_policy_explain)
+    s = policy.add_parser("lock", help="record each policy version's sha256 in versions.lock")
+    s.set_defaults(func=cmd_policy_lock)
     s = policy.add_parser("evaluate", help="decide a hypothetical request from a JSON file")
     s.add_argument("file")
     s.set_defaults(func=cmd_policy_evaluate)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+
+from bridge.ledger.inbox import PROCESS_EVENT
 
 from bridge.ledger.models import Job
 from tests.conftest import test_settings
@@ -17,7 +19,13 @@ from tests.support.harness import Shop
 
 
 def run_for(shop, seconds: float) -> None:
-    """Let the worker run (and retry) for a while."""
+    """Let the worker apply every stored event, then run (and retry notices) for a while. The
+    events come first: on a loaded machine a fixed time alone may not cover them."""
+    def events_pending() -> int:
+        with shop.rt.reads() as s:
+            return s.scalar(select(func.count()).select_from(Job).where(
+                Job.kind == PROCESS_EVENT, Job.state.in_(("ready", "running"))))
+    shop.drain(until=lambda: events_pending() == 0, timeout=60)
     end = time.monotonic() + seconds
     shop.drain(until=lambda: time.monotonic() >= end, timeout=seconds + 30)
 

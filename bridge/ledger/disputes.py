@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import DisputeUpdated
 from bridge.domain.states import DISPUTE_RANK, newer
-from bridge.ledger import entries
+from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute
 from bridge.ledger.payments import find_payment
 from bridge.ledger.refunds import EventParked
@@ -27,7 +27,14 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
                            payment_intent_id=ev.payment_intent_id)
     if payment is None:
         raise EventParked(f"dispute {ev.provider_dispute_id}: payment not known yet")
+    if not payment.captured or payment.amount is None:
+        raise EventParked(f"dispute {ev.provider_dispute_id}: amount of payment not known yet")
     row = get_dispute(session, ev.provider, ev.provider_dispute_id)
+    holds.check_within(session, payment, holds.disputable(session, payment, row.id if row else None),
+                       {"amount": ev.amount, "funds withdrawn": ev.funds_withdrawn}, ev.currency,
+                       f"dispute {ev.provider_dispute_id}")
+    if ev.fee is not None and ev.fee < 0:
+        raise holds.AmountHeld(holds.NEGATIVE_FEE, f"dispute {ev.provider_dispute_id}: fee {ev.fee} is negative")
     before = row.status if row else None
     if row is None:
         row = Dispute(provider=ev.provider, provider_dispute_id=ev.provider_dispute_id, payment_pk=payment.id,
@@ -57,18 +64,21 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
     key = f"{row.provider}:{row.provider_dispute_id}"
     common = dict(provider=row.provider, currency=row.currency, now=now, order_pk=payment.order_pk,
                   payment_pk=payment.id, provider_ref=row.provider_dispute_id)
+    # The record keeps the largest figure any event reported, and the ledger follows the
+    # record: a figure that grew after it was booked is booked as a correcting entry of the
+    # difference (``settle``), never by changing the entry already written (append-only).
     if ev.funds_withdrawn:
         row.funds_withdrawn = max(row.funds_withdrawn, ev.funds_withdrawn)
-        entries.post(session, kind="chargeback", magnitude=ev.funds_withdrawn, occurred_at=ev.occurred_at,
-                     effect_key=f"chargeback:{key}", **common)
+        entries.settle(session, kind="chargeback", magnitude=row.funds_withdrawn, occurred_at=ev.occurred_at,
+                       effect_key=f"chargeback:{key}", **common)
     if ev.fee:
         row.fee = max(row.fee, ev.fee)
-        entries.post(session, kind="chargeback_fee", magnitude=ev.fee, occurred_at=ev.occurred_at,
-                     effect_key=f"chargeback_fee:{key}", **common)
+        entries.settle(session, kind="chargeback_fee", magnitude=row.fee, occurred_at=ev.occurred_at,
+                       effect_key=f"chargeback_fee:{key}", **common)
     if ev.funds_reinstated:
         row.funds_reinstated = max(row.funds_reinstated, ev.funds_reinstated)
-        entries.post(session, kind="chargeback_reversal", magnitude=ev.funds_reinstated,
-                     occurred_at=ev.occurred_at, effect_key=f"chargeback_reversal:{key}", **common)
+        entries.settle(session, kind="chargeback_reversal", magnitude=row.funds_reinstated,
+                       occurred_at=ev.occurred_at, effect_key=f"chargeback_reversal:{key}", **common)
     if ev.fee_reinstated:
         entries.post(session, kind="chargeback_fee_reversal", magnitude=ev.fee_reinstated,
                      occurred_at=ev.occurred_at, effect_key=f"chargeback_fee_reversal:{key}", **common)

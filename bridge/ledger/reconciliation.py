@@ -13,6 +13,7 @@ from typing import Iterator, Optional
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from bridge.ledger.holds import EXCEEDS_CAPTURED, HOLD_KINDS
 from bridge.ledger.models import Job, LedgerEntry, Order, OrderItem, Payment, Refund, WebhookEvent
 
 # A refund the provider has not confirmed after this long is a discrepancy (mittrik promises
@@ -118,6 +119,14 @@ def discrepancies(session: Session, period: Period, now: datetime) -> list[dict]
     for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status.in_(("failed", "parked")),
                                                          *prov(WebhookEvent.provider))).scalars():
         add("event_failed", None, ev.provider, f"event {ev.provider_event_id} ({ev.event_type}) {ev.status}: {ev.error}")
+    # Events whose amounts cannot be true, held unapplied (bridge/ledger/holds.py): the kind is
+    # the hold's (amount_exceeds_captured, negative_fee, currency_mismatch).
+    for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status == "held",
+                                                         *prov(WebhookEvent.provider))).scalars():
+        kind, _, detail = (ev.error or "").partition(": ")
+        if kind not in HOLD_KINDS:
+            kind, detail = EXCEEDS_CAPTURED, ev.error or ""
+        add(kind, ev.order_ref, ev.provider, f"event {ev.provider_event_id} ({ev.event_type}) held: {detail}")
     for job in session.execute(select(Job).where(Job.state == "dead")).scalars():
         add("event_failed", None, None, f"job {job.kind} {job.ref_id} dead after {job.attempts} attempts: {job.last_error}")
     return out

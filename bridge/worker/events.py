@@ -8,11 +8,13 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import Ignored
 from bridge.ledger.apply import apply_parsed
+from bridge.ledger.holds import AmountHeld
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
 from bridge.providers import paddle_events, stripe_events
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
+from bridge.worker.errors import permanent_reason, printable
 from bridge.worker.queue import ClaimedJob
 from bridge.worker.runner import Reschedule
 
@@ -30,9 +32,13 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         parsed = PARSERS[event.provider](json.loads(event.body))
     except PayloadError as err:
         # Retrying cannot fix a payload: record it, visible to finance as event_failed.
-        event.status, event.error, event.processed_at = "failed", str(err)[:2000], now
-        log.warning("%s event %s failed to parse: %s", event.provider, event.provider_event_id, err)
+        event.status, event.error, event.processed_at = "failed", printable(str(err)), now
+        log.warning("%s event %s failed to parse: %s", event.provider, event.provider_event_id, printable(str(err)))
         return
+    except Exception as err:
+        if permanent_reason(err) is None:
+            raise
+        return _fail(event, permanent_reason(err), now)
     if all(isinstance(e, Ignored) for e in parsed.events):
         event.status, event.processed_at = "ignored", now
         log.info("%s event %s (%s) ignored", event.provider, event.provider_event_id, event.event_type)
@@ -47,5 +53,22 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         event.status, event.error = "parked", str(err)[:2000]
         log.info("%s event %s parked: %s", event.provider, event.provider_event_id, err)
         return Reschedule(f"parked: {err}")
+    except AmountHeld as held:
+        # An amount no real payment can have: its effects were rolled back (savepoint), so
+        # nothing is booked and no license or notice moved; finance sees it as a discrepancy.
+        event.status, event.error, event.processed_at = "held", printable(str(held)), now
+        event.order_ref = printable(held.order_id, 255) if held.order_id else None
+        log.warning("%s event %s held: %s", event.provider, event.provider_event_id, printable(str(held)))
+        return
+    except Exception as err:
+        if permanent_reason(err) is None:
+            raise
+        return _fail(event, permanent_reason(err), now)
     event.status, event.processed_at, event.error = "processed", now, None
     log.info("%s event %s (%s) processed", event.provider, event.provider_event_id, event.event_type)
+
+
+def _fail(event: WebhookEvent, reason: str, now) -> None:
+    """Content that can never be processed: failed at once, not retried for an hour."""
+    event.status, event.error, event.processed_at = "failed", printable(reason), now
+    log.warning("%s event %s failed: %s", event.provider, printable(event.provider_event_id, 255), printable(reason))

@@ -186,6 +186,8 @@ class Payment(Base):
     # from then on amount and paid_at come from such events only.
     captured: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="succeeded")
+    # Why the payment could not be matched to an order (an order reference that is no valid id).
+    match_note: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     __table_args__ = (

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import FeeReported, PaymentSucceeded
+from bridge.domain.ids import id_problem, printable
 from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute, Job, LedgerEntry, Order, OrderItem, Payment, PaymentItem, Refund
 
@@ -83,11 +84,18 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
     for f, v in ids.items():
         if v and getattr(payment, f) is None:
             setattr(payment, f, v)
-    for f in ("subscription_id", "balance_transaction_id", "customer_ref", "order_ref", "period_start",
-              "period_end", "tax"):
+    for f in ("subscription_id", "balance_transaction_id", "customer_ref", "period_start", "period_end", "tax"):
         v = getattr(ev, f)
         if v is not None and getattr(payment, f) is None:
             setattr(payment, f, v)
+    if ev.order_ref is not None and payment.order_ref is None:
+        problem = id_problem(ev.order_ref)
+        if problem is None:
+            payment.order_ref = ev.order_ref
+        elif payment.order_pk is None:
+            # Not an id an order could have (the API would refuse it with a 422): the payment
+            # is kept unmatched, and finance sees why.
+            payment.match_note = printable(f"order reference {printable(ev.order_ref, 60)!r} refused: {problem}", 255)
     # Order-independent merges: amount and paid_at from the money events once any is seen
     # (the earliest of them), else from the descriptive ones; "renewal" wins over "initial".
     if _is_money_event(ev):

@@ -86,7 +86,8 @@ def discrepancies(session: Session, period: Period, now: datetime) -> list[dict]
     for p in session.execute(select(Payment).where(Payment.order_pk.is_(None), Payment.captured.is_(True),
                                                    *in_period(Payment.paid_at), *prov(Payment.provider))).scalars():
         ref = p.transaction_id or p.charge_id or p.payment_intent_id
-        add("unmatched_payment", p.order_ref, p.provider, f"payment {ref} of {p.amount} {p.currency} matches no order")
+        add("unmatched_payment", p.order_ref, p.provider, f"payment {ref} of {p.amount} {p.currency} matches no order"
+            + (f" ({p.match_note})" if p.match_note else ""))
     refund_q = (select(Refund, Order.order_id).join(Payment, Payment.id == Refund.payment_pk)
                 .outerjoin(Order, Order.id == Payment.order_pk))
     for r, order_id in session.execute(refund_q.where(Refund.refund_request_id.is_(None), Refund.status == "succeeded",

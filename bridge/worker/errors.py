@@ -16,6 +16,8 @@ from typing import Optional
 
 from sqlalchemy import exc as sa_exc
 
+from bridge.domain.ids import printable  # noqa: F401 - re-exported for the worker
+
 
 def permanent_reason(err: BaseException) -> Optional[str]:
     """A short reason when ``err`` is a property of the event's content, else None."""
@@ -34,10 +36,3 @@ def permanent_reason(err: BaseException) -> Optional[str]:
     if isinstance(err, ValueError) and "Exceeds the limit" in str(err) and "integer string" in str(err):
         return "a number in the body has too many digits"
     return None
-
-
-def printable(text: str, limit: int = 2000) -> str:
-    """``text`` safe to store and log: surrogates and control characters escaped, bounded."""
-    out = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    out = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in out)
-    return out[:limit]

@@ -188,7 +188,8 @@ def test_a_webhook_payment_in_zzz_is_kept_reported_and_not_booked(client, runtim
     (lambda o: o.update(amount=10**30, amount_captured=10**30), "amount_captured"),
     (lambda o: o["balance_transaction"].update(fee=2**63), "balance_transaction.fee"),
     (lambda o: o.update(amount_captured="9" * 5000), "amount_captured"),
-    (lambda o: o["metadata"].update(order_id="ord\ud800"), "surrogate"),
+    (lambda o: (o.update(receipt_email="a\ud800@example.com"),
+                (o.get("billing_details") or {}).update(email="a\ud800@example.com")), "surrogate"),
 ])
 def test_content_that_can_never_be_processed_fails_at_once(client, runtime, worker, mutate, reason):
     """Before: twelve retries over an hour (an OverflowError, a DataError, a UnicodeEncodeError
@@ -206,3 +207,31 @@ def test_content_that_can_never_be_processed_fails_at_once(client, runtime, work
     assert reason in ev.error
     assert rows(runtime, select(Job.attempts, Job.state).where(Job.ref_id == str(ev.id))) == [(1, "done")]
     assert ledger(runtime) == []
+
+
+# --- order ids from webhooks (item 14) -----------------------------------------------------------------
+
+@pytest.mark.parametrize("provider", ["stripe", "paddle"])
+@pytest.mark.parametrize("order_ref,why", [("ord\ud800", "printable"), ("o" * 300, "at most 255"),
+                                           ("ord\x00x", "printable"), ("ord\u200bx", "printable")])
+def test_a_payment_whose_order_id_is_not_a_valid_id_is_kept_unmatched_with_the_reason(
+        client, runtime, worker, provider, order_ref, why):
+    """Before: an order was created with that id (or the event failed at the database and was
+    retried for an hour, its money never booked)."""
+    if provider == "stripe":
+        payload = sp.charge_succeeded(event_id="evt_oid", charge_id="ch_o", payment_intent_id="pi_o", amount=4900,
+                                      metadata={"order_id": order_ref}, balance_transaction=None, created=T0)
+    else:
+        payload = pp.transaction_completed(event_id="evt_oid", txn_id="txn_o", custom_data={"order_id": order_ref},
+                                           items=[{"price_id": "pri_o", "amount": 4900}], fee=None,
+                                           occurred_at="2026-03-01T10:00:00Z")
+    send(client, provider, payload)
+    worker.drain()
+    ev = event_of(runtime, "evt_oid")
+    assert ev.status == "processed", ev.error
+    from bridge.ledger.models import Order
+    assert rows(runtime, select(func.count()).select_from(Order)) == [(0,)]
+    assert rows(runtime, select(Payment.order_pk, Payment.order_ref)) == [(None, None)]
+    assert [e[:2] for e in ledger(runtime)] == [("sale", 4900)]
+    found = [d for d in discrepancies(runtime) if d["kind"] == "unmatched_payment"]
+    assert len(found) == 1 and why in found[0]["detail"] and "\ud800" not in found[0]["detail"]

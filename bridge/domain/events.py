@@ -85,7 +85,9 @@ class RefundUpdated:
     provider_refund_id: Optional[str]  # re_... / adj_...; None for a charge.refunded without list
     amount: int
     currency: str
-    status: str                       # pending | succeeded | failed | canceled
+    # pending | succeeded | failed | canceled; None: the provider sent a status the bridge does
+    # not know (the refund's state stays where it was; the event notes the raw value).
+    status: Optional[str]
     transaction_id: Optional[str] = None
     charge_id: Optional[str] = None
     payment_intent_id: Optional[str] = None
@@ -102,14 +104,17 @@ class DisputeUpdated:
     """A chargeback case. Stripe: charge.dispute.*; Paddle: chargeback* adjustments.
 
     ``status`` is ours: ``warning`` (inquiry / chargeback_warning), ``open``,
-    ``won``, ``lost``. ``funds_withdrawn``/``funds_reinstated`` report money moved by this event.
+    ``won``, ``lost``; None when the provider sent a status the bridge does not know (a new
+    Stripe status such as ``prevented``): the case's state stays where it was, its money is
+    still booked, and the event notes the raw value. ``funds_withdrawn``/``funds_reinstated``
+    report money moved by this event.
     """
     provider: str
     occurred_at: datetime
     provider_dispute_id: str
     amount: int
     currency: str
-    status: str
+    status: Optional[str]
     reason: Optional[str] = None
     transaction_id: Optional[str] = None
     charge_id: Optional[str] = None
@@ -141,6 +146,10 @@ class Ignored:
     occurred_at: Optional[datetime]
     event_type: str
     why: str = "unhandled event type"
+    # A value of a provider enum the bridge does not know (``data.object.status='prevented'``,
+    # a new Paddle adjustment action): kept as a note on the event, which finance sees as an
+    # ``unknown_provider_value`` discrepancy; never a parse failure.
+    unknown_value: Optional[str] = None
 
 
 NeutralEvent = Union[PaymentSucceeded, FeeReported, RefundUpdated, DisputeUpdated,

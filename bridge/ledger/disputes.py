@@ -2,7 +2,7 @@
 case, moved only forward in provider time, with chargeback, fee and reversal entries."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import select
@@ -14,6 +14,9 @@ from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute
 from bridge.ledger.payments import find_payment
 from bridge.ledger.refunds import EventParked
+
+# status_at of a case known only from statuses the bridge cannot map: before any real time.
+NO_STATUS_YET = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def get_dispute(session: Session, provider: str, provider_dispute_id: str) -> Optional[Dispute]:
@@ -36,7 +39,18 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
     if ev.fee is not None and ev.fee < 0:
         raise holds.AmountHeld(holds.NEGATIVE_FEE, f"dispute {ev.provider_dispute_id}: fee {ev.fee} is negative")
     before = row.status if row else None
-    if row is None:
+    if row is None and ev.status is None:
+        # First seen with a status the bridge does not know: a case exists (money may have
+        # moved), its state is the least it can be, dated so that any known status overrides.
+        row = Dispute(provider=ev.provider, provider_dispute_id=ev.provider_dispute_id, payment_pk=payment.id,
+                      order_pk=payment.order_pk, amount=ev.amount, currency=ev.currency, reason=ev.reason,
+                      status="open" if ev.funds_withdrawn else "warning", provider_status=None,
+                      status_at=NO_STATUS_YET, evidence_due_by=ev.evidence_due_by, funds_withdrawn=0,
+                      funds_reinstated=0, fee=0, transaction_id=ev.transaction_id, charge_id=ev.charge_id,
+                      payment_intent_id=ev.payment_intent_id, opened_at=ev.occurred_at, created_at=now,
+                      updated_at=now)
+        session.add(row)
+    elif row is None:
         row = Dispute(provider=ev.provider, provider_dispute_id=ev.provider_dispute_id, payment_pk=payment.id,
                       order_pk=payment.order_pk, amount=ev.amount, currency=ev.currency, reason=ev.reason,
                       status=ev.status, provider_status=ev.provider_status, status_at=ev.occurred_at,
@@ -45,7 +59,8 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
                       payment_intent_id=ev.payment_intent_id, opened_at=ev.occurred_at, created_at=now,
                       updated_at=now)
         session.add(row)
-    elif newer(ev.occurred_at, DISPUTE_RANK[ev.status], row.status_at, DISPUTE_RANK[row.status]):
+    elif ev.status is not None and newer(ev.occurred_at, DISPUTE_RANK[ev.status], row.status_at,
+                                         DISPUTE_RANK[row.status]):
         row.status, row.provider_status, row.status_at = ev.status, ev.provider_status, ev.occurred_at
         # The disputed amount as of the latest status (a chargeback may be for less than the
         # warning announced), not as of whichever event happened to arrive first.

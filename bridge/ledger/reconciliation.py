@@ -120,6 +120,13 @@ def discrepancies(session: Session, period: Period, now: datetime) -> list[dict]
     for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status.in_(("failed", "parked")),
                                                          *prov(WebhookEvent.provider))).scalars():
         add("event_failed", None, ev.provider, f"event {ev.provider_event_id} ({ev.event_type}) {ev.status}: {ev.error}")
+    # Events that carried a provider value the bridge does not know (a new dispute status, a
+    # new adjustment action): applied as far as it could, the value kept for a person to map.
+    for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status.in_(("processed", "ignored")),
+                                                         WebhookEvent.error.like("unknown provider value:%"),
+                                                         *prov(WebhookEvent.provider))).scalars():
+        add("unknown_provider_value", ev.order_ref, ev.provider,
+            f"event {ev.provider_event_id} ({ev.event_type}): {ev.error}")
     # Events whose amounts cannot be true, held unapplied (bridge/ledger/holds.py): the kind is
     # the hold's (amount_exceeds_captured, negative_fee, currency_mismatch).
     for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status == "held",

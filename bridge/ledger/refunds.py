@@ -53,8 +53,9 @@ def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional
         row = ours
         row.provider_refund_id = ev.provider_refund_id
     if row is None:
+        # A refund first seen with a status the bridge does not know waits as pending.
         row = Refund(provider=ev.provider, provider_refund_id=ev.provider_refund_id, payment_pk=payment.id,
-                     amount=ev.amount, currency=ev.currency, status=ev.status, status_at=None,
+                     amount=ev.amount, currency=ev.currency, status=ev.status or "pending", status_at=None,
                      items=[{"provider_item_id": i.provider_item_id, "amount": i.amount} for i in ev.items],
                      created_at=now, updated_at=now)
         session.add(row)
@@ -68,7 +69,8 @@ def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional
     row.reason = row.reason or ev.reason
     if ev.items and not row.items:
         row.items = [{"provider_item_id": i.provider_item_id, "amount": i.amount} for i in ev.items]
-    if newer(ev.occurred_at, REFUND_RANK[ev.status], row.status_at, REFUND_RANK.get(row.status, 0)):
+    if ev.status is not None and newer(ev.occurred_at, REFUND_RANK[ev.status], row.status_at,
+                                       REFUND_RANK.get(row.status, 0)):
         row.status, row.status_at = ev.status, ev.occurred_at
         row.failure_reason = ev.failure_reason if ev.status in ("failed", "canceled") else row.failure_reason
         row.amount = ev.amount or row.amount

@@ -39,8 +39,10 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         if permanent_reason(err) is None:
             raise
         return _fail(event, permanent_reason(err), now)
+    unknown = [e.unknown_value for e in parsed.events if isinstance(e, Ignored) and e.unknown_value]
+    note = printable("unknown provider value: " + "; ".join(unknown)) if unknown else None
     if all(isinstance(e, Ignored) for e in parsed.events):
-        event.status, event.processed_at = "ignored", now
+        event.status, event.processed_at, event.error = "ignored", now, note
         log.info("%s event %s (%s) ignored", event.provider, event.provider_event_id, event.event_type)
         return
     try:
@@ -64,7 +66,7 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         if permanent_reason(err) is None:
             raise
         return _fail(event, permanent_reason(err), now)
-    event.status, event.processed_at, event.error = "processed", now, None
+    event.status, event.processed_at, event.error = "processed", now, note
     log.info("%s event %s (%s) processed", event.provider, event.provider_event_id, event.event_type)
 
 

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import DBAPIError
 
+from bridge.domain.ids import printable
 from bridge.ledger.inbox import Delivery
 from bridge.providers.signatures import SignatureError, verify_paddle, verify_stripe
 from bridge.runtime import Runtime
@@ -53,6 +54,15 @@ def _error(status: int, code: str, message: str, headers: Optional[dict] = None)
                   headers or {})
 
 
+def _utc(value: datetime) -> Optional[datetime]:
+    """``value`` in UTC, or None when it has no UTC form (``9999-12-31T23:59:59-05:00`` is in
+    year 10000 in UTC): intake keeps the bytes and the worker reports the payload."""
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+
+
 def _envelope_stripe(doc: dict) -> tuple[object, object, Optional[datetime]]:
     created = doc.get("created")
     occurred = None
@@ -69,6 +79,7 @@ def _envelope_paddle(doc: dict) -> tuple[object, object, Optional[datetime]]:
             occurred = datetime.fromisoformat(raw.replace("Z", "+00:00"))
             if occurred.tzinfo is None:
                 occurred = occurred.replace(tzinfo=timezone.utc)
+            occurred = _utc(occurred)
         except ValueError:
             occurred = None  # the worker reports a malformed payload; intake keeps the bytes
     return doc.get("event_id"), doc.get("event_type"), occurred
@@ -126,6 +137,13 @@ def receive(rt: Runtime, provider: _Provider, body: bytes, environ: dict) -> Ans
         return _error(400, "invalid_event", "the event has no id")
     if not isinstance(event_type, str) or not event_type or len(event_type) > 128:
         return _error(400, "invalid_event", "the event has no type")
+    # A signed event is genuine even when its id or type holds what no database can store (a
+    # lone UTF-16 surrogate) or no log should show (control characters): it is stored under
+    # the escaped form (``\ud800``), the same for every retry of it, so it is deduplicated,
+    # acknowledged and then judged by the worker, instead of a 500 retried for three days.
+    event_id, event_type = printable(event_id, 1000), printable(event_type, 1000)
+    if len(event_id) > 255 or len(event_type) > 128:
+        return _error(400, "invalid_event", "the event id or type is too long")
     headers = {h: environ[k] for h, k in _KEPT_HEADERS if k in environ}
     delivery = Delivery(provider.name, event_id, event_type, body, headers, occurred_at)
     try:
@@ -154,7 +172,14 @@ class IntakeFastPath:
             return self.wsgi_app(environ, start_response)
         length = environ.get("CONTENT_LENGTH", "")
         ctype = environ.get("CONTENT_TYPE", "")
-        if (not length.isdigit() or int(length) > self.limit
+        if length and not (length.isascii() and length.isdigit()):
+            # "²" passes str.isdigit() and then fails int(): it was converted outside the error
+            # handling below (a bare HTML 500). Not a length at all: a 400 naming it.
+            answer = _error(400, "bad_request", "Content-Length is not a number")
+            start_response(_STATUS[400], [("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(answer.body)))])
+            return [answer.body]
+        if (not length or int(length) > self.limit
                 or ctype.split(";", 1)[0].strip().lower() != "application/json"
                 or "HTTP_TRANSFER_ENCODING" in environ):
             return self.wsgi_app(environ, start_response)

@@ -17,6 +17,7 @@ refund job) branches on three error classes, which say what it may do next:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Optional
 
 STRIPE = "stripe"
@@ -45,6 +46,11 @@ class RefundResult:
     payment_id: Optional[str] = None      # Stripe charge id / Paddle transaction id
     request_id: Optional[str] = None      # our refund-request id, when the provider object carries it
     failure_reason: Optional[str] = None  # Stripe failure_reason, when failed
+    # The provider's own time of this state (Stripe: the refund's ``created``; Paddle: the
+    # adjustment's ``updated_at``, else ``created_at``), aware UTC. A refund confirmed by
+    # polling is dated by it, never by the poll: the ledger month must not depend on when the
+    # bridge happened to ask.
+    status_at: Optional[datetime] = None
 
 
 class ProviderError(Exception):

@@ -32,6 +32,7 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 from urllib.parse import urlparse
 
@@ -156,7 +157,17 @@ def _refund_result(adjustment: Any) -> RefundResult:
         raw_status=raw_status,
         payment_id=adjustment.transaction_id,
         request_id=request_id_from_reason(adjustment.reason),
+        status_at=_aware(getattr(adjustment, "updated_at", None) or getattr(adjustment, "created_at", None)),
     )
+
+
+def _aware(value: Any) -> Optional[datetime]:
+    if not isinstance(value, datetime):
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
 
 
 class PaddleApi:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
 import stripe
@@ -128,7 +129,14 @@ def _refund_result(obj: Any) -> RefundResult:
         payment_id=charge,
         request_id=metadata.get(REQUEST_ID_METADATA_KEY),
         failure_reason=refund.get("failure_reason"),
+        status_at=_unix(refund.get("created")),
     )
+
+
+def _unix(value: Any) -> Optional[datetime]:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 253_402_300_800:
+        return None
+    return datetime.fromtimestamp(value, tz=timezone.utc)
 
 
 class StripeApi:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import ParsedEvent, PaymentSucceeded, RefundUpdated
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.holds import AmountHeld
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, PaymentItem, Refund, RefundRequest
 from bridge.ledger.refunds import apply_refund
@@ -140,10 +141,13 @@ def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResu
                                                Refund.provider_refund_id == result.provider_refund_id)).scalar_one_or_none()
         if other is not None and other.id != row.id:
             # The provider's webhook got here first and recorded the refund on its own row.
-            other.refund_request_id = rr_id
-            other.items = row.items
-            other.submitted_at = row.submitted_at
+            # Our planned row goes first: (refund request, payment) is unique.
+            items, submitted_at = row.items, row.submitted_at
             s.delete(row)
+            s.flush()
+            other.refund_request_id = rr_id
+            other.items = items
+            other.submitted_at = submitted_at
             row = other
         else:
             row.provider_refund_id = result.provider_refund_id
@@ -183,16 +187,25 @@ def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         else:
             res = next((r for r in paddle_api(rt).list_refund_adjustments(txn) if r.provider_refund_id == refund_id), None)
         if res is not None and res.status != "pending":
-            results.append(RefundUpdated(provider=provider, occurred_at=now, provider_refund_id=refund_id,
+            # Dated by the provider's time of the refund, not by this poll (a refund approved
+            # on the 31st and polled on the 1st belongs to the month it happened in).
+            results.append(RefundUpdated(provider=provider, occurred_at=res.status_at or now,
+                                         provider_refund_id=refund_id,
                                          amount=res.amount, currency=res.currency, status=res.status,
                                          transaction_id=txn, charge_id=charge, payment_intent_id=pi,
                                          failure_reason=res.failure_reason, refund_request_id=job.ref_id))
     from bridge.ledger.apply import hooks
     serialize_ledger_writes(session)
     for ev in results:
-        row = apply_refund(session, ev, now)
-        if row is not None and hooks.on_refund:
-            hooks.on_refund(session, row, now)
+        try:
+            with session.begin_nested():
+                row = apply_refund(session, ev, now)
+                if row is not None and hooks.on_refund:
+                    hooks.on_refund(session, row, now)
+        except AmountHeld as held:
+            # The provider reports an amount that cannot be true: not booked; the refund stays
+            # unconfirmed, which finance sees (refund_unconfirmed), and the log says why.
+            log.error("refund request %s: %s refund %s held: %s", job.ref_id, ev.provider, ev.provider_refund_id, held)
     if len(results) < len(pending) and all(now - (p[5] or now) < POLL_FOR for p in pending):
         # Keep what was confirmed (this job commits) and look again later for the rest; past
         # POLL_FOR the refund is left to finance as refund_unconfirmed.

@@ -127,6 +127,10 @@ class DisputeUpdated:
     # A dispute fee given back with a reinstatement (Stripe ``dispute_reversal`` balance
     # transaction with a negative fee), as a positive amount; ``fee`` is only ever a fee charged.
     fee_reinstated: Optional[int] = None
+    # The provider's times of the money movements (Stripe: the balance transactions'
+    # ``created``), so that the ledger dates them the same whichever event reported them first.
+    withdrawn_at: Optional[datetime] = None
+    reinstated_at: Optional[datetime] = None
 
 
 @dataclass(frozen=True)

@@ -84,17 +84,19 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
     # difference (``settle``), never by changing the entry already written (append-only).
     if ev.funds_withdrawn:
         row.funds_withdrawn = max(row.funds_withdrawn, ev.funds_withdrawn)
-        entries.settle(session, kind="chargeback", magnitude=row.funds_withdrawn, occurred_at=ev.occurred_at,
-                       effect_key=f"chargeback:{key}", **common)
+        entries.settle(session, kind="chargeback", magnitude=row.funds_withdrawn,
+                       occurred_at=ev.withdrawn_at or ev.occurred_at, effect_key=f"chargeback:{key}", **common)
     if ev.fee:
         row.fee = max(row.fee, ev.fee)
-        entries.settle(session, kind="chargeback_fee", magnitude=row.fee, occurred_at=ev.occurred_at,
+        entries.settle(session, kind="chargeback_fee", magnitude=row.fee, occurred_at=ev.withdrawn_at or ev.occurred_at,
                        effect_key=f"chargeback_fee:{key}", **common)
     if ev.funds_reinstated:
         row.funds_reinstated = max(row.funds_reinstated, ev.funds_reinstated)
         entries.settle(session, kind="chargeback_reversal", magnitude=row.funds_reinstated,
-                       occurred_at=ev.occurred_at, effect_key=f"chargeback_reversal:{key}", **common)
+                       occurred_at=ev.reinstated_at or ev.occurred_at, effect_key=f"chargeback_reversal:{key}",
+                       **common)
     if ev.fee_reinstated:
         entries.post(session, kind="chargeback_fee_reversal", magnitude=ev.fee_reinstated,
-                     occurred_at=ev.occurred_at, effect_key=f"chargeback_fee_reversal:{key}", **common)
+                     occurred_at=ev.reinstated_at or ev.occurred_at, effect_key=f"chargeback_fee_reversal:{key}",
+                     **common)
     return row, before

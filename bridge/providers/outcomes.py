@@ -92,6 +92,18 @@ class TransientProviderError(ProviderError):
         self.http_status = http_status
 
 
+class ProviderBusy(ProviderError):
+    """The provider refused for now because another refund on the same payment is still being
+    decided (Paddle ``adjustment_pending_refund_request``): nothing was created, and the same
+    request will be accepted once that one is decided. Not a failure: try again later (the
+    refund job waits without spending its attempts); never retried at once."""
+
+    def __init__(self, code: str, message: str, retry_after: Optional[float] = None):
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
 class OutcomeUnknown(ProviderError):
     """The request may have been applied: the connection timed out or was dropped after the
     request was sent. Not a failure and not a success: reconcile before anything else."""

@@ -33,7 +33,7 @@ from bridge.ledger.models import Order, Payment, PaymentItem, Refund, RefundRequ
 from bridge.ledger.payments import set_fee
 from bridge.ledger.refunds import apply_refund
 from bridge.providers.base import RefundCall, RefundRef
-from bridge.providers.outcomes import OutcomeUnknown, PermanentProviderError, RefundResult
+from bridge.providers.outcomes import OutcomeUnknown, PermanentProviderError, ProviderBusy, RefundResult
 from bridge.runtime import Runtime
 from bridge.services.refund_requests import sync_status
 from bridge.worker.queue import ClaimedJob
@@ -64,12 +64,18 @@ def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
             Refund.status == "pending").order_by(Refund.id)).scalars()]
     for planned in todo:
         provider = rt.providers[planned.provider]
-        if provider.one_pending_refund_per_payment and _busy(rt, planned):
-            raise Postpone(max(1.0, rt.settings.job_backoff_base_seconds * 4),
-                           f"another refund on this {planned.provider} payment awaits approval")
-        _mark_submitted(rt, planned)
+        wait = max(1.0, rt.settings.job_backoff_base_seconds * 4)
+        if not _claim(rt, planned, serialised=provider.one_pending_refund_per_payment):
+            raise Postpone(wait, f"another refund on this {planned.provider} payment awaits approval")
         try:
             result = provider.create_refund(planned.call)
+        except ProviderBusy as err:
+            # Paddle still decides another refund on this transaction (one made in its
+            # dashboard, or by a bridge that lost our claim): ours is valid, try again later.
+            if not planned.call.may_exist:
+                _unclaim(rt, planned)
+            log.info("refund request %s: %s busy (%s); will try again", rr_id, planned.provider, err.code)
+            raise Postpone(max(wait, err.retry_after or 0), f"{planned.provider} busy: {err.code}")
         except PermanentProviderError as err:
             log.warning("refund request %s: %s refused refund %s: %s", rr_id, planned.provider, planned.id, err.code)
             _record_refusal(rt, planned, rr_id, err)
@@ -98,21 +104,35 @@ def _planned(s: Session, r: Refund, rr: RefundRequest) -> Planned:
     return Planned(r.id, r.provider, payment.id, call)
 
 
-def _busy(rt: Runtime, planned: Planned) -> bool:
-    """For a provider that keeps one refund awaiting approval per payment (Paddle): is one of
-    ours on this payment submitted and not decided yet? Then ours waits (serialised)."""
-    with rt.reads() as s:
-        return s.execute(select(Refund.id).where(
-            Refund.provider == planned.provider, Refund.payment_pk == planned.payment_pk,
-            Refund.id != planned.id, Refund.status == "pending", Refund.submitted_at.is_not(None),
-            Refund.provider_refund_id.is_not(None))).first() is not None
+def _claim(rt: Runtime, planned: Planned, *, serialised: bool) -> bool:
+    """Mark our refund submitted (committed before the call: a crash after it makes the next
+    attempt reconcile first). For a provider that keeps one refund awaiting approval per
+    payment (Paddle), only when no other refund of this payment is submitted and undecided
+    (in flight or awaiting approval); False then, and ours waits.
+
+    Check and mark are one transaction under the ledger lock (PostgreSQL) or SQLite's single
+    writer: two refund jobs on one transaction can no longer both pass the check (the loser
+    used to get ``adjustment_pending_refund_request`` and fail a valid request)."""
+    with rt.sessions.begin() as s:
+        serialize_ledger_writes(s)
+        row = s.get(Refund, planned.id)
+        if row.submitted_at is not None:
+            return True  # ours, sent before: reconcile, whatever the others do
+        if serialised and s.execute(select(Refund.id).where(
+                Refund.provider == planned.provider, Refund.payment_pk == planned.payment_pk,
+                Refund.id != planned.id, Refund.status == "pending",
+                Refund.submitted_at.is_not(None))).first() is not None:
+            return False
+        row.submitted_at = rt.clock()
+        return True
 
 
-def _mark_submitted(rt: Runtime, planned: Planned) -> None:
+def _unclaim(rt: Runtime, planned: Planned) -> None:
+    """The provider created nothing (it said busy): ours is not in flight any more."""
     with rt.sessions.begin() as s:
         row = s.get(Refund, planned.id)
-        if row.submitted_at is None:
-            row.submitted_at = rt.clock()
+        if row.provider_refund_id is None and row.status == "pending":
+            row.submitted_at = None
 
 
 def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResult) -> None:

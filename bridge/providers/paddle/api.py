@@ -54,6 +54,7 @@ from bridge.providers.outcomes import (
     OutcomeUnknown,
     PermanentProviderError,
     ProviderError,
+    ProviderBusy,
     RefundResult,
     TransientProviderError,
 )
@@ -122,6 +123,10 @@ def _translate(exc: Exception, *, mutating: bool) -> ProviderError:
         if status is None or status >= 500 or status == 409:
             return TransientProviderError(f"{exc.error_code}: {exc.detail}", exc.retry_after,
                                           http_status=status)
+        if exc.error_code == "adjustment_pending_refund_request":
+            # Another refund on this transaction awaits Paddle's approval: ours is valid and
+            # will be accepted once that one is decided (minutes to hours). Try again later.
+            return ProviderBusy(exc.error_code, exc.detail, exc.retry_after)
         return PermanentProviderError(exc.error_code, exc.detail, http_status=status)
     if isinstance(exc, requests.HTTPError):  # an error answer without Paddle's JSON body
         status = _status_of(exc)
@@ -256,8 +261,8 @@ class PaddleApi:
         ``request_id`` is embedded in ``reason`` so the adjustment can be found again.
         ``reconcile_first``: look for ours before posting (pass it whenever this request may
         have been sent before). Raises PermanentProviderError (e.g.
-        ``adjustment_total_amount_above_remaining_allowed``,
-        ``adjustment_pending_refund_request``), TransientProviderError, or OutcomeUnknown
+        ``adjustment_total_amount_above_remaining_allowed``), ProviderBusy
+        (``adjustment_pending_refund_request``: try later), TransientProviderError, or OutcomeUnknown
         (then: :meth:`find_refund` later, never a blind re-post).
         """
         if not _REQUEST_ID_RE.match(request_id or ""):

@@ -645,3 +645,28 @@ def test_random_mutations_raise_only_payload_error(data):
     assert isinstance(parsed, ParsedEvent)
     for neutral in parsed.events:
         _check_event(neutral)
+
+
+# --- currencies whose Stripe unit is not ISO 4217's ----------------------------------------------
+
+def test_isk_amounts_are_converted_from_stripes_two_decimals():
+    """Stripe sends ISK with two decimals (500 = 5 ISK); ISO 4217 (and the bridge) has none."""
+    bt = sp.balance_transaction(bt_id="txn_isk", amount=490_000, fee=14_200, currency="isk", source="ch_isk")
+    parsed = parse(sp.charge_succeeded(charge_id="ch_isk", amount=490_000, currency="isk", balance_transaction=bt))
+    pay = next(e for e in parsed.events if isinstance(e, PaymentSucceeded))
+    assert (pay.amount, pay.fee, pay.currency) == (4900, 142, "ISK")
+    refund = only(parse(sp.refund_event(amount=100_000, currency="isk")), RefundUpdated)
+    assert refund.amount == 1000
+    dispute = only(parse(sp.dispute_event("charge.dispute.funds_withdrawn", amount=490_000, currency="isk",
+                                          dispute_fee=150_000)), DisputeUpdated)
+    assert (dispute.amount, dispute.funds_withdrawn, dispute.fee) == (4900, 4900, 1500)
+
+
+def test_an_isk_amount_stripe_cannot_send_is_a_payload_error():
+    with pytest.raises(PayloadError, match="multiple of 100"):
+        parse(sp.refund_event(amount=12_345, currency="isk"))
+
+
+@pytest.mark.parametrize("currency", ["huf", "twd", "ugx", "jpy", "usd"])
+def test_other_currencies_are_taken_as_stripe_sends_them(currency):
+    assert only(parse(sp.refund_event(amount=12_345, currency=currency)), RefundUpdated).amount == 12_345

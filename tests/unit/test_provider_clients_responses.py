@@ -214,3 +214,12 @@ def test_paddle_4xx_is_permanent_after_one_call():
 
 def test_the_mocked_bodies_are_json():
     assert json.dumps(REFUND)
+
+
+@responses.activate
+def test_stripe_isk_refunds_are_sent_and_read_in_stripes_unit():
+    responses.post(f"{STRIPE}/v1/refunds", json={**REFUND, "amount": 100_000, "currency": "isk"})
+    result = _stripe().create_refund(charge_id="ch_1", amount=1000, reason=None, idempotency_key="refund-isk",
+                                     currency="ISK")
+    assert "amount=100000" in responses.calls[0].request.body
+    assert (result.amount, result.currency) == (1000, "ISK")

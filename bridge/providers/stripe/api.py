@@ -26,6 +26,7 @@ from bridge.providers.outcomes import (
     RefundResult,
     TransientProviderError,
 )
+from bridge.providers.stripe import units
 from bridge.providers.retry import (
     RateLimiter,
     RetryAfterGate,
@@ -120,7 +121,7 @@ def _refund_result(obj: Any) -> RefundResult:
     return RefundResult(
         provider=STRIPE,
         provider_refund_id=refund["id"],
-        amount=int(refund["amount"]),
+        amount=units.from_stripe(int(refund["amount"]), refund["currency"]),
         currency=normalize_currency(refund["currency"]),
         # An unknown status is treated as not final: never as success or failure.
         status=_STATUS_MAP.get(raw_status, "pending"),  # type: ignore[arg-type]
@@ -199,8 +200,10 @@ class StripeApi:
         metadata: Optional[Mapping[str, str]] = None,
         idempotency_key: str,
         request_id: Optional[str] = None,
+        currency: Optional[str] = None,
     ) -> RefundResult:
-        """``POST /v1/refunds`` for ``amount`` minor units (None: the unrefunded remainder).
+        """``POST /v1/refunds`` for ``amount`` minor units of ``currency`` (ISO 4217's; sent in
+        Stripe's own unit, see units.py; None: the unrefunded remainder).
 
         ``request_id`` (our refund-request id) is stored in the refund's metadata and read back
         into :attr:`RefundResult.request_id`. Retries (timeouts and dropped connections too)
@@ -222,7 +225,7 @@ class StripeApi:
         else:
             params["payment_intent"] = payment_intent_id
         if amount is not None:
-            params["amount"] = amount
+            params["amount"] = units.to_stripe(amount, currency)
         mapped = stripe_reason(reason)
         if mapped is not None:
             params["reason"] = mapped
@@ -303,7 +306,7 @@ class StripeApi:
         """``(fee, currency)`` of a balance transaction, fee in minor units."""
         def fetch() -> tuple[int, str]:
             bt = _plain(self._client.v1.balance_transactions.retrieve(bt_id))
-            return int(bt["fee"]), normalize_currency(bt["currency"])
+            return units.from_stripe(int(bt["fee"]), bt["currency"]), normalize_currency(bt["currency"])
 
         return self._run(fetch, operation="stripe get_balance_transaction")
 
@@ -320,4 +323,4 @@ class StripeApi:
             return None
         if isinstance(bt, str):  # not expanded (should not happen): fetch it
             return self.get_balance_transaction(bt)[0]
-        return int(bt["fee"])
+        return units.from_stripe(int(bt["fee"]), bt.get("currency"))

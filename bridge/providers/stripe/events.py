@@ -35,6 +35,7 @@ from bridge.domain.events import (
     STRIPE, DisputeUpdated, FeeReported, Ignored, LineItem, NeutralEvent, ParsedEvent,
     PaymentSucceeded, RefundUpdated, SubscriptionCanceled,
 )
+from bridge.providers.stripe import units
 from bridge.providers.payload_errors import (
     PayloadError, as_dict, join, normalize_billing, opt_amount, opt_bool, opt_country, opt_currency,
     opt_dict, opt_id, opt_int, opt_list, opt_ref, opt_str, opt_stripe_list, opt_unix, req_amount,
@@ -87,6 +88,11 @@ def parse(payload: dict) -> ParsedEvent:
     if kind is not None and kind != expected_object:
         raise PayloadError(join(OBJ, "object"), f"expected {expected_object!r} for {event_type}, got {kind!r}")
     events = fn(_Ctx(event_type, occurred_at), obj)
+    try:
+        # Stripe's ISK is two-decimal; ours is ISO 4217's (zero): see units.py.
+        events = [units.neutral_to_iso(e) for e in events]
+    except ValueError as err:
+        raise PayloadError(OBJ, str(err)) from None
     return ParsedEvent(STRIPE, event_id, event_type, occurred_at, tuple(events))
 
 

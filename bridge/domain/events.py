@@ -131,6 +131,9 @@ class DisputeUpdated:
     # ``created``), so that the ledger dates them the same whichever event reported them first.
     withdrawn_at: Optional[datetime] = None
     reinstated_at: Optional[datetime] = None
+    # Paddle: the adjustment this event is (a chargeback, a reversal): two chargebacks of one
+    # transaction are two cases, and a reversal names no case, only the transaction.
+    adjustment_id: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import DisputeUpdated
@@ -24,6 +24,34 @@ def get_dispute(session: Session, provider: str, provider_dispute_id: str) -> Op
                                                  Dispute.provider_dispute_id == provider_dispute_id)).scalar_one_or_none()
 
 
+def _case_key(session: Session, ev: DisputeUpdated) -> str:
+    """Which case an event belongs to. Stripe names its dispute. A Paddle adjustment names only
+    its transaction: the transaction's case (its warning, its chargeback, the reversal of that
+    chargeback) as before, except that a *second* chargeback of the transaction is a case of its
+    own, keyed by its adjustment id (it used to land on the first one's effect keys and book
+    nothing), and a reversal undoes the earliest chargeback of the transaction not reversed yet.
+    An adjustment already applied finds its case again (replays)."""
+    adj = ev.adjustment_id
+    if adj is None:
+        return ev.provider_dispute_id
+    seen = session.execute(select(Dispute.provider_dispute_id).where(
+        Dispute.provider == ev.provider, or_(Dispute.adjustment_id == adj, Dispute.reversed_by == adj))).scalars().first()
+    if seen is not None:
+        return seen
+    if ev.provider_status == "chargeback":
+        first = get_dispute(session, ev.provider, ev.provider_dispute_id)
+        if first is not None and first.adjustment_id is not None:
+            return f"{ev.provider}:{adj}"
+    elif ev.provider_status == "chargeback_reverse":
+        open_case = session.execute(select(Dispute.provider_dispute_id).where(
+            Dispute.provider == ev.provider, Dispute.transaction_id == ev.transaction_id,
+            Dispute.adjustment_id.is_not(None), Dispute.reversed_by.is_(None))
+            .order_by(Dispute.opened_at, Dispute.id)).scalars().first()
+        if open_case is not None:
+            return open_case
+    return ev.provider_dispute_id
+
+
 def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[Dispute, Optional[str]]:
     """Returns the dispute and its status before this event (None when new)."""
     payment = find_payment(session, ev.provider, transaction_id=ev.transaction_id, charge_id=ev.charge_id,
@@ -32,7 +60,8 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
         raise EventParked(f"dispute {ev.provider_dispute_id}: payment not known yet")
     if not payment.captured or payment.amount is None:
         raise EventParked(f"dispute {ev.provider_dispute_id}: amount of payment not known yet")
-    row = get_dispute(session, ev.provider, ev.provider_dispute_id)
+    case = _case_key(session, ev)
+    row = get_dispute(session, ev.provider, case)
     holds.check_within(session, payment, holds.disputable(session, payment, row.id if row else None),
                        {"amount": ev.amount, "funds withdrawn": ev.funds_withdrawn}, ev.currency,
                        f"dispute {ev.provider_dispute_id}")
@@ -42,7 +71,7 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
     if row is None and ev.status is None:
         # First seen with a status the bridge does not know: a case exists (money may have
         # moved), its state is the least it can be, dated so that any known status overrides.
-        row = Dispute(provider=ev.provider, provider_dispute_id=ev.provider_dispute_id, payment_pk=payment.id,
+        row = Dispute(provider=ev.provider, provider_dispute_id=case, payment_pk=payment.id,
                       order_pk=payment.order_pk, amount=ev.amount, currency=ev.currency, reason=ev.reason,
                       status="open" if ev.funds_withdrawn else "warning", provider_status=None,
                       status_at=NO_STATUS_YET, evidence_due_by=ev.evidence_due_by, funds_withdrawn=0,
@@ -51,7 +80,7 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
                       updated_at=now)
         session.add(row)
     elif row is None:
-        row = Dispute(provider=ev.provider, provider_dispute_id=ev.provider_dispute_id, payment_pk=payment.id,
+        row = Dispute(provider=ev.provider, provider_dispute_id=case, payment_pk=payment.id,
                       order_pk=payment.order_pk, amount=ev.amount, currency=ev.currency, reason=ev.reason,
                       status=ev.status, provider_status=ev.provider_status, status_at=ev.occurred_at,
                       evidence_due_by=ev.evidence_due_by, funds_withdrawn=0, funds_reinstated=0, fee=0,
@@ -67,6 +96,10 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
         row.amount = ev.amount
         row.evidence_due_by = ev.evidence_due_by or row.evidence_due_by
     row.order_pk = row.order_pk or payment.order_pk
+    if ev.adjustment_id and ev.provider_status == "chargeback" and row.adjustment_id is None:
+        row.adjustment_id = ev.adjustment_id
+    elif ev.adjustment_id and ev.provider_status == "chargeback_reverse" and row.reversed_by is None:
+        row.reversed_by = ev.adjustment_id
     # The reason of the case is the one given when it opened (Paddle's warning, chargeback and
     # reverse adjustments each carry their own text): judged by provider time, not arrival.
     if ev.reason and (row.reason is None or ev.occurred_at < row.opened_at

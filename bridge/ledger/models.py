@@ -304,6 +304,10 @@ class Dispute(Base):
     charge_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Paddle: the chargeback adjustment this case booked, and the reversal that undid it
+    # (a reversal names no case: it is paired with a chargeback of its transaction).
+    adjustment_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    reversed_by: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     __table_args__ = (

@@ -235,3 +235,47 @@ def test_a_payment_whose_order_id_is_not_a_valid_id_is_kept_unmatched_with_the_r
     assert [e[:2] for e in ledger(runtime)] == [("sale", 4900)]
     found = [d for d in discrepancies(runtime) if d["kind"] == "unmatched_payment"]
     assert len(found) == 1 and why in found[0]["detail"] and "\ud800" not in found[0]["detail"]
+
+
+# --- Paddle chargebacks: each adjustment is its own case (item 9) ---------------------------------------
+
+def _paddle_paid(client, worker):
+    send(client, "paddle", pp.transaction_completed(event_id="evt_pcb", txn_id="txn_cb", custom_data={"order_id": "ord_cb"},
+                                                    items=[{"price_id": "pri_cb", "amount": 4900}], fee=0,
+                                                    occurred_at="2026-03-01T10:00:00Z"))
+    worker.drain()
+
+
+def _chargeback(n, action, total, at):
+    return pp.adjustment_event(event_id=f"evt_cb{n}", adjustment_id=f"adj_cb{n}", action=action, transaction_id="txn_cb",
+                               total=total, chargeback_fee=1500 if action == "chargeback" else None,
+                               created_at=at, updated_at=at)
+
+
+def test_a_second_paddle_chargeback_on_one_transaction_books_its_money(client, runtime, worker):
+    """Before: disputes were keyed by the transaction, so the second chargeback landed on the
+    first one's effect keys and booked nothing."""
+    _paddle_paid(client, worker)
+    send(client, "paddle", _chargeback(1, "chargeback", 2000, "2026-03-05T10:00:00Z"))
+    send(client, "paddle", _chargeback(2, "chargeback", 1500, "2026-03-06T10:00:00Z"))
+    worker.drain()
+    cbs = sorted(a for k, a, _ in ledger(runtime) if k == "chargeback")
+    assert cbs == [-2000, -1500]
+    assert len(rows(runtime, select(Dispute.id))) == 2
+    # A reversal names no case: it undoes the earliest chargeback not reversed yet; once.
+    send(client, "paddle", _chargeback(3, "chargeback_reverse", 2000, "2026-03-20T10:00:00Z"))
+    worker.drain()
+    send(client, "paddle", _chargeback(3, "chargeback_reverse", 2000, "2026-03-20T10:00:00Z") | {"event_id": "evt_cb3b"})
+    worker.drain()
+    assert sorted(a for k, a, _ in ledger(runtime) if k == "chargeback_reversal") == [2000]
+    got = dict(rows(runtime, select(Dispute.adjustment_id, Dispute.status)))
+    assert got == {"adj_cb1": "won", "adj_cb2": "lost"}
+
+
+def test_a_second_chargeback_beyond_what_is_left_is_held(client, runtime, worker):
+    _paddle_paid(client, worker)
+    send(client, "paddle", _chargeback(1, "chargeback", 4900, "2026-03-05T10:00:00Z"))
+    send(client, "paddle", _chargeback(2, "chargeback", 4900, "2026-03-06T10:00:00Z"))
+    worker.drain()
+    assert event_of(runtime, "evt_cb2").status == "held"
+    assert sorted(a for k, a, _ in ledger(runtime) if k == "chargeback") == [-4900]

@@ -357,7 +357,7 @@ def _adjustment(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
                             "a reversal arrives as its own adjustment")]
     if raw_status == "rejected":
         return [ctx.ignored(f"{action} adjustment rejected: no money moved")]
-    req_str(data, "id", DATA)
+    adjustment_id = req_str(data, "id", DATA)
     status, withdrawn = _CHARGEBACK[action]
     fee = _chargeback_fee(data, currency) if withdrawn is True else None
     return notes + [DisputeUpdated(
@@ -373,6 +373,7 @@ def _adjustment(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
         funds_reinstated=amount if withdrawn is False else None,
         fee=fee,
         provider_status=action,
+        adjustment_id=adjustment_id,
     )]
 
 

@@ -13,7 +13,8 @@ Create Date: 2026-12-01 08:30:00
 - ``ledger_entries`` append-only: a trigger refuses any change of its money columns, any move
   of its order link other than filling an empty one, and any delete;
 - ``webhook_events.order_ref``: the order a held event concerned (reconciliation reports it);
-  ``payments.match_note``: why a payment could not be matched (an order reference that is no id).
+  ``payments.match_note``: why a payment could not be matched (an order reference that is no id);
+  ``disputes.adjustment_id``/``reversed_by``: Paddle chargebacks are cases of their own.
 
 Existing rows that break a new constraint stop the upgrade with a message naming the
 constraint and how many rows break it: money data is never deleted or rewritten to fit.
@@ -94,6 +95,8 @@ def upgrade() -> None:
     sqlite = conn.dialect.name == "sqlite"
     op.add_column("webhook_events", sa.Column("order_ref", sa.String(length=255), nullable=True))
     op.add_column("payments", sa.Column("match_note", sa.String(length=255), nullable=True))
+    op.add_column("disputes", sa.Column("adjustment_id", sa.String(length=255), nullable=True))
+    op.add_column("disputes", sa.Column("reversed_by", sa.String(length=255), nullable=True))
     _refuse_violations(conn)
     for table, name, cols in UNIQUES:
         op.create_index(name, table, list(cols), unique=True)
@@ -149,3 +152,6 @@ def downgrade() -> None:
         batch_op.drop_column("order_ref")
     with op.batch_alter_table("payments") as batch_op:
         batch_op.drop_column("match_note")
+    with op.batch_alter_table("disputes") as batch_op:
+        batch_op.drop_column("adjustment_id")
+        batch_op.drop_column("reversed_by")

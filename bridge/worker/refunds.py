@@ -256,6 +256,12 @@ def fetch_fee(rt: Runtime, job: ClaimedJob, session: Session) -> None:
     serialize_ledger_writes(session)
     payment = session.get(Payment, int(job.ref_id))
     if currency.upper() == (payment.currency or "").upper():
-        set_fee(session, payment, fee, rt.clock())
+        try:
+            with session.begin_nested():
+                set_fee(session, payment, fee, rt.clock())
+        except AmountHeld as held:
+            # A fee no payment can have (negative, above its amount): left unknown, not booked;
+            # retrying would fetch the same figure. Finance sees the payment without its fee.
+            log.error("payment %s: fee from %s held: %s", payment.id, payment.provider, held)
     else:
         log.warning("payment %s: fee in %s, payment in %s: left unknown", payment.id, currency, payment.currency)

@@ -279,3 +279,23 @@ def test_a_second_chargeback_beyond_what_is_left_is_held(client, runtime, worker
     worker.drain()
     assert event_of(runtime, "evt_cb2").status == "held"
     assert sorted(a for k, a, _ in ledger(runtime) if k == "chargeback") == [-4900]
+
+
+def test_a_fetched_fee_above_the_charge_is_left_unknown_not_retried(db_url, tmp_path):
+    """The fee fetched from Stripe's balance transaction is judged like one in an event: a fee
+    of 9,000 on a 4,900 charge is not booked, and the job does not retry for an hour."""
+    from bridge.fakes.stripe_server import FakeStripe
+    from tests.conftest import test_settings
+    from tests.support.harness import Shop
+    with FakeStripe(api_key="sk_test_bridge") as fake:
+        fake.add_charge("ch_ff", "pi_ff", amount=4900, currency="usd", fee=9000, balance_transaction_id="txn_ff")
+        shop = Shop(test_settings(db_url, tmp_path, stripe_api_base=fake.url))
+        try:
+            shop.stripe(sp.charge_succeeded(charge_id="ch_ff", payment_intent_id="pi_ff", amount=4900,
+                                            metadata={"order_id": "ord_ff"}, balance_transaction="txn_ff", created=T0))
+            shop.drain()
+            assert shop.order("ord_ff")["payments"][0]["fee"] is None
+            assert sorted(e[0] for e in shop.ledger("ord_ff")) == ["sale"]
+            assert rows(shop.rt, select(Job.state, Job.attempts).where(Job.kind == "fetch_fee")) == [("done", 1)]
+        finally:
+            shop.close()

@@ -27,6 +27,25 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: larger sizes of the reliability battery")
 
 
+_RAN = {"sqlite": 0, "postgresql": 0}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        for backend in _RAN:
+            if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid or f"-{backend}-" in report.nodeid:
+                _RAN[backend] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say which databases the run covered: PostgreSQL tests must never vanish silently."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        line = f"databases: sqlite, postgresql ({_RAN['sqlite']} sqlite and {_RAN['postgresql']} postgresql tests passed)"
+    else:
+        line = f"databases: sqlite only (TEST_DATABASE_URL unset; {_RAN['sqlite']} sqlite tests passed)"
+    terminalreporter.write_line(line)
+
+
 def _backends():
     out = ["sqlite"]
     if os.environ.get("TEST_DATABASE_URL"):

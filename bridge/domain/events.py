@@ -85,7 +85,9 @@ class RefundUpdated:
     provider_refund_id: Optional[str]  # re_... / adj_...; None for a charge.refunded without list
     amount: int
     currency: str
-    status: str                       # pending | succeeded | failed | canceled
+    # pending | succeeded | failed | canceled; None: the provider sent a status the bridge does
+    # not know (the refund's state stays where it was; the event notes the raw value).
+    status: Optional[str]
     transaction_id: Optional[str] = None
     charge_id: Optional[str] = None
     payment_intent_id: Optional[str] = None
@@ -102,14 +104,17 @@ class DisputeUpdated:
     """A chargeback case. Stripe: charge.dispute.*; Paddle: chargeback* adjustments.
 
     ``status`` is ours: ``warning`` (inquiry / chargeback_warning), ``open``,
-    ``won``, ``lost``. ``funds_withdrawn``/``funds_reinstated`` report money moved by this event.
+    ``won``, ``lost``; None when the provider sent a status the bridge does not know (a new
+    Stripe status such as ``prevented``): the case's state stays where it was, its money is
+    still booked, and the event notes the raw value. ``funds_withdrawn``/``funds_reinstated``
+    report money moved by this event.
     """
     provider: str
     occurred_at: datetime
     provider_dispute_id: str
     amount: int
     currency: str
-    status: str
+    status: Optional[str]
     reason: Optional[str] = None
     transaction_id: Optional[str] = None
     charge_id: Optional[str] = None
@@ -122,6 +127,13 @@ class DisputeUpdated:
     # A dispute fee given back with a reinstatement (Stripe ``dispute_reversal`` balance
     # transaction with a negative fee), as a positive amount; ``fee`` is only ever a fee charged.
     fee_reinstated: Optional[int] = None
+    # The provider's times of the money movements (Stripe: the balance transactions'
+    # ``created``), so that the ledger dates them the same whichever event reported them first.
+    withdrawn_at: Optional[datetime] = None
+    reinstated_at: Optional[datetime] = None
+    # Paddle: the adjustment this event is (a chargeback, a reversal): two chargebacks of one
+    # transaction are two cases, and a reversal names no case, only the transaction.
+    adjustment_id: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +153,10 @@ class Ignored:
     occurred_at: Optional[datetime]
     event_type: str
     why: str = "unhandled event type"
+    # A value of a provider enum the bridge does not know (``data.object.status='prevented'``,
+    # a new Paddle adjustment action): kept as a note on the event, which finance sees as an
+    # ``unknown_provider_value`` discrepancy; never a parse failure.
+    unknown_value: Optional[str] = None
 
 
 NeutralEvent = Union[PaymentSucceeded, FeeReported, RefundUpdated, DisputeUpdated,

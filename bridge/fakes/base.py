@@ -227,8 +227,12 @@ class FakeProviderServer:
 
     def __init__(self, *, port: int = 0, seed: int = 0, api_key: Optional[str] = None,
                  webhook_url: Optional[str] = None, webhook_secret: Optional[str] = None,
-                 hang_seconds: float = 2.0):
+                 hang_seconds: float = 2.0, clock: Optional[Callable[[], float]] = None):
         self.port = port
+        # The provider's own clock (unix seconds) for the times it writes on its objects and
+        # events; tests pass a fixed one so nothing depends on today's date. Signatures are
+        # always made at the real time (the bridge checks their age against its own clock).
+        self.clock = clock or time.time
         self.seed = seed
         self.api_key = api_key                 # None: any bearer token is accepted
         self.webhook_url = webhook_url

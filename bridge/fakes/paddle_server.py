@@ -44,8 +44,8 @@ _PAYOUT_CURRENCIES = {"AUD", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "H
                       "USD", "ZAR"}
 
 
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _iso_at(unix: float) -> str:
+    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -97,7 +97,7 @@ class FakePaddle(FakeProviderServer):
         with self.lock:
             txn = FakeTransaction(
                 txn_id, currency.upper(), [(i, int(a)) for i, a in line_items], fee, status,
-                customer_id or self.new_id("ctm_", 26, _ID_CHARS), _now_iso(), custom_data,
+                customer_id or self.new_id("ctm_", 26, _ID_CHARS), _iso_at(self.clock()), custom_data,
                 subscription_id)
             for item_id, _ in txn.line_items:
                 txn.products[item_id] = (self.new_id("pri_", 26, _ID_CHARS),
@@ -114,7 +114,7 @@ class FakePaddle(FakeProviderServer):
             if adjustment["status"] != "pending_approval":
                 raise ValueError(f"{adjustment_id} is {adjustment['status']}, not pending_approval")
             adjustment["status"] = status
-            adjustment["updated_at"] = _now_iso()
+            adjustment["updated_at"] = _iso_at(self.clock())
             snapshot = json.loads(json.dumps(adjustment))
         self.emit(self._event("adjustment.updated", snapshot))
         return snapshot
@@ -143,7 +143,7 @@ class FakePaddle(FakeProviderServer):
         total = sum(amount for _, _, amount in lines)
         # Paddle returns the fee share of the refunded amount; rounded down here.
         fee = (txn.fee or 0) * total // txn.total if txn.total else 0
-        now = _now_iso()
+        now = _iso_at(self.clock())
         totals = {"subtotal": str(total), "tax": "0", "total": str(total), "fee": str(fee),
                   "earnings": str(total - fee), "currency_code": txn.currency, "retained_fee": "0"}
         payout_currency = txn.currency if txn.currency in _PAYOUT_CURRENCIES else "USD"
@@ -216,7 +216,7 @@ class FakePaddle(FakeProviderServer):
     def _event(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         return {"event_id": self.new_id("evt_", 26, _ID_CHARS),
                 "notification_id": self.new_id("ntf_", 26, _ID_CHARS),
-                "event_type": event_type, "occurred_at": _now_iso(), "data": data}
+                "event_type": event_type, "occurred_at": _iso_at(self.clock()), "data": data}
 
     def _event_id_type(self, payload: Mapping[str, Any]) -> tuple[str, str]:
         return payload.get("event_id", ""), payload.get("event_type", "")

@@ -76,7 +76,7 @@ class FakeStripe(FakeProviderServer):
         with self.lock:
             if fee is not None and balance_transaction_id is None:
                 balance_transaction_id = self.new_id("txn_", 24, _ID_CHARS)
-            now = int(time.time())
+            now = int(self.clock())
             if balance_transaction_id is not None:
                 fee = fee or 0
                 self.balance_transactions[balance_transaction_id] = {
@@ -145,7 +145,7 @@ class FakeStripe(FakeProviderServer):
             data["previous_attributes"] = previous
         return {
             "id": self.new_id("evt_", 24, _ID_CHARS), "object": "event", "api_version": API_VERSION,
-            "created": int(time.time()), "data": data, "livemode": False, "pending_webhooks": 1,
+            "created": int(self.clock()), "data": data, "livemode": False, "pending_webhooks": 1,
             "request": {"id": self.new_id("req_", 14, _ID_CHARS) if via_api else None,
                         "idempotency_key": idempotency_key},
             "type": event_type,
@@ -284,7 +284,7 @@ class FakeStripe(FakeProviderServer):
         refund_id = self.new_id("re_", 24, _ID_CHARS)
         status = self.refund_status_on_create
         bt_id = self.new_id("txn_", 24, _ID_CHARS)
-        now = int(time.time())
+        now = int(self.clock())
         self.balance_transactions[bt_id] = {
             "id": bt_id, "object": "balance_transaction", "amount": -amount, "available_on": now,
             "created": now, "currency": charge.currency, "description": "REFUND FOR CHARGE",
@@ -357,8 +357,8 @@ class FakeStripe(FakeProviderServer):
                 "amount_requested": amount, "currency": currency.lower(), "invoice": invoice_id,
                 "is_default": True, "livemode": False, "status": "paid",
                 "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
-                "created": int(time.time()),
-                "status_transitions": {"paid_at": int(time.time()), "canceled_at": None}})
+                "created": int(self.clock()),
+                "status_transitions": {"paid_at": int(self.clock()), "canceled_at": None}})
 
     def _list_invoice_payments(self) -> Response:
         invoice = request.args.get("invoice")

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.ledger.append_only import install as install_append_only
 from bridge.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 3000  # past this a webhook answers 503 and the provider retries
@@ -69,7 +70,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, future=True)
+    return install_append_only(sessionmaker(bind=engine, expire_on_commit=False, future=True))
 
 
 def read_only(engine: Engine) -> Engine:

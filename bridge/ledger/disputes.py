@@ -2,23 +2,54 @@
 case, moved only forward in provider time, with chargeback, fee and reversal entries."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import DisputeUpdated
 from bridge.domain.states import DISPUTE_RANK, newer
-from bridge.ledger import entries
+from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute
 from bridge.ledger.payments import find_payment
 from bridge.ledger.refunds import EventParked
+
+# status_at of a case known only from statuses the bridge cannot map: before any real time.
+NO_STATUS_YET = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def get_dispute(session: Session, provider: str, provider_dispute_id: str) -> Optional[Dispute]:
     return session.execute(select(Dispute).where(Dispute.provider == provider,
                                                  Dispute.provider_dispute_id == provider_dispute_id)).scalar_one_or_none()
+
+
+def _case_key(session: Session, ev: DisputeUpdated) -> str:
+    """Which case an event belongs to. Stripe names its dispute. A Paddle adjustment names only
+    its transaction: the transaction's case (its warning, its chargeback, the reversal of that
+    chargeback) as before, except that a *second* chargeback of the transaction is a case of its
+    own, keyed by its adjustment id (it used to land on the first one's effect keys and book
+    nothing), and a reversal undoes the earliest chargeback of the transaction not reversed yet.
+    An adjustment already applied finds its case again (replays)."""
+    adj = ev.adjustment_id
+    if adj is None:
+        return ev.provider_dispute_id
+    seen = session.execute(select(Dispute.provider_dispute_id).where(
+        Dispute.provider == ev.provider, or_(Dispute.adjustment_id == adj, Dispute.reversed_by == adj))).scalars().first()
+    if seen is not None:
+        return seen
+    if ev.provider_status == "chargeback":
+        first = get_dispute(session, ev.provider, ev.provider_dispute_id)
+        if first is not None and first.adjustment_id is not None:
+            return f"{ev.provider}:{adj}"
+    elif ev.provider_status == "chargeback_reverse":
+        open_case = session.execute(select(Dispute.provider_dispute_id).where(
+            Dispute.provider == ev.provider, Dispute.transaction_id == ev.transaction_id,
+            Dispute.adjustment_id.is_not(None), Dispute.reversed_by.is_(None))
+            .order_by(Dispute.opened_at, Dispute.id)).scalars().first()
+        if open_case is not None:
+            return open_case
+    return ev.provider_dispute_id
 
 
 def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[Dispute, Optional[str]]:
@@ -27,10 +58,29 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
                            payment_intent_id=ev.payment_intent_id)
     if payment is None:
         raise EventParked(f"dispute {ev.provider_dispute_id}: payment not known yet")
-    row = get_dispute(session, ev.provider, ev.provider_dispute_id)
+    if not payment.captured or payment.amount is None:
+        raise EventParked(f"dispute {ev.provider_dispute_id}: amount of payment not known yet")
+    case = _case_key(session, ev)
+    row = get_dispute(session, ev.provider, case)
+    holds.check_within(session, payment, holds.disputable(session, payment, row.id if row else None),
+                       {"amount": ev.amount, "funds withdrawn": ev.funds_withdrawn}, ev.currency,
+                       f"dispute {ev.provider_dispute_id}")
+    if ev.fee is not None and ev.fee < 0:
+        raise holds.AmountHeld(holds.NEGATIVE_FEE, f"dispute {ev.provider_dispute_id}: fee {ev.fee} is negative")
     before = row.status if row else None
-    if row is None:
-        row = Dispute(provider=ev.provider, provider_dispute_id=ev.provider_dispute_id, payment_pk=payment.id,
+    if row is None and ev.status is None:
+        # First seen with a status the bridge does not know: a case exists (money may have
+        # moved), its state is the least it can be, dated so that any known status overrides.
+        row = Dispute(provider=ev.provider, provider_dispute_id=case, payment_pk=payment.id,
+                      order_pk=payment.order_pk, amount=ev.amount, currency=ev.currency, reason=ev.reason,
+                      status="open" if ev.funds_withdrawn else "warning", provider_status=None,
+                      status_at=NO_STATUS_YET, evidence_due_by=ev.evidence_due_by, funds_withdrawn=0,
+                      funds_reinstated=0, fee=0, transaction_id=ev.transaction_id, charge_id=ev.charge_id,
+                      payment_intent_id=ev.payment_intent_id, opened_at=ev.occurred_at, created_at=now,
+                      updated_at=now)
+        session.add(row)
+    elif row is None:
+        row = Dispute(provider=ev.provider, provider_dispute_id=case, payment_pk=payment.id,
                       order_pk=payment.order_pk, amount=ev.amount, currency=ev.currency, reason=ev.reason,
                       status=ev.status, provider_status=ev.provider_status, status_at=ev.occurred_at,
                       evidence_due_by=ev.evidence_due_by, funds_withdrawn=0, funds_reinstated=0, fee=0,
@@ -38,13 +88,18 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
                       payment_intent_id=ev.payment_intent_id, opened_at=ev.occurred_at, created_at=now,
                       updated_at=now)
         session.add(row)
-    elif newer(ev.occurred_at, DISPUTE_RANK[ev.status], row.status_at, DISPUTE_RANK[row.status]):
+    elif ev.status is not None and newer(ev.occurred_at, DISPUTE_RANK[ev.status], row.status_at,
+                                         DISPUTE_RANK[row.status]):
         row.status, row.provider_status, row.status_at = ev.status, ev.provider_status, ev.occurred_at
         # The disputed amount as of the latest status (a chargeback may be for less than the
         # warning announced), not as of whichever event happened to arrive first.
         row.amount = ev.amount
         row.evidence_due_by = ev.evidence_due_by or row.evidence_due_by
     row.order_pk = row.order_pk or payment.order_pk
+    if ev.adjustment_id and ev.provider_status == "chargeback" and row.adjustment_id is None:
+        row.adjustment_id = ev.adjustment_id
+    elif ev.adjustment_id and ev.provider_status == "chargeback_reverse" and row.reversed_by is None:
+        row.reversed_by = ev.adjustment_id
     # The reason of the case is the one given when it opened (Paddle's warning, chargeback and
     # reverse adjustments each carry their own text): judged by provider time, not arrival.
     if ev.reason and (row.reason is None or ev.occurred_at < row.opened_at
@@ -57,19 +112,24 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
     key = f"{row.provider}:{row.provider_dispute_id}"
     common = dict(provider=row.provider, currency=row.currency, now=now, order_pk=payment.order_pk,
                   payment_pk=payment.id, provider_ref=row.provider_dispute_id)
+    # The record keeps the largest figure any event reported, and the ledger follows the
+    # record: a figure that grew after it was booked is booked as a correcting entry of the
+    # difference (``settle``), never by changing the entry already written (append-only).
     if ev.funds_withdrawn:
         row.funds_withdrawn = max(row.funds_withdrawn, ev.funds_withdrawn)
-        entries.post(session, kind="chargeback", magnitude=ev.funds_withdrawn, occurred_at=ev.occurred_at,
-                     effect_key=f"chargeback:{key}", **common)
+        entries.settle(session, kind="chargeback", magnitude=row.funds_withdrawn,
+                       occurred_at=ev.withdrawn_at or ev.occurred_at, effect_key=f"chargeback:{key}", **common)
     if ev.fee:
         row.fee = max(row.fee, ev.fee)
-        entries.post(session, kind="chargeback_fee", magnitude=ev.fee, occurred_at=ev.occurred_at,
-                     effect_key=f"chargeback_fee:{key}", **common)
+        entries.settle(session, kind="chargeback_fee", magnitude=row.fee, occurred_at=ev.withdrawn_at or ev.occurred_at,
+                       effect_key=f"chargeback_fee:{key}", **common)
     if ev.funds_reinstated:
         row.funds_reinstated = max(row.funds_reinstated, ev.funds_reinstated)
-        entries.post(session, kind="chargeback_reversal", magnitude=ev.funds_reinstated,
-                     occurred_at=ev.occurred_at, effect_key=f"chargeback_reversal:{key}", **common)
+        entries.settle(session, kind="chargeback_reversal", magnitude=row.funds_reinstated,
+                       occurred_at=ev.reinstated_at or ev.occurred_at, effect_key=f"chargeback_reversal:{key}",
+                       **common)
     if ev.fee_reinstated:
         entries.post(session, kind="chargeback_fee_reversal", magnitude=ev.fee_reinstated,
-                     occurred_at=ev.occurred_at, effect_key=f"chargeback_fee_reversal:{key}", **common)
+                     occurred_at=ev.reinstated_at or ev.occurred_at, effect_key=f"chargeback_fee_reversal:{key}",
+                     **common)
     return row, before

@@ -1,11 +1,18 @@
 """Append-only ledger entries. Each is written once per ``effect_key`` (unique index): a
-retried job or a replayed event cannot post the same movement of money twice."""
+retried job or a replayed event cannot post the same movement of money twice.
+
+An entry never changes once written (``bridge.ledger.append_only`` refuses it, and so does a
+database trigger). When the provider later reports a different figure for a movement already
+booked (a refund's amount, a dispute's fee), :func:`settle` books the difference as a new
+entry of the same kind whose ``corrects`` names the original: the sum of an original and its
+corrections is what the provider says now, and the history of what was believed when stays.
+"""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.ledger.models import LedgerEntry
@@ -23,6 +30,17 @@ def _insert(session: Session):
     return insert
 
 
+def _write(session: Session, *, provider: str, kind: str, amount: int, currency: str, occurred_at: datetime,
+           effect_key: str, now: datetime, order_pk: Optional[int], payment_pk: Optional[int],
+           provider_ref: Optional[str], corrects: Optional[int]) -> bool:
+    stmt = _insert(session)(LedgerEntry).values(
+        provider=provider, kind=kind, amount=amount, currency=currency,
+        occurred_at=occurred_at, effect_key=effect_key, order_pk=order_pk, payment_pk=payment_pk,
+        provider_ref=provider_ref, corrects=corrects, created_at=now,
+    ).on_conflict_do_nothing(index_elements=["effect_key"])
+    return session.execute(stmt).rowcount == 1
+
+
 def post(session: Session, *, provider: str, kind: str, magnitude: int, currency: str,
          occurred_at: datetime, effect_key: str, now: datetime, order_pk: Optional[int] = None,
          payment_pk: Optional[int] = None, provider_ref: Optional[str] = None,
@@ -30,13 +48,57 @@ def post(session: Session, *, provider: str, kind: str, magnitude: int, currency
     """Post ``magnitude`` (>= 0) with the sign of its kind. True if newly written."""
     if magnitude < 0:
         raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")
-    stmt = _insert(session)(LedgerEntry).values(
-        provider=provider, kind=kind, amount=SIGN[kind] * magnitude, currency=currency,
-        occurred_at=occurred_at, effect_key=effect_key, order_pk=order_pk, payment_pk=payment_pk,
-        provider_ref=provider_ref, corrects=corrects, created_at=now,
-    ).on_conflict_do_nothing(index_elements=["effect_key"])
-    return session.execute(stmt).rowcount == 1
+    return _write(session, provider=provider, kind=kind, amount=SIGN[kind] * magnitude, currency=currency,
+                  occurred_at=occurred_at, effect_key=effect_key, now=now, order_pk=order_pk,
+                  payment_pk=payment_pk, provider_ref=provider_ref, corrects=corrects)
 
 
 def find(session: Session, effect_key: str) -> Optional[LedgerEntry]:
     return session.execute(select(LedgerEntry).where(LedgerEntry.effect_key == effect_key)).scalar_one_or_none()
+
+
+def booked(session: Session, effect_key: str) -> Optional[int]:
+    """The signed amount booked under ``effect_key``: its entry plus its corrections (None
+    when nothing is booked under that key)."""
+    original = find(session, effect_key)
+    if original is None:
+        return None
+    corrections = session.execute(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+                                  .where(LedgerEntry.corrects == original.id)).scalar_one()
+    return original.amount + int(corrections)
+
+
+def settle(session: Session, *, provider: str, kind: str, magnitude: int, currency: str,
+           occurred_at: datetime, effect_key: str, now: datetime, order_pk: Optional[int] = None,
+           payment_pk: Optional[int] = None, provider_ref: Optional[str] = None) -> Optional[int]:
+    """Make the ledger hold ``magnitude`` of ``kind`` under ``effect_key``: the first time, an
+    entry; when the figure changed since, a correction entry of the difference (a signed amount,
+    possibly of the other sign than the kind's) with ``corrects`` naming the original, dated
+    ``occurred_at`` (when the provider reported the new figure). Idempotent: the same figure
+    again writes nothing. Returns the signed amount written, or None.
+
+    Callers hold ``serialize_ledger_writes``, so reading the booked sum and writing the
+    correction cannot interleave with another writer of the same movement."""
+    if magnitude < 0:
+        raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")
+    target = SIGN[kind] * magnitude
+    original = find(session, effect_key)
+    if original is None:
+        if magnitude == 0:
+            return None
+        written = _write(session, provider=provider, kind=kind, amount=target, currency=currency,
+                         occurred_at=occurred_at, effect_key=effect_key, now=now, order_pk=order_pk,
+                         payment_pk=payment_pk, provider_ref=provider_ref, corrects=None)
+        return target if written else None
+    if original.currency != currency:
+        raise ValueError(f"{effect_key}: booked in {original.currency}, now reported in {currency}")
+    corrections = list(session.execute(select(LedgerEntry.amount).where(LedgerEntry.corrects == original.id)).scalars())
+    delta = target - (original.amount + sum(corrections))
+    if delta == 0:
+        return None
+    _write(session, provider=original.provider, kind=original.kind, amount=delta, currency=original.currency,
+           occurred_at=max(occurred_at, original.occurred_at), effect_key=f"{effect_key}#{len(corrections) + 1}",
+           now=now, order_pk=original.order_pk if original.order_pk is not None else order_pk,
+           payment_pk=original.payment_pk if original.payment_pk is not None else payment_pk,
+           provider_ref=original.provider_ref, corrects=original.id)
+    return delta

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, MetaData,
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, LargeBinary, MetaData,
                         String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -30,6 +30,21 @@ class Base(DeclarativeBase):
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 
 
+# The CHECK constraints below are migration 0003_money's (which, on SQLite, enforces them with
+# triggers: SQLite cannot add a CHECK to an existing table). Keep the two in step.
+def one_of(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def non_negative(*columns: str) -> str:
+    return " AND ".join(f"({c} IS NULL OR {c} >= 0)" for c in columns)
+
+
+WEBHOOK_STATUSES = ("received", "processed", "ignored", "parked", "failed", "held")
+LEDGER_KINDS = ("sale", "fee", "refund", "refund_reversal", "chargeback", "chargeback_fee", "chargeback_reversal",
+                "chargeback_fee_reversal")
+
+
 class WebhookEvent(Base):
     """The inbox: every verified delivery, raw bytes and all, once per provider event id."""
     __tablename__ = "webhook_events"
@@ -41,11 +56,14 @@ class WebhookEvent(Base):
     headers: Mapped[dict] = mapped_column(JSONDoc, default=dict)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     occurred_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
-    # received | processed | ignored | parked | failed
+    # received | processed | ignored | parked | failed | held (an amount that cannot be true)
     status: Mapped[str] = mapped_column(String(16), default="received")
     processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    # Our order id, when the event was held on an order (reconciliation names it).
+    order_ref: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     __table_args__ = (UniqueConstraint("provider", "provider_event_id"),
+                      CheckConstraint(one_of("status", WEBHOOK_STATUSES), name="status"),
                       Index("ix_webhook_events_status", "status"))  # the console's failed work
 
 
@@ -66,7 +84,9 @@ class Job(Base):
     last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
-    __table_args__ = (Index("ix_jobs_state_run_at", "state", "run_at"),)
+    __table_args__ = (Index("ix_jobs_state_run_at", "state", "run_at"),
+                      CheckConstraint(one_of("state", ("ready", "running", "done", "dead")), name="state"),
+                      CheckConstraint(non_negative("attempts", "max_attempts"), name="attempts"))
 
 
 class ApiToken(Base):
@@ -115,6 +135,11 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(32), default="awaiting_payment")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint(one_of("status", ("awaiting_payment", "paid", "partially_refunded", "refunded", "disputed",
+                                          "charged_back")), name="status"),
+        CheckConstraint(one_of("source", ("api", "provider")), name="source"),
+    )
 
 
 class OrderItem(Base):
@@ -130,7 +155,8 @@ class OrderItem(Base):
     product_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     license_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     facts: Mapped[dict] = mapped_column(JSONDoc, default=dict)
-    __table_args__ = (UniqueConstraint("order_pk", "item_id"),)
+    __table_args__ = (UniqueConstraint("order_pk", "item_id"),
+                      CheckConstraint(non_negative("amount"), name="amount"))
 
 
 class Payment(Base):
@@ -162,6 +188,8 @@ class Payment(Base):
     # from then on amount and paid_at come from such events only.
     captured: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default="succeeded")
+    # Why the payment could not be matched to an order (an order reference that is no valid id).
+    match_note: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     __table_args__ = (
@@ -170,6 +198,8 @@ class Payment(Base):
         UniqueConstraint("provider", "payment_intent_id"),
         UniqueConstraint("provider", "invoice_id"),
         UniqueConstraint("provider", "checkout_session_id"),
+        CheckConstraint(one_of("status", ("succeeded",)), name="status"),
+        CheckConstraint(non_negative("amount", "tax", "fee"), name="amounts"),
     )
 
 
@@ -210,6 +240,11 @@ class RefundRequest(Base):
     error_detail: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint(one_of("status", ("approved", "denied", "review", "refunding", "refunded", "failed")),
+                        name="status"),
+        CheckConstraint(non_negative("refund_amount", "fee_deducted"), name="amounts"),
+    )
 
 
 class Refund(Base):
@@ -239,7 +274,14 @@ class Refund(Base):
     payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    __table_args__ = (UniqueConstraint("provider", "provider_refund_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_refund_id"),
+        # One provider refund per payment of a refund request (plan_refunds writes one per
+        # payment; the refund worker and the webhooks adopt it rather than add a second).
+        Index("uq_refunds_refund_request_id_payment_pk", "refund_request_id", "payment_pk", unique=True),
+        CheckConstraint(one_of("status", ("pending", "succeeded", "failed", "canceled")), name="status"),
+        CheckConstraint(non_negative("amount"), name="amount"),
+    )
 
 
 class Dispute(Base):
@@ -264,9 +306,17 @@ class Dispute(Base):
     charge_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     payment_intent_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Paddle: the chargeback adjustment this case booked, and the reversal that undid it
+    # (a reversal names no case: it is paired with a chargeback of its transaction).
+    adjustment_id: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    reversed_by: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    __table_args__ = (UniqueConstraint("provider", "provider_dispute_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_dispute_id"),
+        CheckConstraint(one_of("status", ("warning", "open", "won", "lost")), name="status"),
+        CheckConstraint(non_negative("amount", "funds_withdrawn", "funds_reinstated", "fee"), name="amounts"),
+    )
 
 
 class LedgerEntry(Base):
@@ -291,7 +341,9 @@ class LedgerEntry(Base):
     corrects: Mapped[Optional[int]] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # An order's movements newest first (the console's order story) without scanning by time.
-    __table_args__ = (Index("ix_ledger_entries_order_pk_occurred_at", "order_pk", "occurred_at", "id"),)
+    # Append-only: see bridge/ledger/append_only.py (and the triggers of migration 0003_money).
+    __table_args__ = (Index("ix_ledger_entries_order_pk_occurred_at", "order_pk", "occurred_at", "id"),
+                      CheckConstraint(one_of("kind", LEDGER_KINDS), name="kind"))
 
 
 class License(Base):
@@ -307,6 +359,10 @@ class License(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     holds: Mapped[list] = mapped_column(JSONDoc, default=list)  # dispute keys holding it suspended
     seq: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (
+        Index("uq_licenses_order_pk_item_id", "order_pk", "item_id", unique=True),
+        CheckConstraint(one_of("status", ("active", "suspended", "revoked", "expired")), name="status"),
+    )
 
 
 class OutboundMessage(Base):

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import PaymentSucceeded
+from bridge.domain.ids import id_problem
 from bridge.domain.states import order_status
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.models import Dispute, Order, OrderItem, Payment, Refund
@@ -91,8 +92,10 @@ def order_for_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
                       default_policy: Optional[str], now: datetime) -> Optional[Order]:
     """Which order a payment belongs to: its order reference, else the order of an earlier
     payment of the same subscription (renewals). An unknown order reference creates the order
-    from the transaction. None: the payment stays unmatched (kept, matchable later)."""
-    if ev.order_ref:
+    from the transaction. None: the payment stays unmatched (kept, matchable later). A
+    reference that is not a valid id (``id_problem``) creates no order: the API refuses such
+    an id, and an order the merchant cannot address is worse than an unmatched payment."""
+    if ev.order_ref and id_problem(ev.order_ref) is None:
         order = get_order(session, ev.order_ref)
         if order is None:
             order = _create_from_payment(session, ev, catalog, default_policy, now)

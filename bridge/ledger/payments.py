@@ -10,7 +10,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import FeeReported, PaymentSucceeded
-from bridge.ledger import entries
+from bridge.domain.ids import id_problem, printable
+from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute, Job, LedgerEntry, Order, OrderItem, Payment, PaymentItem, Refund
 
 ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "checkout_session_id")
@@ -64,9 +65,15 @@ def _is_money_event(ev: PaymentSucceeded) -> bool:
                                              and ev.checkout_session_id is None)
 
 
+def _ref(ev) -> str:
+    return ev.transaction_id or ev.charge_id or ev.payment_intent_id or ev.invoice_id or ev.checkout_session_id or "?"
+
+
 def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Payment:
     ids = {f: getattr(ev, f) for f in ID_FIELDS}
     rows = find_payments(session, ev.provider, **ids)
+    known = next((r.amount for r in rows if r.captured and r.amount is not None), None)
+    holds.check_fee(ev.fee, ev.amount if ev.amount is not None else known, f"payment {_ref(ev)}", ev.order_ref)
     if rows:
         payment = rows[0]
         for other in rows[1:]:
@@ -77,11 +84,18 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
     for f, v in ids.items():
         if v and getattr(payment, f) is None:
             setattr(payment, f, v)
-    for f in ("subscription_id", "balance_transaction_id", "customer_ref", "order_ref", "period_start",
-              "period_end", "tax"):
+    for f in ("subscription_id", "balance_transaction_id", "customer_ref", "period_start", "period_end", "tax"):
         v = getattr(ev, f)
         if v is not None and getattr(payment, f) is None:
             setattr(payment, f, v)
+    if ev.order_ref is not None and payment.order_ref is None:
+        problem = id_problem(ev.order_ref)
+        if problem is None:
+            payment.order_ref = ev.order_ref
+        elif payment.order_pk is None:
+            # Not an id an order could have (the API would refuse it with a 422): the payment
+            # is kept unmatched, and finance sees why.
+            payment.match_note = printable(f"order reference {printable(ev.order_ref, 60)!r} refused: {problem}", 255)
     # Order-independent merges: amount and paid_at from the money events once any is seen
     # (the earliest of them), else from the descriptive ones; "renewal" wins over "initial".
     if _is_money_event(ev):
@@ -121,11 +135,16 @@ def link_to_order(session: Session, payment: Payment, order: Order, now: datetim
         payment.order_pk = order.id
     # Entries and disputes posted while the payment was unmatched (or on a row merged into this
     # one, which may already carry the order) follow it: always, not only when the payment moves.
-    for model in (LedgerEntry, Dispute):
-        res = session.execute(update(model).where(model.payment_pk == payment.id,
-                                                  or_(model.order_pk.is_(None), model.order_pk != order.id))
-                              .values(order_pk=order.id))
-        moved = moved or res.rowcount > 0
+    # Ledger entries only ever get an empty order link filled (the one change append_only
+    # allows); an entry already on an order stays there.
+    res = session.execute(update(LedgerEntry).where(LedgerEntry.payment_pk == payment.id,
+                                                    LedgerEntry.order_pk.is_(None))
+                          .values(order_pk=order.id))
+    moved = moved or res.rowcount > 0
+    res = session.execute(update(Dispute).where(Dispute.payment_pk == payment.id,
+                                                or_(Dispute.order_pk.is_(None), Dispute.order_pk != order.id))
+                          .values(order_pk=order.id))
+    moved = moved or res.rowcount > 0
     if order.customer_id is None and payment.customer_ref:
         order.customer_id = payment.customer_ref
     if order.currency is None:
@@ -152,6 +171,7 @@ def post_money(session: Session, payment: Payment, now: datetime) -> None:
     posts nothing until its charge is known: the charge is the money."""
     if not payment.captured or payment.amount is None or payment.currency is None:
         return
+    holds.check_fee(payment.fee, payment.amount, f"payment {_ref(payment)}", payment.order_ref)
     ref = payment.transaction_id or payment.charge_id or payment.payment_intent_id
     # Keyed by the provider's id of the money (a captured row always has its transaction or
     # charge id), not by our row id: rows of one payment merged later keep one sale and one fee.
@@ -167,6 +187,8 @@ def post_money(session: Session, payment: Payment, now: datetime) -> None:
 
 
 def set_fee(session: Session, payment: Payment, fee: int, now: datetime) -> None:
+    """Raises ``AmountHeld`` for a fee no payment can have (negative, above its amount)."""
+    holds.check_fee(fee, payment.amount, f"payment {_ref(payment)}", payment.order_ref)
     if payment.fee is None:
         payment.fee = fee
         payment.updated_at = now

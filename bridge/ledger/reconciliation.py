@@ -13,6 +13,7 @@ from typing import Iterator, Optional
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from bridge.ledger.holds import EXCEEDS_CAPTURED, HOLD_KINDS
 from bridge.ledger.models import Job, LedgerEntry, Order, OrderItem, Payment, Refund, WebhookEvent
 
 # A refund the provider has not confirmed after this long is a discrepancy (mittrik promises
@@ -85,7 +86,8 @@ def discrepancies(session: Session, period: Period, now: datetime) -> list[dict]
     for p in session.execute(select(Payment).where(Payment.order_pk.is_(None), Payment.captured.is_(True),
                                                    *in_period(Payment.paid_at), *prov(Payment.provider))).scalars():
         ref = p.transaction_id or p.charge_id or p.payment_intent_id
-        add("unmatched_payment", p.order_ref, p.provider, f"payment {ref} of {p.amount} {p.currency} matches no order")
+        add("unmatched_payment", p.order_ref, p.provider, f"payment {ref} of {p.amount} {p.currency} matches no order"
+            + (f" ({p.match_note})" if p.match_note else ""))
     refund_q = (select(Refund, Order.order_id).join(Payment, Payment.id == Refund.payment_pk)
                 .outerjoin(Order, Order.id == Payment.order_pk))
     for r, order_id in session.execute(refund_q.where(Refund.refund_request_id.is_(None), Refund.status == "succeeded",
@@ -124,6 +126,21 @@ def discrepancies(session: Session, period: Period, now: datetime) -> list[dict]
     for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status.in_(("failed", "parked")),
                                                          *prov(WebhookEvent.provider))).scalars():
         add("event_failed", None, ev.provider, f"event {ev.provider_event_id} ({ev.event_type}) {ev.status}: {ev.error}")
+    # Events that carried a provider value the bridge does not know (a new dispute status, a
+    # new adjustment action): applied as far as it could, the value kept for a person to map.
+    for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status.in_(("processed", "ignored")),
+                                                         WebhookEvent.error.like("unknown provider value:%"),
+                                                         *prov(WebhookEvent.provider))).scalars():
+        add("unknown_provider_value", ev.order_ref, ev.provider,
+            f"event {ev.provider_event_id} ({ev.event_type}): {ev.error}")
+    # Events whose amounts cannot be true, held unapplied (bridge/ledger/holds.py): the kind is
+    # the hold's (amount_exceeds_captured, negative_fee, currency_mismatch).
+    for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status == "held",
+                                                         *prov(WebhookEvent.provider))).scalars():
+        kind, _, detail = (ev.error or "").partition(": ")
+        if kind not in HOLD_KINDS:
+            kind, detail = EXCEEDS_CAPTURED, ev.error or ""
+        add(kind, ev.order_ref, ev.provider, f"event {ev.provider_event_id} ({ev.event_type}) held: {detail}")
     for job in session.execute(select(Job).where(Job.state == "dead")).scalars():
         add("event_failed", None, None, f"job {job.kind} {job.ref_id} dead after {job.attempts} attempts: {job.last_error}")
     return out

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import RefundUpdated
 from bridge.domain.states import REFUND_RANK, newer
-from bridge.ledger import entries
+from bridge.ledger import entries, holds
 from bridge.ledger.models import Payment, Refund, RefundRequest
 from bridge.ledger.payments import find_payment
 
@@ -35,17 +35,27 @@ def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional
         raise EventParked(f"refund {ev.provider_refund_id}: payment not known yet")
     if ev.provider_refund_id is None:
         return None  # a charge.refunded without its refunds list: the refund events will tell
+    if not payment.captured or payment.amount is None:
+        # Known only from a Checkout Session or an invoice: what it captured is not known, so
+        # neither is whether this refund can be true. The charge event will tell.
+        raise EventParked(f"refund {ev.provider_refund_id}: amount of payment not known yet")
     row = get_refund(session, ev.provider, ev.provider_refund_id)
+    ours = None
     if row is None and ev.refund_request_id:
         # Ours, submitted by the refund worker but not yet linked to the provider's id.
-        row = session.execute(select(Refund).where(
+        ours = session.execute(select(Refund).where(
             Refund.refund_request_id == ev.refund_request_id, Refund.provider_refund_id.is_(None),
             Refund.payment_pk == payment.id)).scalars().first()
-        if row is not None:
-            row.provider_refund_id = ev.provider_refund_id
+    judged = row or ours
+    holds.check_within(session, payment, holds.refundable(session, payment, judged.id if judged else None),
+                       {"amount": ev.amount}, ev.currency, f"refund {ev.provider_refund_id}")
+    if ours is not None:
+        row = ours
+        row.provider_refund_id = ev.provider_refund_id
     if row is None:
+        # A refund first seen with a status the bridge does not know waits as pending.
         row = Refund(provider=ev.provider, provider_refund_id=ev.provider_refund_id, payment_pk=payment.id,
-                     amount=ev.amount, currency=ev.currency, status=ev.status, status_at=None,
+                     amount=ev.amount, currency=ev.currency, status=ev.status or "pending", status_at=None,
                      items=[{"provider_item_id": i.provider_item_id, "amount": i.amount} for i in ev.items],
                      created_at=now, updated_at=now)
         session.add(row)
@@ -59,7 +69,8 @@ def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional
     row.reason = row.reason or ev.reason
     if ev.items and not row.items:
         row.items = [{"provider_item_id": i.provider_item_id, "amount": i.amount} for i in ev.items]
-    if newer(ev.occurred_at, REFUND_RANK[ev.status], row.status_at, REFUND_RANK.get(row.status, 0)):
+    if ev.status is not None and newer(ev.occurred_at, REFUND_RANK[ev.status], row.status_at,
+                                       REFUND_RANK.get(row.status, 0)):
         row.status, row.status_at = ev.status, ev.occurred_at
         row.failure_reason = ev.failure_reason if ev.status in ("failed", "canceled") else row.failure_reason
         row.amount = ev.amount or row.amount
@@ -75,10 +86,12 @@ def post_refund_entries(session: Session, row: Refund, payment: Payment, now: da
     if row.succeeded_at is None or row.provider_refund_id is None:
         return
     key = f"{row.provider}:{row.provider_refund_id}"
-    entries.post(session, provider=row.provider, kind="refund", magnitude=row.amount, currency=row.currency,
-                 occurred_at=row.succeeded_at, effect_key=f"refund:{key}", now=now, order_pk=payment.order_pk,
-                 payment_pk=payment.id, provider_ref=row.provider_refund_id)
+    # ``settle``: should the provider report another amount for a refund already booked, the
+    # difference is a correcting entry; the booked one never changes (append-only).
+    entries.settle(session, provider=row.provider, kind="refund", magnitude=row.amount, currency=row.currency,
+                   occurred_at=row.succeeded_at, effect_key=f"refund:{key}", now=now, order_pk=payment.order_pk,
+                   payment_pk=payment.id, provider_ref=row.provider_refund_id)
     if row.status in ("failed", "canceled") and row.status_at and row.status_at >= row.succeeded_at:
-        entries.post(session, provider=row.provider, kind="refund_reversal", magnitude=row.amount,
-                     currency=row.currency, occurred_at=row.status_at, effect_key=f"refund_reversal:{key}",
-                     now=now, order_pk=payment.order_pk, payment_pk=payment.id, provider_ref=row.provider_refund_id)
+        entries.settle(session, provider=row.provider, kind="refund_reversal", magnitude=row.amount,
+                       currency=row.currency, occurred_at=row.status_at, effect_key=f"refund_reversal:{key}",
+                       now=now, order_pk=payment.order_pk, payment_pk=payment.id, provider_ref=row.provider_refund_id)

@@ -17,6 +17,7 @@ refund job) branches on three error classes, which say what it may do next:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Optional
 
 STRIPE = "stripe"
@@ -45,6 +46,11 @@ class RefundResult:
     payment_id: Optional[str] = None      # Stripe charge id / Paddle transaction id
     request_id: Optional[str] = None      # our refund-request id, when the provider object carries it
     failure_reason: Optional[str] = None  # Stripe failure_reason, when failed
+    # The provider's own time of this state (Stripe: the refund's ``created``; Paddle: the
+    # adjustment's ``updated_at``, else ``created_at``), aware UTC. A refund confirmed by
+    # polling is dated by it, never by the poll: the ledger month must not depend on when the
+    # bridge happened to ask.
+    status_at: Optional[datetime] = None
 
 
 class ProviderError(Exception):
@@ -84,6 +90,18 @@ class TransientProviderError(ProviderError):
         super().__init__(message)
         self.retry_after = retry_after
         self.http_status = http_status
+
+
+class ProviderBusy(ProviderError):
+    """The provider refused for now because another refund on the same payment is still being
+    decided (Paddle ``adjustment_pending_refund_request``): nothing was created, and the same
+    request will be accepted once that one is decided. Not a failure: try again later (the
+    refund job waits without spending its attempts); never retried at once."""
+
+    def __init__(self, code: str, message: str, retry_after: Optional[float] = None):
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
 
 
 class OutcomeUnknown(ProviderError):

@@ -51,7 +51,9 @@ def _parse(header: str, pair_sep: str, ts_key: str, sig_key: str) -> _Parsed:
         if key == ts_key:
             if timestamp is not None:
                 raise SignatureError("several timestamps in signature header")
-            if not value.isdigit() or len(value) > 12:
+            # ASCII digits only: str.isdigit() also accepts "²" and "١٢", which int() refuses
+            # or reads as another number.
+            if not (value.isascii() and value.isdigit()) or len(value) > 12:
                 raise SignatureError("timestamp is not a number")
             timestamp = int(value)
         elif key == sig_key:

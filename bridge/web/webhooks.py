@@ -25,6 +25,7 @@ from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from bridge.domain.ids import printable
 from bridge.ledger.inbox import Delivery
 from bridge.providers.base import Provider
 from bridge.providers.signatures import SignatureError
@@ -96,6 +97,13 @@ def receive(rt: Runtime, provider: Provider, body: bytes, environ: dict) -> Answ
         return _error(400, "invalid_event", "the event has no id")
     if not isinstance(event_type, str) or not event_type or len(event_type) > 128:
         return _error(400, "invalid_event", "the event has no type")
+    # A signed event is genuine even when its id or type holds what no database can store (a
+    # lone UTF-16 surrogate) or no log should show (control characters): it is stored under
+    # the escaped form (``\ud800``), the same for every retry of it, so it is deduplicated,
+    # acknowledged and then judged by the worker, instead of a 500 retried for three days.
+    event_id, event_type = printable(event_id, 1000), printable(event_type, 1000)
+    if len(event_id) > 255 or len(event_type) > 128:
+        return _error(400, "invalid_event", "the event id or type is too long")
     headers = {h: environ[k] for h, k in _kept_headers(rt.providers) if k in environ}
     delivery = Delivery(provider.name, event_id, event_type, body, headers, occurred_at)
     try:
@@ -127,7 +135,14 @@ class IntakeFastPath:
             return self.wsgi_app(environ, start_response)
         length = environ.get("CONTENT_LENGTH", "")
         ctype = environ.get("CONTENT_TYPE", "")
-        if (not length.isdigit() or int(length) > self.limit
+        if length and not (length.isascii() and length.isdigit()):
+            # "²" passes str.isdigit() and then fails int(): it was converted outside the error
+            # handling below (a bare HTML 500). Not a length at all: a 400 naming it.
+            answer = _error(400, "bad_request", "Content-Length is not a number")
+            start_response(_STATUS[400], [("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(answer.body)))])
+            return [answer.body]
+        if (not length or int(length) > self.limit
                 or ctype.split(";", 1)[0].strip().lower() != "application/json"
                 or "HTTP_TRANSFER_ENCODING" in environ):
             return self.wsgi_app(environ, start_response)

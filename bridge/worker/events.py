@@ -10,11 +10,13 @@ from bridge.domain.events import Ignored
 from bridge.ledger import event_links
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.effects import LedgerEffects
+from bridge.ledger.holds import AmountHeld
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
 from bridge.logs import push_context
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
+from bridge.worker.errors import permanent_reason, printable
 from bridge.worker.queue import ClaimedJob
 from bridge.worker.runner import Reschedule
 
@@ -30,11 +32,17 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: Le
         parsed = rt.providers[event.provider].parse(json.loads(event.body))
     except PayloadError as err:
         # Retrying cannot fix a payload: record it, visible to finance as event_failed.
-        event.status, event.error, event.processed_at = "failed", str(err)[:2000], now
-        log.warning("%s event %s failed to parse: %s", event.provider, event.provider_event_id, err)
+        event.status, event.error, event.processed_at = "failed", printable(str(err)), now
+        log.warning("%s event %s failed to parse: %s", event.provider, event.provider_event_id, printable(str(err)))
         return
+    except Exception as err:
+        if permanent_reason(err) is None:
+            raise
+        return _fail(event, permanent_reason(err), now)
+    unknown = [e.unknown_value for e in parsed.events if isinstance(e, Ignored) and e.unknown_value]
+    note = printable("unknown provider value: " + "; ".join(unknown)) if unknown else None
     if all(isinstance(e, Ignored) for e in parsed.events):
-        event.status, event.processed_at = "ignored", now
+        event.status, event.processed_at, event.error = "ignored", now, note
         log.info("%s event %s (%s) ignored", event.provider, event.provider_event_id, event.event_type)
         return
     try:
@@ -48,5 +56,22 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: Le
         event.status, event.error = "parked", str(err)[:2000]
         log.info("%s event %s parked: %s", event.provider, event.provider_event_id, err)
         return Reschedule(f"parked: {err}")
-    event.status, event.processed_at, event.error = "processed", now, None
+    except AmountHeld as held:
+        # An amount no real payment can have: its effects were rolled back (savepoint), so
+        # nothing is booked and no license or notice moved; finance sees it as a discrepancy.
+        event.status, event.error, event.processed_at = "held", printable(str(held)), now
+        event.order_ref = printable(held.order_id, 255) if held.order_id else None
+        log.warning("%s event %s held: %s", event.provider, event.provider_event_id, printable(str(held)))
+        return
+    except Exception as err:
+        if permanent_reason(err) is None:
+            raise
+        return _fail(event, permanent_reason(err), now)
+    event.status, event.processed_at, event.error = "processed", now, note
     log.info("%s event %s (%s) processed", event.provider, event.provider_event_id, event.event_type)
+
+
+def _fail(event: WebhookEvent, reason: str, now) -> None:
+    """Content that can never be processed: failed at once, not retried for an hour."""
+    event.status, event.error, event.processed_at = "failed", printable(reason), now
+    log.warning("%s event %s failed: %s", event.provider, printable(event.provider_event_id, 255), printable(reason))

@@ -27,13 +27,14 @@ from bridge.domain.events import RefundUpdated
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.db import serialize_ledger_writes
 from bridge.ledger.effects import LedgerEffects
+from bridge.ledger.holds import AmountHeld
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, PaymentItem, Refund, RefundRequest
 from bridge.ledger.payments import set_fee
 from bridge.ledger.refunds import apply_refund
 from bridge.logs import push_context
 from bridge.providers.base import RefundCall, RefundRef
-from bridge.providers.outcomes import (OutcomeUnknown, PermanentProviderError, RefundResult,
+from bridge.providers.outcomes import (OutcomeUnknown, PermanentProviderError, ProviderBusy, RefundResult,
                                        TransientProviderError)
 from bridge.runtime import Runtime
 from bridge.services.refund_requests import sync_status
@@ -67,12 +68,18 @@ def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         push_context(order_id=todo[0].call.order_id)  # for this job's records; the runner undoes it
     for planned in todo:
         provider = rt.providers[planned.provider]
-        if provider.one_pending_refund_per_payment and _busy(rt, planned):
-            raise Postpone(max(1.0, rt.settings.job_backoff_base_seconds * 4),
-                           f"another refund on this {planned.provider} payment awaits approval")
-        _mark_submitted(rt, planned)
+        wait = max(1.0, rt.settings.job_backoff_base_seconds * 4)
+        if not _claim(rt, planned, serialised=provider.one_pending_refund_per_payment):
+            raise Postpone(wait, f"another refund on this {planned.provider} payment awaits approval")
         try:
             result = provider.create_refund(planned.call)
+        except ProviderBusy as err:
+            # Paddle still decides another refund on this transaction (one made in its
+            # dashboard, or by a bridge that lost our claim): ours is valid, try again later.
+            if not planned.call.may_exist:
+                _unclaim(rt, planned)
+            log.info("refund request %s: %s busy (%s); will try again", rr_id, planned.provider, err.code)
+            raise Postpone(max(wait, err.retry_after or 0), f"{planned.provider} busy: {err.code}")
         except PermanentProviderError as err:
             rt.metrics.refund(planned.provider, "refused")
             log.warning("refund request %s: %s refused refund %s: %s", rr_id, planned.provider, planned.id, err.code)
@@ -107,21 +114,35 @@ def _planned(s: Session, r: Refund, rr: RefundRequest) -> Planned:
     return Planned(r.id, r.provider, payment.id, call)
 
 
-def _busy(rt: Runtime, planned: Planned) -> bool:
-    """For a provider that keeps one refund awaiting approval per payment (Paddle): is one of
-    ours on this payment submitted and not decided yet? Then ours waits (serialised)."""
-    with rt.reads() as s:
-        return s.execute(select(Refund.id).where(
-            Refund.provider == planned.provider, Refund.payment_pk == planned.payment_pk,
-            Refund.id != planned.id, Refund.status == "pending", Refund.submitted_at.is_not(None),
-            Refund.provider_refund_id.is_not(None))).first() is not None
+def _claim(rt: Runtime, planned: Planned, *, serialised: bool) -> bool:
+    """Mark our refund submitted (committed before the call: a crash after it makes the next
+    attempt reconcile first). For a provider that keeps one refund awaiting approval per
+    payment (Paddle), only when no other refund of this payment is submitted and undecided
+    (in flight or awaiting approval); False then, and ours waits.
+
+    Check and mark are one transaction under the ledger lock (PostgreSQL) or SQLite's single
+    writer: two refund jobs on one transaction can no longer both pass the check (the loser
+    used to get ``adjustment_pending_refund_request`` and fail a valid request)."""
+    with rt.sessions.begin() as s:
+        serialize_ledger_writes(s)
+        row = s.get(Refund, planned.id)
+        if row.submitted_at is not None:
+            return True  # ours, sent before: reconcile, whatever the others do
+        if serialised and s.execute(select(Refund.id).where(
+                Refund.provider == planned.provider, Refund.payment_pk == planned.payment_pk,
+                Refund.id != planned.id, Refund.status == "pending",
+                Refund.submitted_at.is_not(None))).first() is not None:
+            return False
+        row.submitted_at = rt.clock()
+        return True
 
 
-def _mark_submitted(rt: Runtime, planned: Planned) -> None:
+def _unclaim(rt: Runtime, planned: Planned) -> None:
+    """The provider created nothing (it said busy): ours is not in flight any more."""
     with rt.sessions.begin() as s:
         row = s.get(Refund, planned.id)
-        if row.submitted_at is None:
-            row.submitted_at = rt.clock()
+        if row.provider_refund_id is None and row.status == "pending":
+            row.submitted_at = None
 
 
 def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResult) -> None:
@@ -133,10 +154,13 @@ def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResu
                                                Refund.provider_refund_id == result.provider_refund_id)).scalar_one_or_none()
         if other is not None and other.id != row.id:
             # The provider's webhook got here first and recorded the refund on its own row.
-            other.refund_request_id = rr_id
-            other.items = row.items
-            other.submitted_at = row.submitted_at
+            # Our planned row goes first: (refund request, payment) is unique.
+            items, submitted_at = row.items, row.submitted_at
             s.delete(row)
+            s.flush()
+            other.refund_request_id = rr_id
+            other.items = items
+            other.submitted_at = submitted_at
             row = other
         else:
             row.provider_refund_id = result.provider_refund_id
@@ -173,15 +197,24 @@ def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session, *, effects: L
     for provider, refund_id, txn, charge, pi, submitted_at in pending:
         res = rt.providers[provider].poll_refund(RefundRef(refund_id, txn, charge, pi))
         if res is not None and res.status != "pending":
-            results.append(RefundUpdated(provider=provider, occurred_at=now, provider_refund_id=refund_id,
+            # Dated by the provider's time of the refund, not by this poll (a refund approved
+            # on the 31st and polled on the 1st belongs to the month it happened in).
+            results.append(RefundUpdated(provider=provider, occurred_at=res.status_at or now,
+                                         provider_refund_id=refund_id,
                                          amount=res.amount, currency=res.currency, status=res.status,
                                          transaction_id=txn, charge_id=charge, payment_intent_id=pi,
                                          failure_reason=res.failure_reason, refund_request_id=job.ref_id))
     serialize_ledger_writes(session)
     for ev in results:
-        row = apply_refund(session, ev, now)
-        if row is not None:
-            effects.on_refund(session, row, now)
+        try:
+            with session.begin_nested():
+                row = apply_refund(session, ev, now)
+                if row is not None:
+                    effects.on_refund(session, row, now)
+        except AmountHeld as held:
+            # The provider reports an amount that cannot be true: not booked; the refund stays
+            # unconfirmed, which finance sees (refund_unconfirmed), and the log says why.
+            log.error("refund request %s: %s refund %s held: %s", job.ref_id, ev.provider, ev.provider_refund_id, held)
     if len(results) < len(pending) and all(now - (p[5] or now) < POLL_FOR for p in pending):
         # Keep what was confirmed (this job commits) and look again later for the rest; past
         # POLL_FOR the refund is left to finance as refund_unconfirmed.
@@ -233,6 +266,12 @@ def fetch_fee(rt: Runtime, job: ClaimedJob, session: Session) -> None:
     serialize_ledger_writes(session)
     payment = session.get(Payment, int(job.ref_id))
     if currency.upper() == (payment.currency or "").upper():
-        set_fee(session, payment, fee, rt.clock())
+        try:
+            with session.begin_nested():
+                set_fee(session, payment, fee, rt.clock())
+        except AmountHeld as held:
+            # A fee no payment can have (negative, above its amount): left unknown, not booked;
+            # retrying would fetch the same figure. Finance sees the payment without its fee.
+            log.error("payment %s: fee from %s held: %s", payment.id, payment.provider, held)
     else:
         log.warning("payment %s: fee in %s, payment in %s: left unknown", payment.id, currency, payment.currency)

@@ -2,13 +2,35 @@
 discrepancies a person must look at are listed (T15 in miniature)."""
 import csv
 import io
+import time
 
+import pytest
 import requests
+
+from bridge.fakes.paddle_server import FakePaddle
+from bridge.fakes.stripe_server import FakeStripe
 
 from tests.e2e.test_refund_flow import (LICENSE_ITEM, fakes, pay_paddle, pay_stripe, register,  # noqa: F401
                                         request_refund, settle, shop)
 from tests.fixtures import stripe_payloads as sp
 from tests.support.api import auth, token
+
+
+# The providers' clock for the times they write (a refund's ``created``): 2026-03-25T10:00Z and
+# running, so the test asks for March 2026 whatever today's date is.
+PROVIDER_T0 = 1_774_432_800
+
+
+@pytest.fixture
+def fakes():  # noqa: F811 - the refund-flow fakes, on a provider clock of March 2026
+    started = time.monotonic()
+    clock = lambda: PROVIDER_T0 + (time.monotonic() - started)  # noqa: E731
+    stripe, paddle = FakeStripe(clock=clock), FakePaddle(clock=clock)
+    stripe.start()
+    paddle.start()
+    yield stripe, paddle
+    stripe.stop()
+    paddle.stop()
 
 
 def test_totals_lines_and_discrepancies(shop, fakes):  # noqa: F811
@@ -28,7 +50,7 @@ def test_totals_lines_and_discrepancies(shop, fakes):  # noqa: F811
                                 amount=900, status="succeeded", created=1_772_400_000))
     shop.drain()
     fin = auth(token(shop.rt, "finance:read"))
-    url = shop.url + "/api/v1/reconciliation?from=2026-03-01&to=2027-01-01"  # the fakes refund "now"
+    url = shop.url + "/api/v1/reconciliation?from=2026-03-01&to=2026-04-01"
     assert requests.get(url, headers=auth(token(shop.rt, "read")), timeout=10).status_code == 403
     r = requests.get(url, headers=fin, timeout=10)
     assert r.status_code == 200, r.text

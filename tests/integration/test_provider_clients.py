@@ -299,7 +299,6 @@ def test_paddle_request_id_marker():
 
 @pytest.mark.parametrize("first, second, code", [
     ("approved", None, "adjustment_total_amount_above_remaining_allowed"),
-    ("pending", None, "adjustment_pending_refund_request"),
     ("approved", [("txnitm_a", 2500)], "adjustment_amount_above_remaining_allowed"),
 ])
 def test_paddle_permanent_errors_are_called_once(paddle_api, paddle_fake, first, second, code):
@@ -310,6 +309,19 @@ def test_paddle_permanent_errors_are_called_once(paddle_api, paddle_fake, first,
     with pytest.raises(PermanentProviderError) as err:
         paddle_refund(paddle_api, request_id="rr_second", items=second)
     assert err.value.code == code and err.value.http_status == 400 and err.value.attempts == 1
+    assert len(paddle_fake.calls) == before + 1 and len(paddle_fake.applied) == 1
+
+
+def test_paddle_pending_refund_request_is_busy_not_permanent(paddle_api, paddle_fake):
+    """Another refund on the transaction awaits approval: the second request is valid and is
+    to be tried again later (ProviderBusy), called once now, never failed as permanent."""
+    from bridge.providers.outcomes import ProviderBusy
+    paddle_refund(paddle_api, request_id="rr_first", items=[("txnitm_a", 1000)])
+    before = len(paddle_fake.calls)
+    with pytest.raises(ProviderBusy) as err:
+        paddle_refund(paddle_api, request_id="rr_second", items=[("txnitm_a", 500)])
+    assert err.value.code == "adjustment_pending_refund_request" and err.value.attempts == 1
+    assert not isinstance(err.value, PermanentProviderError)
     assert len(paddle_fake.calls) == before + 1 and len(paddle_fake.applied) == 1
 
 

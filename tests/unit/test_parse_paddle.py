@@ -236,9 +236,11 @@ def test_extract_refund_request_id(reason, expected):
     assert extract_refund_request_id(reason) == expected
 
 
-def test_unknown_adjustment_status_is_a_payload_error():
-    with pytest.raises(PayloadError, match=r"data\.status: unknown adjustment status"):
-        parse(pp.adjustment_event(status="approved_ish"))
+def test_unknown_adjustment_status_is_kept_and_noted():
+    parsed = parse(pp.adjustment_event(status="approved_ish"))
+    refund = next(e for e in parsed.events if isinstance(e, RefundUpdated))
+    assert refund.status is None
+    assert [e.unknown_value for e in parsed.events if isinstance(e, Ignored)] == ["data.status='approved_ish'"]
 
 
 # --- adjustments: chargebacks -----------------------------------------------------------------
@@ -290,9 +292,9 @@ def test_credits_are_ignored(action):
     assert action in ignored.why
 
 
-def test_unknown_action_is_a_payload_error():
-    with pytest.raises(PayloadError, match=r"data\.action: unknown adjustment action 'gift'"):
-        parse(pp.adjustment_event(action="gift"))
+def test_unknown_action_is_noted_not_a_payload_error():
+    (note,) = parse(pp.adjustment_event(action="gift")).events
+    assert isinstance(note, Ignored) and note.unknown_value == "data.action='gift'"
 
 
 # --- subscription.canceled --------------------------------------------------------------------

@@ -352,7 +352,7 @@ def test_charge_refunded_without_refund_list():
     payload = sp.charge_refunded(charge_id="ch_r", payment_intent_id="pi_r", amount=4900, amount_refunded=1500,
                                  currency="usd", charge_created=T0, created=T0 + 86400)
     parsed = parse(payload)
-    refund = only(parsed, RefundUpdated)
+    refund = next(e for e in parsed.events if isinstance(e, RefundUpdated))
     assert refund.provider_refund_id is None
     assert (refund.amount, refund.charge_amount_refunded, refund.currency) == (1500, 1500, "USD")
     assert (refund.charge_id, refund.payment_intent_id) == ("ch_r", "pi_r")
@@ -396,9 +396,24 @@ def test_refund_failed():
     assert refund.refund_request_id is None  # a refund made in the dashboard
 
 
-def test_refund_unknown_status_is_a_payload_error():
-    with pytest.raises(PayloadError, match=r"data\.object\.status: unknown refund status 'exploded'"):
-        parse(sp.refund_event("refund.updated", status="exploded"))
+def test_refund_unknown_status_is_kept_and_noted_not_a_payload_error():
+    """A new Stripe refund status leaves the refund where it was (status None) and is noted for
+    finance; before, the event failed and every later event of the refund with it."""
+    parsed = parse(sp.refund_event("refund.updated", status="exploded"))
+    refund = next(e for e in parsed.events if isinstance(e, RefundUpdated))
+    assert refund.status is None and refund.amount == 4900
+    (note,) = [e for e in parsed.events if isinstance(e, Ignored)]
+    assert note.unknown_value == "data.object.status='exploded'"
+
+
+def test_dispute_unknown_status_is_kept_and_its_money_still_read():
+    payload = sp.dispute_event("charge.dispute.updated", status="under_review", amount=4900, dispute_fee=1500)
+    payload["data"]["object"]["status"] = "escalated_somewhere"
+    parsed = parse(payload)
+    dispute = next(e for e in parsed.events if isinstance(e, DisputeUpdated))
+    assert dispute.status is None and (dispute.funds_withdrawn, dispute.fee) == (4900, 1500)
+    assert [e.unknown_value for e in parsed.events if isinstance(e, Ignored)] == [
+        "data.object.status='escalated_somewhere'"]
 
 
 # --- disputes ---------------------------------------------------------------------------------
@@ -414,7 +429,10 @@ def test_dispute_status_map(stripe_status, ours):
     dispute = only(parse(payload), DisputeUpdated)
     assert dispute.status == ours and dispute.provider_status == stripe_status
     assert (dispute.provider_dispute_id, dispute.charge_id, dispute.payment_intent_id) == ("du_1", "ch_1", "pi_1")
-    assert dispute.funds_withdrawn is None and dispute.funds_reinstated is None and dispute.fee is None
+    # The money comes from the snapshot's balance transactions, whichever event carries them.
+    moved = not stripe_status.startswith("warning") and stripe_status != "prevented"
+    assert dispute.funds_withdrawn == (4900 if moved else None)
+    assert dispute.funds_reinstated == (4900 if stripe_status == "won" else None)
 
 
 def test_dispute_created():
@@ -438,19 +456,21 @@ def test_dispute_funds_withdrawn_jpy():
     assert dispute.funds_reinstated is None
 
 
-def test_dispute_funds_reinstated_reads_only_the_reinstatement():
-    payload = sp.dispute_event("charge.dispute.funds_reinstated", amount=4900, currency="usd", dispute_fee=1500)
+def test_dispute_funds_reinstated_reads_both_movements_each_dated_by_its_transaction():
+    payload = sp.dispute_event("charge.dispute.funds_reinstated", amount=4900, currency="usd", dispute_fee=1500,
+                               created=T0)
     assert len(payload["data"]["object"]["balance_transactions"]) == 2
     dispute = only(parse(payload), DisputeUpdated)
     assert dispute.status == "won"
-    assert (dispute.funds_reinstated, dispute.fee_reinstated, dispute.funds_withdrawn) == (4900, 1500, None)
-    assert dispute.fee is None  # ``fee`` is only a fee charged
+    assert (dispute.funds_reinstated, dispute.fee_reinstated) == (4900, 1500)
+    assert (dispute.funds_withdrawn, dispute.fee) == (4900, 1500)  # ``fee`` is only a fee charged
+    assert dispute.withdrawn_at == utc(T0) and dispute.reinstated_at == utc(T0 + 30 * 86400)
 
 
 def test_dispute_won_without_the_fee_back():
     payload = sp.dispute_event("charge.dispute.funds_reinstated", amount=4900, dispute_fee_returned=False)
     dispute = only(parse(payload), DisputeUpdated)
-    assert (dispute.funds_reinstated, dispute.fee_reinstated, dispute.fee) == (4900, None, None)
+    assert (dispute.funds_reinstated, dispute.fee_reinstated, dispute.fee) == (4900, None, 1500)
 
 
 def test_dispute_settled_in_another_currency():
@@ -467,9 +487,11 @@ def test_dispute_funds_withdrawn_without_a_withdrawal_is_a_payload_error():
         parse(payload)
 
 
-def test_dispute_closed_lost():
+def test_dispute_closed_lost_books_the_withdrawal_it_carries():
+    """``closed`` carries the balance transactions: its money counts even when no
+    ``funds_withdrawn`` event ever comes."""
     dispute = only(parse(sp.dispute_event("charge.dispute.closed", status="lost")), DisputeUpdated)
-    assert dispute.status == "lost" and dispute.funds_withdrawn is None
+    assert dispute.status == "lost" and dispute.funds_withdrawn == 4900
 
 
 # --- subscriptions ----------------------------------------------------------------------------
@@ -623,3 +645,28 @@ def test_random_mutations_raise_only_payload_error(data):
     assert isinstance(parsed, ParsedEvent)
     for neutral in parsed.events:
         _check_event(neutral)
+
+
+# --- currencies whose Stripe unit is not ISO 4217's ----------------------------------------------
+
+def test_isk_amounts_are_converted_from_stripes_two_decimals():
+    """Stripe sends ISK with two decimals (500 = 5 ISK); ISO 4217 (and the bridge) has none."""
+    bt = sp.balance_transaction(bt_id="txn_isk", amount=490_000, fee=14_200, currency="isk", source="ch_isk")
+    parsed = parse(sp.charge_succeeded(charge_id="ch_isk", amount=490_000, currency="isk", balance_transaction=bt))
+    pay = next(e for e in parsed.events if isinstance(e, PaymentSucceeded))
+    assert (pay.amount, pay.fee, pay.currency) == (4900, 142, "ISK")
+    refund = only(parse(sp.refund_event(amount=100_000, currency="isk")), RefundUpdated)
+    assert refund.amount == 1000
+    dispute = only(parse(sp.dispute_event("charge.dispute.funds_withdrawn", amount=490_000, currency="isk",
+                                          dispute_fee=150_000)), DisputeUpdated)
+    assert (dispute.amount, dispute.funds_withdrawn, dispute.fee) == (4900, 4900, 1500)
+
+
+def test_an_isk_amount_stripe_cannot_send_is_a_payload_error():
+    with pytest.raises(PayloadError, match="multiple of 100"):
+        parse(sp.refund_event(amount=12_345, currency="isk"))
+
+
+@pytest.mark.parametrize("currency", ["huf", "twd", "ugx", "jpy", "usd"])
+def test_other_currencies_are_taken_as_stripe_sends_them(currency):
+    assert only(parse(sp.refund_event(amount=12_345, currency=currency)), RefundUpdated).amount == 12_345

@@ -32,6 +32,7 @@ import logging
 import re
 import threading
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 from urllib.parse import urlparse
 
@@ -53,6 +54,7 @@ from bridge.providers.outcomes import (
     OutcomeUnknown,
     PermanentProviderError,
     ProviderError,
+    ProviderBusy,
     RefundResult,
     TransientProviderError,
 )
@@ -121,6 +123,10 @@ def _translate(exc: Exception, *, mutating: bool) -> ProviderError:
         if status is None or status >= 500 or status == 409:
             return TransientProviderError(f"{exc.error_code}: {exc.detail}", exc.retry_after,
                                           http_status=status)
+        if exc.error_code == "adjustment_pending_refund_request":
+            # Another refund on this transaction awaits Paddle's approval: ours is valid and
+            # will be accepted once that one is decided (minutes to hours). Try again later.
+            return ProviderBusy(exc.error_code, exc.detail, exc.retry_after)
         return PermanentProviderError(exc.error_code, exc.detail, http_status=status)
     if isinstance(exc, requests.HTTPError):  # an error answer without Paddle's JSON body
         status = _status_of(exc)
@@ -156,7 +162,17 @@ def _refund_result(adjustment: Any) -> RefundResult:
         raw_status=raw_status,
         payment_id=adjustment.transaction_id,
         request_id=request_id_from_reason(adjustment.reason),
+        status_at=_aware(getattr(adjustment, "updated_at", None) or getattr(adjustment, "created_at", None)),
     )
+
+
+def _aware(value: Any) -> Optional[datetime]:
+    if not isinstance(value, datetime):
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
 
 
 class PaddleApi:
@@ -247,8 +263,8 @@ class PaddleApi:
         ``request_id`` is embedded in ``reason`` so the adjustment can be found again.
         ``reconcile_first``: look for ours before posting (pass it whenever this request may
         have been sent before). Raises PermanentProviderError (e.g.
-        ``adjustment_total_amount_above_remaining_allowed``,
-        ``adjustment_pending_refund_request``), TransientProviderError, or OutcomeUnknown
+        ``adjustment_total_amount_above_remaining_allowed``), ProviderBusy
+        (``adjustment_pending_refund_request``: try later), TransientProviderError, or OutcomeUnknown
         (then: :meth:`find_refund` later, never a blind re-post).
         """
         if not _REQUEST_ID_RE.match(request_id or ""):

@@ -48,6 +48,11 @@ class _Ctx:
     def ignored(self, why: str) -> Ignored:
         return Ignored(PADDLE, self.occurred_at, self.event_type, why)
 
+    def unknown(self, path: str, value: str) -> Ignored:
+        """A value of a Paddle enum the bridge does not know: noted, never a parse failure."""
+        return Ignored(PADDLE, self.occurred_at, self.event_type, "unknown value",
+                       unknown_value=f"{path}={value!r}")
+
 
 def parse(payload: dict) -> ParsedEvent:
     """Parse one Paddle Billing notification into neutral events.
@@ -322,10 +327,11 @@ def _adjustment(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
     if action in ("credit", "credit_reverse"):
         return [ctx.ignored(f"{action} adjustment: a balance credit on an invoice, not cash")]
     if action != "refund" and action not in _CHARGEBACK:
-        raise PayloadError(f"{DATA}.action", f"unknown adjustment action {action!r}")
+        # A new action Paddle adds: nothing the bridge can book, but finance must see it.
+        return [ctx.unknown(f"{DATA}.action", action)]
     raw_status = req_str(data, "status", DATA)
-    if raw_status not in _REFUND_STATUS:
-        raise PayloadError(f"{DATA}.status", f"unknown adjustment status {raw_status!r}")
+    # A new status: a refund stays where it was (status None); chargebacks go by their action.
+    notes = [] if raw_status in _REFUND_STATUS else [ctx.unknown(f"{DATA}.status", raw_status)]
     transaction_id = req_str(data, "transaction_id", DATA)
     currency = req_currency(data, "currency_code", DATA)
     totals = req_dict(data, "totals", DATA)
@@ -333,13 +339,13 @@ def _adjustment(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
     reason = opt_str(data, "reason", DATA)
 
     if action == "refund":
-        return [RefundUpdated(
+        return notes + [RefundUpdated(
             provider=PADDLE,
             occurred_at=ctx.occurred_at,
             provider_refund_id=req_str(data, "id", DATA),
             amount=amount,
             currency=currency,
-            status=_REFUND_STATUS[raw_status],
+            status=_REFUND_STATUS.get(raw_status),
             transaction_id=transaction_id,
             reason=reason,
             refund_request_id=extract_refund_request_id(reason),
@@ -351,10 +357,10 @@ def _adjustment(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
                             "a reversal arrives as its own adjustment")]
     if raw_status == "rejected":
         return [ctx.ignored(f"{action} adjustment rejected: no money moved")]
-    req_str(data, "id", DATA)
+    adjustment_id = req_str(data, "id", DATA)
     status, withdrawn = _CHARGEBACK[action]
     fee = _chargeback_fee(data, currency) if withdrawn is True else None
-    return [DisputeUpdated(
+    return notes + [DisputeUpdated(
         provider=PADDLE,
         occurred_at=ctx.occurred_at,
         provider_dispute_id=f"paddle:{transaction_id}",
@@ -367,6 +373,7 @@ def _adjustment(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
         funds_reinstated=amount if withdrawn is False else None,
         fee=fee,
         provider_status=action,
+        adjustment_id=adjustment_id,
     )]
 
 

@@ -66,7 +66,10 @@ class PaddleProvider:
                 occurred = datetime.fromisoformat(raw.replace("Z", "+00:00"))
                 if occurred.tzinfo is None:
                     occurred = occurred.replace(tzinfo=timezone.utc)
-            except ValueError:
+                # 9999-12-31T23:59:59-05:00 is in year 10000 in UTC: no UTC form (OverflowError
+                # when stored, a 500 that Paddle retried for days). Kept unset, like a bad one.
+                occurred = occurred.astimezone(timezone.utc)
+            except (ValueError, OverflowError):
                 occurred = None  # the worker reports a malformed payload; intake keeps the bytes
         return Envelope(doc.get("event_id"), doc.get("event_type"), occurred)
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
 import stripe
@@ -25,6 +26,7 @@ from bridge.providers.outcomes import (
     RefundResult,
     TransientProviderError,
 )
+from bridge.providers.stripe import units
 from bridge.providers.retry import (
     RateLimiter,
     RetryAfterGate,
@@ -119,7 +121,7 @@ def _refund_result(obj: Any) -> RefundResult:
     return RefundResult(
         provider=STRIPE,
         provider_refund_id=refund["id"],
-        amount=int(refund["amount"]),
+        amount=units.from_stripe(int(refund["amount"]), refund["currency"]),
         currency=normalize_currency(refund["currency"]),
         # An unknown status is treated as not final: never as success or failure.
         status=_STATUS_MAP.get(raw_status, "pending"),  # type: ignore[arg-type]
@@ -128,7 +130,14 @@ def _refund_result(obj: Any) -> RefundResult:
         payment_id=charge,
         request_id=metadata.get(REQUEST_ID_METADATA_KEY),
         failure_reason=refund.get("failure_reason"),
+        status_at=_unix(refund.get("created")),
     )
+
+
+def _unix(value: Any) -> Optional[datetime]:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 253_402_300_800:
+        return None
+    return datetime.fromtimestamp(value, tz=timezone.utc)
 
 
 class StripeApi:
@@ -193,8 +202,10 @@ class StripeApi:
         metadata: Optional[Mapping[str, str]] = None,
         idempotency_key: str,
         request_id: Optional[str] = None,
+        currency: Optional[str] = None,
     ) -> RefundResult:
-        """``POST /v1/refunds`` for ``amount`` minor units (None: the unrefunded remainder).
+        """``POST /v1/refunds`` for ``amount`` minor units of ``currency`` (ISO 4217's; sent in
+        Stripe's own unit, see units.py; None: the unrefunded remainder).
 
         ``request_id`` (our refund-request id) is stored in the refund's metadata and read back
         into :attr:`RefundResult.request_id`. Retries (timeouts and dropped connections too)
@@ -216,7 +227,7 @@ class StripeApi:
         else:
             params["payment_intent"] = payment_intent_id
         if amount is not None:
-            params["amount"] = amount
+            params["amount"] = units.to_stripe(amount, currency)
         mapped = stripe_reason(reason)
         if mapped is not None:
             params["reason"] = mapped
@@ -297,7 +308,7 @@ class StripeApi:
         """``(fee, currency)`` of a balance transaction, fee in minor units."""
         def fetch() -> tuple[int, str]:
             bt = _plain(self._client.v1.balance_transactions.retrieve(bt_id))
-            return int(bt["fee"]), normalize_currency(bt["currency"])
+            return units.from_stripe(int(bt["fee"]), bt["currency"]), normalize_currency(bt["currency"])
 
         return self._run(fetch, operation="stripe get_balance_transaction")
 
@@ -314,4 +325,4 @@ class StripeApi:
             return None
         if isinstance(bt, str):  # not expanded (should not happen): fetch it
             return self.get_balance_transaction(bt)[0]
-        return int(bt["fee"])
+        return units.from_stripe(int(bt["fee"]), bt.get("currency"))

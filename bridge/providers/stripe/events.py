@@ -35,6 +35,7 @@ from bridge.domain.events import (
     STRIPE, DisputeUpdated, FeeReported, Ignored, LineItem, NeutralEvent, ParsedEvent,
     PaymentSucceeded, RefundUpdated, SubscriptionCanceled,
 )
+from bridge.providers.stripe import units
 from bridge.providers.payload_errors import (
     PayloadError, as_dict, join, normalize_billing, opt_amount, opt_bool, opt_country, opt_currency,
     opt_dict, opt_id, opt_int, opt_list, opt_ref, opt_str, opt_stripe_list, opt_unix, req_amount,
@@ -53,6 +54,11 @@ class _Ctx:
 
     def ignored(self, why: str) -> Ignored:
         return Ignored(STRIPE, self.occurred_at, self.event_type, why)
+
+    def unknown(self, path: str, value: str) -> Ignored:
+        """A value of a Stripe enum the bridge does not know: noted, never a parse failure."""
+        return Ignored(STRIPE, self.occurred_at, self.event_type, "unknown value",
+                       unknown_value=f"{path}={value!r}")
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -82,6 +88,11 @@ def parse(payload: dict) -> ParsedEvent:
     if kind is not None and kind != expected_object:
         raise PayloadError(join(OBJ, "object"), f"expected {expected_object!r} for {event_type}, got {kind!r}")
     events = fn(_Ctx(event_type, occurred_at), obj)
+    try:
+        # Stripe's ISK is two-decimal; ours is ISO 4217's (zero): see units.py.
+        events = [units.neutral_to_iso(e) for e in events]
+    except ValueError as err:
+        raise PayloadError(OBJ, str(err)) from None
     return ParsedEvent(STRIPE, event_id, event_type, occurred_at, tuple(events))
 
 
@@ -498,14 +509,15 @@ _REFUND_STATUS = {
 }
 
 
-def _refund(occurred_at: datetime, refund: dict, path: str,
+def _refund(ctx: _Ctx, refund: dict, path: str,
             charge_amount_refunded: Optional[int] = None,
-            charge_id: Optional[str] = None, payment_intent_id: Optional[str] = None) -> RefundUpdated:
+            charge_id: Optional[str] = None, payment_intent_id: Optional[str] = None) -> list[NeutralEvent]:
     raw_status = req_str(refund, "status", path)
+    # An unknown status (Stripe adds them) leaves the refund where it was: status None, noted.
     status = _REFUND_STATUS.get(raw_status)
-    if status is None:
-        raise PayloadError(join(path, "status"), f"unknown refund status {raw_status!r}")
-    return RefundUpdated(
+    occurred_at = ctx.occurred_at
+    note = [ctx.unknown(join(path, "status"), raw_status)] if status is None else []
+    return note + [RefundUpdated(
         provider=STRIPE,
         occurred_at=occurred_at,
         provider_refund_id=req_str(refund, "id", path),
@@ -518,7 +530,7 @@ def _refund(occurred_at: datetime, refund: dict, path: str,
         failure_reason=opt_str(refund, "failure_reason", path),
         refund_request_id=opt_ref(_metadata(refund, path), "refund_request_id", join(path, "metadata")),
         charge_amount_refunded=charge_amount_refunded,
-    )
+    )]
 
 
 def _refund_event(ctx: _Ctx, refund: dict) -> list[NeutralEvent]:
@@ -527,7 +539,7 @@ def _refund_event(ctx: _Ctx, refund: dict) -> list[NeutralEvent]:
     Status: pending and requires_action -> pending; succeeded, failed, canceled as they are.
     ``metadata.refund_request_id`` is the id we put on refunds we create.
     """
-    return [_refund(ctx.occurred_at, refund, OBJ)]
+    return _refund(ctx, refund, OBJ)
 
 
 def _charge_refunded(ctx: _Ctx, ch: dict) -> list[NeutralEvent]:
@@ -546,9 +558,10 @@ def _charge_refunded(ctx: _Ctx, ch: dict) -> list[NeutralEvent]:
     refunds = opt_stripe_list(ch, "refunds", OBJ)
     if refunds:
         return [
-            _refund(ctx.occurred_at, as_dict(raw, f"{OBJ}.refunds.data[{i}]"), f"{OBJ}.refunds.data[{i}]",
-                    amount_refunded, charge_id, pi_id)
+            ev
             for i, raw in enumerate(refunds)
+            for ev in _refund(ctx, as_dict(raw, f"{OBJ}.refunds.data[{i}]"), f"{OBJ}.refunds.data[{i}]",
+                              amount_refunded, charge_id, pi_id)
         ]
     return [RefundUpdated(
         provider=STRIPE,
@@ -579,57 +592,72 @@ _DISPUTE_STATUS = {
 }
 
 
-def _dispute(ctx: _Ctx, du: dict) -> list[NeutralEvent]:
-    """charge.dispute.*: status mapped to ours (warning/open/won/lost).
+def _moved(du: dict, currency: str, amount: int, withdrawal: bool):
+    """The money one direction of a dispute moved, from ``balance_transactions``: (amount,
+    fee sum or None, time of the latest such transaction), or None when there is none.
+    Withdrawals are the negative transactions, reinstatements the positive ones."""
+    moved = fee_sum = 0
+    at = None
+    found = False
+    same_currency = True
+    for i, raw in enumerate(opt_list(du, "balance_transactions", OBJ)):
+        path = f"{OBJ}.balance_transactions[{i}]"
+        bt = as_dict(raw, path)
+        bt_amount = req_amount(bt, "amount", path)
+        if (bt_amount < 0) != withdrawal or bt_amount == 0:
+            continue
+        found = True
+        moved += abs(bt_amount)
+        fee_sum += req_amount(bt, "fee", path)
+        same_currency = same_currency and req_currency(bt, "currency", path) == currency
+        created = opt_unix(bt, "created", path)
+        at = created if at is None or (created is not None and created > at) else at
+    if not found:
+        return None
+    if not same_currency:
+        return amount, None, at
+    return moved, fee_sum, at
 
-    On ``funds_withdrawn`` / ``funds_reinstated`` the money moved is read from
-    ``balance_transactions``: negative amounts are the withdrawal (their ``fee`` -> ``fee``, the
-    dispute fee charged), positive ones the reinstatement (a negative ``fee`` there is a fee
-    given back -> ``fee_reinstated``, positive). Balance transactions are in the account's
-    settlement currency; when that differs from the dispute's currency the amount moved is the
-    disputed amount and the fees are unknown (None), never converted. Other dispute events
-    report no money (the snapshot may list balance transactions; the funds_* events are the
-    ones that say money moved).
+
+def _dispute(ctx: _Ctx, du: dict) -> list[NeutralEvent]:
+    """charge.dispute.*: status mapped to ours (warning/open/won/lost); a status the bridge
+    does not know (Stripe adds them: ``prevented`` came late) is None and noted, never a parse
+    failure that would block every later event of the dispute.
+
+    The money is read from ``balance_transactions`` on *every* dispute event that carries them
+    (``created`` and ``closed`` snapshots do, not only ``funds_withdrawn``/``funds_reinstated``,
+    which may never come or come first): negative amounts are the withdrawal (their ``fee`` ->
+    ``fee``, the dispute fee charged), positive ones the reinstatement (a negative ``fee``
+    there is a fee given back -> ``fee_reinstated``, positive). Each movement is dated by its
+    balance transaction's ``created``, so the ledger is the same whichever event came first.
+    Balance transactions are in the account's settlement currency; when that differs from the
+    dispute's currency the amount moved is the disputed amount and the fees are unknown (None),
+    never converted. A ``funds_withdrawn``/``funds_reinstated`` without its transaction is a
+    malformed payload.
     """
     raw_status = req_str(du, "status", OBJ)
     status = _DISPUTE_STATUS.get(raw_status)
-    if status is None:
-        raise PayloadError(join(OBJ, "status"), f"unknown dispute status {raw_status!r}")
+    notes = [ctx.unknown(join(OBJ, "status"), raw_status)] if status is None else []
     amount = req_amount(du, "amount", OBJ, nonneg=True)
     currency = req_currency(du, "currency", OBJ)
     evidence = opt_dict(du, "evidence_details", OBJ) or {}
     due_by = opt_unix(evidence, "due_by", join(OBJ, "evidence_details"), zero_is_none=True)
 
-    withdrawn = reinstated = fee = fee_back = None
-    if ctx.event_type in ("charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated"):
-        want_negative = ctx.event_type.endswith("funds_withdrawn")
-        moved = fee_sum = 0
-        found = False
-        same_currency = True
-        for i, raw in enumerate(opt_list(du, "balance_transactions", OBJ)):
-            path = f"{OBJ}.balance_transactions[{i}]"
-            bt = as_dict(raw, path)
-            bt_amount = req_amount(bt, "amount", path)
-            if (bt_amount < 0) != want_negative or bt_amount == 0:
-                continue
-            found = True
-            moved += abs(bt_amount)
-            fee_sum += req_amount(bt, "fee", path)
-            same_currency = same_currency and req_currency(bt, "currency", path) == currency
-        if not found:
-            raise PayloadError(join(OBJ, "balance_transactions"),
-                               f"no {'withdrawal' if want_negative else 'reinstatement'} transaction "
-                               f"for {ctx.event_type}")
-        if not same_currency:
-            moved, fee_sum = amount, None
-        if want_negative:
-            withdrawn, fee = moved, fee_sum
-        else:
-            reinstated = moved
-            if fee_sum is not None and fee_sum < 0:
-                fee_back = -fee_sum
+    withdrawal = _moved(du, currency, amount, withdrawal=True)
+    reinstatement = _moved(du, currency, amount, withdrawal=False)
+    for wanted, found, what in (("charge.dispute.funds_withdrawn", withdrawal, "withdrawal"),
+                                ("charge.dispute.funds_reinstated", reinstatement, "reinstatement")):
+        if ctx.event_type == wanted and found is None:
+            raise PayloadError(join(OBJ, "balance_transactions"), f"no {what} transaction for {ctx.event_type}")
+    withdrawn = fee = withdrawn_at = reinstated = fee_back = reinstated_at = None
+    if withdrawal is not None:
+        withdrawn, fee, withdrawn_at = withdrawal
+    if reinstatement is not None:
+        reinstated, fee_sum, reinstated_at = reinstatement
+        if fee_sum is not None and fee_sum < 0:
+            fee_back = -fee_sum
 
-    return [DisputeUpdated(
+    return notes + [DisputeUpdated(
         provider=STRIPE,
         occurred_at=ctx.occurred_at,
         provider_dispute_id=req_str(du, "id", OBJ),
@@ -643,8 +671,10 @@ def _dispute(ctx: _Ctx, du: dict) -> list[NeutralEvent]:
         funds_withdrawn=withdrawn,
         funds_reinstated=reinstated,
         fee=fee,
-        provider_status=raw_status,
+        provider_status=raw_status if status is not None else None,
         fee_reinstated=fee_back,
+        withdrawn_at=withdrawn_at,
+        reinstated_at=reinstated_at,
     )]
 
 

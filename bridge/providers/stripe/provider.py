@@ -104,7 +104,7 @@ class StripeProvider:
         return self.api.create_refund(
             charge_id=call.charge_id, payment_intent_id=None if call.charge_id else call.payment_intent_id,
             amount=call.amount, reason=call.reason, metadata={"order_id": call.order_id},
-            request_id=call.request_id, idempotency_key=f"refund-{call.refund_id}")
+            request_id=call.request_id, idempotency_key=f"refund-{call.refund_id}", currency=call.currency)
 
     def poll_refund(self, refund: RefundRef) -> Optional[RefundResult]:
         return self.api.get_refund(refund.provider_refund_id)

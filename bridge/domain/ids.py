@@ -1,0 +1,35 @@
+"""Ids the bridge stores and shows: our order ids, item ids, license ids, provider references.
+
+One rule for every way an id reaches us, so that an order the merchant's app registers and an
+order the bridge creates from a payment's ``metadata.order_id`` / ``custom_data.order_id`` obey
+the same limits: a non-empty string of at most 255 characters (the columns' size), every
+character printable (no control characters, no lone UTF-16 surrogates, which PostgreSQL and
+SQLite cannot store, no invisible format characters). Pure: no I/O.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+MAX_ID_LENGTH = 255
+
+
+def id_problem(value: object, max_len: int = MAX_ID_LENGTH) -> Optional[str]:
+    """None when ``value`` is a usable id, else what is wrong with it (for a 422 or a note)."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if not value.strip():
+        return "must not be empty"
+    if len(value) > max_len:
+        return f"must be at most {max_len} characters (got {len(value)})"
+    for c in value:
+        if not (c.isprintable() or c == " "):
+            return f"must contain only printable characters (found U+{ord(c):04X})"
+    return None
+
+
+def printable(text: str, limit: int = 2000) -> str:
+    """``text`` safe to store and log: surrogates and other unprintable characters escaped
+    (``\\ud800``, ``\\x00``), cut to ``limit`` characters."""
+    out = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    out = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in out)
+    return out[:limit]

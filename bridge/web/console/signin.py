@@ -1,15 +1,11 @@
-"""Sign-in with an API token (throttled per client IP like the API's bearer tokens: the same
-count of recent 401s in the audit trail), sign-out, and the console's landing page."""
+"""Sign-in with an API token (its failures throttled per client IP by the API's own throttle:
+the same count of recent 401s in the audit trail), sign-out, and the console's landing page."""
 from __future__ import annotations
 
-import math
-from datetime import timedelta
-
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
-from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.ledger.tokens import find_token
-from bridge.web import audit
+from bridge.web.auth import _throttled_for as throttled_for
 from bridge.web.console import bp
 from bridge.web.console.access import CONSOLE_SCOPES, User, current_user, safe_next, sign_in as start_session
 
@@ -34,23 +30,6 @@ def index():
     return redirect(_home(user))
 
 
-def _throttled() -> int | None:
-    """Seconds to wait when this address has too many recent failed sign-ins (or API calls)."""
-    rt = _rt()
-    limit, window = rt.settings.auth_failure_limit, timedelta(seconds=rt.settings.auth_failure_window_seconds)
-    if limit <= 0 or window <= timedelta(0):
-        return None
-    now = rt.clock()
-    try:
-        with rt.reads() as s:
-            failures = audit.recent_failures(s, audit.client_ip(), now - window, limit)
-    except SQLAlchemyError:
-        return None  # fails open like the API's: the token lookup itself then fails
-    if len(failures) < limit:
-        return None
-    return max(1, math.ceil((failures[-1] + window - now).total_seconds()))
-
-
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     nxt = safe_next(request.values.get("next"))
@@ -58,15 +37,17 @@ def sign_in():
         if current_user() is not None:
             return redirect(nxt or _home(current_user()))
         return render_template("console/sign_in.html", next=nxt)
-    retry = _throttled()
-    if retry is not None:
-        return render_template("console/sign_in.html", next=nxt, retry=retry,
-                               error=f"Too many failed sign-ins from this address. Try again in {retry} s."), \
-            429, {"Retry-After": str(retry)}
     token = (request.form.get("token") or "").strip()
     with _rt().reads() as s:
         row = find_token(s, token) if token else None
     if row is None or not any(sc in row.scopes for sc in CONSOLE_SCOPES):
+        # A failure, throttled exactly like the API's (the same count of 401s per address):
+        # past the limit the answer is 429, and a valid token still signs in.
+        retry = throttled_for()
+        if retry is not None:
+            return render_template("console/sign_in.html", next=nxt,
+                                   error=f"Too many failed sign-ins from this address. Try again in {retry} s."), \
+                429, {"Retry-After": str(retry)}
         msg = ("That token is not valid." if row is None else
                "That token has none of the console's scopes (finance:read, refunds:review, admin).")
         return render_template("console/sign_in.html", next=nxt, error=msg), 401

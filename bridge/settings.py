@@ -98,6 +98,15 @@ def _database_url(raw: str) -> str:
     return url
 
 
+def _secret_key(raw: Optional[str]) -> Optional[str]:
+    """BRIDGE_SECRET_KEY signs the console's session cookies: a short one could be guessed."""
+    if not raw:
+        return None
+    if len(raw) < 32:
+        raise ConfigError("BRIDGE_SECRET_KEY", f"must be at least 32 characters, got {len(raw)}")
+    return raw
+
+
 def _license_secret(raw: Optional[str]) -> Optional[str]:
     """Standard Webhooks secrets are ``whsec_`` + base64 of the key (the prefix optional)."""
     if not raw:
@@ -228,7 +237,7 @@ class Settings:
             auth_failure_limit=_int(env, "BRIDGE_AUTH_FAILURE_LIMIT", 10, minimum=0),
             auth_failure_window_seconds=_int(env, "BRIDGE_AUTH_FAILURE_WINDOW", 60, minimum=0),
             trusted_proxies=_int(env, "BRIDGE_TRUSTED_PROXIES", 0, minimum=0),
-            secret_key=env.get("BRIDGE_SECRET_KEY") or None,
+            secret_key=_secret_key(env.get("BRIDGE_SECRET_KEY")),
             console_session_hours=_float(env, "BRIDGE_CONSOLE_SESSION_HOURS", 8.0, minimum=0.01),
             log_level=level,
             log_format=_choice(env, "BRIDGE_LOG_FORMAT", "text", ("text", "json")),

@@ -4,12 +4,9 @@ laptop needs no setup and every process on that machine agrees on it. Several ma
 dynos) must share ``BRIDGE_SECRET_KEY``: each would otherwise generate its own."""
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 from pathlib import Path
-
-log = logging.getLogger("bridge.web.console")
 
 MIN_LENGTH = 32
 FILE_NAME = "console-secret-key"
@@ -48,5 +45,4 @@ def _instance_key(path: Path) -> str:
         key = path.read_text().strip()
     finally:
         tmp.unlink()
-    log.info("console sessions signed with the generated key in %s (set BRIDGE_SECRET_KEY to share one)", path)
     return key

@@ -1,0 +1,194 @@
+"""The pydantic models of what the policy engine accepts as JSON: facts, an order with its
+payment data, a refund request, and the evaluate body ``{"order", "request"}``.
+
+Their fields are derived from the engine's own vocabulary (``vocab.py``: fact names and kinds,
+reasons, billings, purchases), so a fact or a reason added there is accepted here and documented
+in the OpenAPI document without a second list. ``to_engine()`` turns a validated model into the
+plain dataclasses of ``inputs.py`` that the evaluator reads (and the bench builds directly), so
+validation never sits on the evaluator's path.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal, Mapping, Optional
+
+from pydantic import (BaseModel, ConfigDict, Field, create_model, field_validator,
+                      model_validator)
+
+from bridge.domain.fields import Email, FieldProblem as _at, Flag, Id, Money, Text, UtcTime
+from bridge.domain.money import normalize_currency
+
+from .vocab import BILLINGS, FACT_TYPES, PURCHASES, REASONS
+
+# One JSON type per kind of fact (policies.md): a kind added to the vocabulary gets a line here.
+FACT_KIND_TYPES: dict[str, Any] = {
+    "bool": Flag,               # true / false; null is not "unknown" for a yes/no fact
+    "money": Optional[Money],   # minor units; null = not known
+    "time": Optional[UtcTime],  # ISO 8601; null = not known
+}
+
+Billing = Literal[BILLINGS]          # type: ignore[valid-type]
+Purchase = Literal[PURCHASES]        # type: ignore[valid-type]
+Reason = Literal[REASONS]            # type: ignore[valid-type]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are refused (a typo such as ``ammount`` is named, not ignored)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _FactsBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_names(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in data:
+                if name not in cls.model_fields:
+                    raise _at(str(name), f"unknown fact {name!r} (known: {', '.join(cls.model_fields)})")
+        return data
+
+
+@lru_cache(maxsize=64)
+def _facts_model(fact_types: tuple[tuple[str, str], ...]) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for name, kind in fact_types:
+        fields[name] = (FACT_KIND_TYPES[kind], Field(default=None))
+    return create_model("Facts", __base__=_FactsBase, **fields)
+
+
+def facts_model(fact_types: Mapping[str, str] = FACT_TYPES) -> type[BaseModel]:
+    """The model of a facts object for a table of fact name -> kind (the engine's own table by
+    default; a policy that declares more facts passes its own)."""
+    return _facts_model(tuple(fact_types.items()))
+
+
+Facts = facts_model()
+
+
+def facts_dict(model: Optional[BaseModel]) -> dict[str, Any]:
+    """The facts that were given: a null money or time fact means "not known" and is left out."""
+    if model is None:
+        return {}
+    return {k: v for k, v in model.model_dump(exclude_unset=True).items() if v is not None}
+
+
+class Customer(_Strict):
+    id: Optional[Text] = None
+    email: Optional[Email] = None
+    country: Optional[str] = Field(default=None, description="ISO 3166 two-letter country code",
+                                   examples=["DE"])
+    business: Optional[Flag] = False
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _country(cls, v: Any) -> Any:
+        return country_code(v)
+
+
+def country_code(v: Any) -> Any:
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v.strip()) != 2 or not v.strip().isascii() or not v.strip().isalpha():
+        raise ValueError("expected a two-letter country code")
+    return v.strip().upper()
+
+
+def currency_code(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("expected an ISO 4217 currency code")
+    try:
+        code = normalize_currency(v)
+    except ValueError:
+        raise ValueError(f"expected an ISO 4217 currency code, got {v!r}") from None
+    if not code.isascii():
+        raise ValueError(f"expected an ISO 4217 currency code, got {v!r}")
+    return code
+
+
+class PaidItem(_Strict):
+    """One line of a hypothetical order, with the payment that bought it."""
+    item_id: Id
+    category: Id
+    amount: Money
+    paid_at: UtcTime
+    billing: Optional[Billing] = None
+    purchase: Optional[Purchase] = "initial"
+    fee: Optional[Money] = None
+    period_start: Optional[UtcTime] = None
+    period_end: Optional[UtcTime] = None
+    already_refunded: Optional[Money] = 0
+    duplicate_charge: Optional[Flag] = False
+    facts: Optional[Facts] = None          # type: ignore[valid-type]
+    sku: Optional[Text] = None
+    price_id: Optional[Text] = None
+    product_id: Optional[Text] = None
+    license_id: Optional[Text] = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PaidItem":
+        if self.period_end is not None and self.period_end <= (self.period_start or self.paid_at):
+            raise _at("period_end", "must be after period_start (or paid_at when no period_start)")
+        if (self.already_refunded or 0) > self.amount:
+            raise _at("already_refunded", f"{self.already_refunded} exceeds the amount {self.amount}")
+        return self
+
+
+class HypotheticalOrder(_Strict):
+    """The order of ``POST /policies/{id}/evaluate``: order fields plus payment data per item."""
+    currency: str = Field(description="ISO 4217", examples=["USD"])
+    items: list[PaidItem] = Field(min_length=1)
+    order_id: Optional[Id] = None
+    policy: Optional[Id] = None
+    bundle: Optional[Flag] = False
+    customer: Optional[Customer] = None
+    # country / business may also sit on the order itself (older callers).
+    country: Optional[str] = None
+    business: Optional[Flag] = None
+    facts: Optional[Facts] = None          # type: ignore[valid-type]
+    item_facts: Optional[dict[Id, Facts]] = None   # type: ignore[valid-type]
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, v: Any) -> Any:
+        return currency_code(v)
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _country(cls, v: Any) -> Any:
+        return country_code(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "HypotheticalOrder":
+        seen: set[str] = set()
+        for i, item in enumerate(self.items):
+            if item.item_id in seen:
+                raise _at(f"items[{i}].item_id", f"duplicate item id {item.item_id!r}")
+            seen.add(item.item_id)
+        for item_id in self.item_facts or {}:
+            if item_id not in seen:
+                raise _at(f"item_facts.{item_id}", f"no item {item_id!r} in the order")
+        return self
+
+
+class RefundRequestFields(_Strict):
+    """What a refund request says (the order is known separately)."""
+    reason: Reason
+    items: Optional[list[Id]] = Field(default=None, min_length=1,
+                                      description="item ids; omit for the whole order")
+    requested_at: Optional[UtcTime] = Field(default=None, description="default: now")
+    facts: Optional[Facts] = None          # type: ignore[valid-type]
+    item_facts: Optional[dict[Id, Facts]] = None   # type: ignore[valid-type]
+
+
+class EvaluationRequest(RefundRequestFields):
+    # The evaluate body's request may repeat the order id (the shape of a refund request).
+    order_id: Optional[Id] = None
+
+
+class Evaluation(_Strict):
+    """``{"order": {...}, "request": {...}}`` (``policy``: the CLI file's policy id)."""
+    order: HypotheticalOrder
+    request: EvaluationRequest
+    policy: Optional[Id] = None

@@ -25,8 +25,8 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     app.extensions["bridge"] = runtime
     register_error_handlers(app)
 
-    from bridge.web import (api, audit, auth, finance, health, licenses, orders, policies,  # noqa: F401
-                            refund_requests, webhooks)
+    from bridge.web import (api, audit, auth, finance, health, licenses, openapi, orders,  # noqa: F401
+                            policies, refund_requests, webhooks)
     app.register_blueprint(webhooks.bp)
     if settings.trusted_proxies > 0:
         # The client address is the one the PaaS router appended to X-Forwarded-For (the API's
@@ -37,6 +37,8 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     app.wsgi_app = webhooks.IntakeFastPath(app.wsgi_app, runtime)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)               # GET /openapi.json, from the views' models
+    app.register_blueprint(openapi.docs_blueprint())  # GET /docs, assets served from the package
     auth.init_app(app)   # per-IP auth failure throttle, before any /api/v1 view
     audit.init_app(app)  # one audit row per /api/v1 call, after the answer is known
     return app

@@ -9,6 +9,7 @@ must be named, not guessed at.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Iterable, Optional
 
@@ -58,7 +59,7 @@ def parse_utc(value: Any) -> datetime:
     else:
         check_text(value)
         try:
-            moment = datetime.fromisoformat(value.strip())
+            moment = datetime.fromisoformat(_rfc3339(value.strip()))
         except ValueError:
             raise ValueError(f"not an ISO 8601 time: {value!r}") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -68,6 +69,19 @@ def parse_utc(value: Any) -> datetime:
     except OverflowError:
         # 9999-12-31T23:59:59-05:00 is a valid ISO string whose UTC instant does not exist.
         raise ValueError(f"time {value!r} is outside years 1-9999 in UTC") from None
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def _rfc3339(text: str) -> str:
+    """What RFC 3339 allows and ``fromisoformat`` does not: lower-case ``t``/``z`` and more
+    than six digits of a second (cut to microseconds, the resolution we store)."""
+    if len(text) > 10 and text[10] == "t":
+        text = text[:10] + "T" + text[11:]
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
+    return _FRACTION.sub(r"\1", text, count=1)
 
 
 def kind(value: Any) -> str:
@@ -89,12 +103,25 @@ def kind(value: Any) -> str:
 
 _TIME_SCHEMA = {"type": "string", "format": "date-time", "examples": ["2026-03-01T10:00:00Z"]}
 
-# An id the merchant or a provider chose: 1-255 printable characters.
-Id = Annotated[str, Strict(), Field(min_length=1, max_length=255), BeforeValidator(_id)]
+# The same rules for the OpenAPI document (documentation only: the validators above enforce
+# them with better messages).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+PRINTABLE_NONBLANK = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+
+
+def id_type(max_length: int = 255) -> Any:
+    """An id the merchant or a provider chose: 1-``max_length`` printable characters."""
+    return Annotated[str, Strict(), Field(min_length=1, max_length=max_length,
+                                          json_schema_extra={"pattern": PRINTABLE_NONBLANK}),
+                     BeforeValidator(_id)]
+
+
+Id = id_type(255)
 # Optional free text of one line (sku, price id, names): printable, at most 255 characters.
-Text = Annotated[str, Strict(), Field(max_length=255), BeforeValidator(_text)]
-Email = Annotated[str, Strict(), Field(max_length=320), BeforeValidator(_text)]
-Note = Annotated[str, Strict(), Field(max_length=2000), BeforeValidator(_text)]
+_P = {"pattern": PRINTABLE}
+Text = Annotated[str, Strict(), Field(max_length=255, json_schema_extra=_P), BeforeValidator(_text)]
+Email = Annotated[str, Strict(), Field(max_length=320, json_schema_extra=_P), BeforeValidator(_text)]
+Note = Annotated[str, Strict(), Field(max_length=2000, json_schema_extra=_P), BeforeValidator(_text)]
 Money = Annotated[int, Strict(), Field(ge=0, le=MAX_AMOUNT)]
 PositiveMoney = Annotated[int, Strict(), Field(gt=0, le=MAX_AMOUNT)]
 Flag = Annotated[bool, Strict()]

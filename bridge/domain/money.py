@@ -56,3 +56,9 @@ def format_amount(amount: int, currency: str) -> str:
     sign = "-" if amount < 0 else ""
     whole, frac = divmod(abs(amount), 10 ** exp)
     return f"{sign}{whole}.{frac:0{exp}d} {currency.upper()}"
+
+
+def is_iso4217(code: str) -> bool:
+    """Whether ``code`` (upper case) is a currency of ISO 4217, by Babel's CLDR data."""
+    from babel.numbers import list_currencies   # imported here: Babel's data loads on first use
+    return isinstance(code, str) and len(code) == 3 and code in list_currencies()

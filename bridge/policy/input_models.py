@@ -27,6 +27,9 @@ FACT_KIND_TYPES: dict[str, Any] = {
     "time": Optional[UtcTime],  # ISO 8601; null = not known
 }
 
+COUNTRY = r"^\s*[A-Za-z]{2}\s*$"
+CURRENCY = r"^\s*[A-Za-z]{3}\s*$"
+
 Billing = Literal[BILLINGS]          # type: ignore[valid-type]
 Purchase = Literal[PURCHASES]        # type: ignore[valid-type]
 Reason = Literal[REASONS]            # type: ignore[valid-type]
@@ -50,11 +53,16 @@ class _FactsBase(BaseModel):
         return data
 
 
+def _no_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
 @lru_cache(maxsize=64)
 def _facts_model(fact_types: tuple[tuple[str, str], ...]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for name, kind in fact_types:
-        fields[name] = (FACT_KIND_TYPES[kind], Field(default=None))
+        # No default in the JSON schema: an absent fact is "not told", not a null value.
+        fields[name] = (FACT_KIND_TYPES[kind], Field(default=None, json_schema_extra=_no_default))
     return create_model("Facts", __base__=_FactsBase, **fields)
 
 
@@ -78,7 +86,7 @@ class Customer(_Strict):
     id: Optional[Text] = None
     email: Optional[Email] = None
     country: Optional[str] = Field(default=None, description="ISO 3166 two-letter country code",
-                                   examples=["DE"])
+                                   examples=["DE"], json_schema_extra={"pattern": COUNTRY})
     business: Optional[Flag] = False
 
     @field_validator("country", mode="before")
@@ -137,14 +145,14 @@ class PaidItem(_Strict):
 
 class HypotheticalOrder(_Strict):
     """The order of ``POST /policies/{id}/evaluate``: order fields plus payment data per item."""
-    currency: str = Field(description="ISO 4217", examples=["USD"])
+    currency: str = Field(description="ISO 4217", examples=["USD"], json_schema_extra={"pattern": CURRENCY})
     items: list[PaidItem] = Field(min_length=1)
     order_id: Optional[Id] = None
     policy: Optional[Id] = None
     bundle: Optional[Flag] = False
     customer: Optional[Customer] = None
     # country / business may also sit on the order itself (older callers).
-    country: Optional[str] = None
+    country: Optional[str] = Field(default=None, json_schema_extra={"pattern": COUNTRY})
     business: Optional[Flag] = None
     facts: Optional[Facts] = None          # type: ignore[valid-type]
     item_facts: Optional[dict[Id, Facts]] = None   # type: ignore[valid-type]

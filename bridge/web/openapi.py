@@ -162,6 +162,7 @@ def document(app: Flask) -> dict:
             operation["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": keys[(op.body, "validation")]}}}
         paths.setdefault(_path(rule), {})[method.lower()] = operation
+    _this_deployment(app, schemas, paths)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -183,6 +184,27 @@ def document(app: Flask) -> dict:
         },
         "security": [{"bearerAuth": []}],
     }
+
+
+def _this_deployment(app: Flask, schemas: dict, paths: dict) -> None:
+    """Name the loaded policies and their categories as enums: a client (and a generated test)
+    then knows which values this bridge accepts, not only their shape."""
+    rt = app.extensions.get("bridge")
+    policies = getattr(rt, "policies", None)
+    if policies is None or not len(policies):
+        return
+    ids = policies.ids()
+    categories = sorted({c for p in policies for c in p.categories})
+    for schema_name, field, values in (("OrderCreate", "policy", ids), ("OrderItemIn", "category", categories),
+                                       ("PaidItem", "category", categories)):
+        prop = schemas.get(schema_name, {}).get("properties", {}).get(field)
+        if prop is not None:
+            prop["enum"] = values
+    for path, ops in paths.items():
+        for op in ops.values():
+            for param in op.get("parameters", ()):
+                if param["in"] == "path" and param["name"] == "policy_id":
+                    param["schema"]["enum"] = ids
 
 
 def _version() -> str:

@@ -90,14 +90,14 @@ def _refuse_constant(name: str) -> Any:
 def json_body() -> Any:
     """The request's JSON document (an object: anything else is a 422)."""
     if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "the body must be application/json")
+        raise ApiError(415, "unsupported_media_type", "the body must be application/json", field="Content-Type")
     raw = request.get_data(cache=True)   # over MAX_CONTENT_LENGTH: werkzeug raises 413 here
     try:
         doc = json.loads(raw, parse_constant=_refuse_constant)
     except RecursionError:
-        raise ApiError(400, "invalid_json", "the body is nested too deeply") from None
+        raise ApiError(400, "invalid_json", "the body is nested too deeply", field="body") from None
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, NaN, a 5000-digit number
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({_reason(err)})") from None
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON ({_reason(err)})", field="body") from None
     if not isinstance(doc, dict):
         raise ApiError(422, "invalid_body", "the body must be a JSON object", field="body")
     return doc

@@ -116,8 +116,11 @@ def document(app: Flask) -> dict:
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
     paths: dict[str, dict] = {}
     for rule, method, view, op, scope in entries:
-        doc = (view.__doc__ or "").strip()
-        summary, _, rest = doc.partition("\n")
+        # Docstrings are reStructuredText-ish; the document is Markdown: ``x`` -> `x`. The first
+        # paragraph is the summary, the rest the description.
+        doc = (view.__doc__ or "").strip().replace("``", "`")
+        first, _, rest = doc.partition("\n\n")
+        summary = " ".join(line.strip() for line in first.splitlines())
         params: list[dict] = [{"name": arg, "in": "path", "required": True, "schema": dict(_ID_SCHEMA),
                                **({"description": op.path_descriptions[arg]} if arg in op.path_descriptions else {})}
                               for arg in sorted(rule.arguments)]

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 
 import requests
 
-from bridge.providers.signatures import sign_paddle, sign_stripe
+from bridge.providers.paddle.signature import sign_paddle
+from bridge.providers.stripe.signature import sign_stripe
 from bridge.fakes.stripe_server import API_VERSION
 
 _SECRET_ENV = {"stripe": "STRIPE_WEBHOOK_SECRET", "paddle": "PADDLE_WEBHOOK_SECRET"}

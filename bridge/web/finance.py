@@ -11,6 +11,7 @@ from bridge.ledger.views import iso
 from bridge.web.api import bp
 from bridge.web.auth import require
 from bridge.web.contract import operation, respond
+from bridge.web.errors import ApiError
 from bridge.web.models.finance import Reconciliation, ReconciliationQuery
 
 
@@ -21,6 +22,8 @@ def reconciliation(query: ReconciliationQuery):
     """Totals by provider and currency, and discrepancies, for ``from <= time < to``;
     ``format=csv`` (or ``Accept: text/csv``) for the ledger lines."""
     rt = current_app.extensions["bridge"]
+    if query.provider is not None and query.provider not in rt.providers:
+        raise ApiError(422, "invalid_field", f"provider: one of {', '.join(rt.providers)}", field="provider")
     period = rec.Period(query.from_, query.to, query.provider, query.currency)
     want_csv = query.format == "csv" or (query.format is None and request.accept_mimetypes.best == "text/csv")
     with rt.reads() as session:

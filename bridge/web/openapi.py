@@ -203,11 +203,14 @@ def _this_deployment(app: Flask, schemas: dict, paths: dict) -> None:
         prop = schemas.get(schema_name, {}).get("properties", {}).get(field)
         if prop is not None:
             prop["enum"] = values
+    providers = sorted(getattr(rt, "providers", None) or ())
     for path, ops in paths.items():
         for op in ops.values():
             for param in op.get("parameters", ()):
                 if param["in"] == "path" and param["name"] == "policy_id":
                     param["schema"]["enum"] = ids
+                elif param["in"] == "query" and param["name"] == "provider" and providers:
+                    param["schema"]["enum"] = providers
 
 
 def _version() -> str:

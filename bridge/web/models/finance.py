@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
-from bridge.domain.fields import FieldProblem, parse_utc
+from bridge.domain.fields import FieldProblem, Id, parse_utc
 from bridge.domain.money import is_iso4217
 from bridge.web.models.common import Out, Query
 
@@ -34,7 +34,7 @@ def _currencies() -> list[str]:
 class ReconciliationQuery(Query):
     from_: Day = Field(alias="from")
     to: Day
-    provider: Optional[Literal["stripe", "paddle"]] = None
+    provider: Optional[Id] = Field(default=None, description="a provider's name (stripe, paddle)")
     currency: Optional[str] = Field(default=None, description="ISO 4217", examples=["USD"],
                                     json_schema_extra=lambda s: s.update(enum=_currencies()))
     format: Optional[Literal["json", "csv"]] = Field(default=None, description="csv: the ledger lines")

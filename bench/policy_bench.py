@@ -4,7 +4,10 @@ Builds a few thousand varied, valid inputs across the shipped policies (every ca
 purchases, windows on both sides, facts, bundles, EU consumers), then evaluates them in a loop
 for a few seconds and prints decisions per second.
 
-    .venv/bin/python bench/policy_bench.py [--seconds 3] [--inputs 4000] [--to-dict]
+    .venv/bin/python bench/policy_bench.py [--seconds 3] [--inputs 4000] [--to-dict] [--parse]
+
+``--parse`` also validates each input from its JSON body first (``parse_evaluation``: what
+``POST /api/v1/policies/{id}/evaluate`` does before it evaluates).
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge.policy import Order, OrderItem, PolicyRegistry, RefundRequest, evaluate  # noqa: E402
+from bridge.policy import (Order, OrderItem, PolicyRegistry, RefundRequest, evaluate,  # noqa: E402
+                           parse_evaluation)
 from bridge.policy.vocab import BOOL_FACTS, MONEY_FACTS, REASONS  # noqa: E402
 
 BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -72,23 +76,47 @@ def build_inputs(registry: PolicyRegistry, count: int, seed: int = 7) -> list:
     return out
 
 
+def _iso(moment):
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _facts(facts: dict) -> dict:
+    return {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in facts.items()}
+
+
+def as_body(order: Order, request: RefundRequest) -> dict:
+    """The JSON body of ``POST /policies/{id}/evaluate`` that parses into (order, request)."""
+    items = [{"item_id": i.item_id, "category": i.category, "amount": i.amount, "paid_at": _iso(i.paid_at),
+              "billing": i.billing, "purchase": i.purchase, "fee": i.fee, "period_start": _iso(i.period_start),
+              "period_end": _iso(i.period_end), "already_refunded": i.already_refunded,
+              "duplicate_charge": i.duplicate_charge, "facts": _facts(i.facts)} for i in order.items]
+    return {"order": {"currency": order.currency, "items": items, "bundle": order.bundle,
+                      "customer": {"country": order.country, "business": order.business}},
+            "request": {"reason": request.reason, "requested_at": _iso(request.requested_at),
+                        "items": list(request.items) if request.items else None, "facts": _facts(request.facts)}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--inputs", type=int, default=4000)
     parser.add_argument("--to-dict", action="store_true", help="also build the api.md dict each time")
+    parser.add_argument("--parse", action="store_true", help="also validate each input from its JSON body")
     args = parser.parse_args(argv)
 
     registry = PolicyRegistry.load(ROOT / "config" / "policies")
     inputs = build_inputs(registry, args.inputs)
     outcomes = Counter(evaluate(p, o, r, NOW).outcome for p, o, r in inputs)   # warm-up + mix
     to_dict = args.to_dict
+    bodies = [as_body(o, r) for _, o, r in inputs] if args.parse else None
 
     done = 0
     start = time.perf_counter()
     deadline = start + args.seconds
     while True:
-        for policy, order, request in inputs:
+        for n, (policy, order, request) in enumerate(inputs):
+            if bodies is not None:
+                order, request = parse_evaluation(bodies[n], NOW)
             decision = evaluate(policy, order, request, NOW)
             if to_dict:
                 decision.to_dict()
@@ -99,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     rate = done / elapsed
     mix = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
     print(f"inputs: {len(inputs)} across {', '.join(registry.ids())} (outcomes: {mix})")
-    print(f"{done} decisions in {elapsed:.2f} s{' (with to_dict)' if to_dict else ''}")
+    extra = "".join(f" (with {w})" for w, on in (("to_dict", to_dict), ("parse", bodies is not None)) if on)
+    print(f"{done} decisions in {elapsed:.2f} s{extra}")
     print(f"{rate:,.0f} decisions/s")
     return 0
 

@@ -10,7 +10,7 @@ validation never sits on the evaluator's path.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, ClassVar, Literal, Mapping, Optional
 
 from pydantic import (BaseModel, ConfigDict, Field, create_model, field_validator,
                       model_validator)
@@ -42,14 +42,14 @@ class _Strict(BaseModel):
 
 class _FactsBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    __fact_names__: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
     def _known_names(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name in data:
-                if name not in cls.model_fields:
-                    raise _at(str(name), f"unknown fact {name!r} (known: {', '.join(cls.model_fields)})")
+        if isinstance(data, dict) and not cls.__fact_names__.issuperset(data):
+            name = next(n for n in data if n not in cls.__fact_names__)
+            raise _at(str(name), f"unknown fact {name!r} (known: {', '.join(cls.model_fields)})")
         return data
 
 
@@ -63,7 +63,9 @@ def _facts_model(fact_types: tuple[tuple[str, str], ...]) -> type[BaseModel]:
     for name, kind in fact_types:
         # No default in the JSON schema: an absent fact is "not told", not a null value.
         fields[name] = (FACT_KIND_TYPES[kind], Field(default=None, json_schema_extra=_no_default))
-    return create_model("Facts", __base__=_FactsBase, **fields)
+    model = create_model("Facts", __base__=_FactsBase, **fields)
+    model.__fact_names__ = frozenset(fields)
+    return model
 
 
 def facts_model(fact_types: Mapping[str, str] = FACT_TYPES) -> type[BaseModel]:
@@ -79,7 +81,8 @@ def facts_dict(model: Optional[BaseModel]) -> dict[str, Any]:
     """The facts that were given: a null money or time fact means "not known" and is left out."""
     if model is None:
         return {}
-    return {k: v for k, v in model.model_dump(exclude_unset=True).items() if v is not None}
+    given = model.model_fields_set
+    return {k: v for k, v in model.__dict__.items() if v is not None and k in given}
 
 
 class Customer(_Strict):

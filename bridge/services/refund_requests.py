@@ -59,19 +59,8 @@ def _valid(model: type[BaseModel], doc, prefix: str = ""):
         raise RequestError("invalid", "invalid_field", f"{field}: {message}", field) from None
 
 
-def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_key: Optional[str],
-           now: datetime, max_attempts: int = 12) -> Created:
-    """Decide and store a refund request; ``doc`` is the body as sent (an ``Idempotency-Key``
-    replay is compared with it), validated by :class:`RefundRequestCreate`."""
-    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
-    if idempotency_key:
-        prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
-        if prior is not None:
-            if prior.request_hash != _hash(doc):
-                raise RequestError("conflict", "idempotency_key_reused",
-                                   "this Idempotency-Key was used with a different request body")
-            return Created(prior, False)
-    request = _valid(RefundRequestCreate, doc)
+def _decide(session: Session, policies: PolicyRegistry, request: RefundRequestCreate, now: datetime):
+    """What the order's policy decides on ``request`` now, with everything that decided it."""
     order_id = request.order_id
     order = get_order(session, order_id)
     if order is None:
@@ -90,11 +79,43 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
     remaining = {i.item_id: i.amount - i.already_refunded for i in p_order.items}
     if all(remaining[i] <= 0 for i in requested):
         raise RequestError("conflict", "nothing_to_refund", "what was paid for these items is already refunded")
-    decision = evaluate(policies.get(order.policy), p_order, p_request, now)
+    try:
+        decision = evaluate(policies.get(order.policy), p_order, p_request, now)
+    except PolicyInputError as err:
+        if err.field.startswith("request."):
+            field = err.field.removeprefix("request.")
+            raise RequestError("invalid", "invalid_field", f"{field}: {err.message}", field)
+        # The stored order is what the policy cannot judge (an order created from a payment
+        # whose lines the catalog did not classify): not the caller's request, not a 500.
+        raise RequestError("conflict", "order_not_decidable",
+                           f"order {order_id!r} cannot be decided by policy {order.policy!r}: {err}")
     _, left = paid_and_remaining(p_order)
     if decision.refund_amount > left:
         raise RequestError("conflict", "exceeds_remaining",
                            f"the refund {decision.refund_amount} exceeds what remains unrefunded ({left})")
+    return order, p_order, paid, p_request, requested, decision
+
+
+def quote(session: Session, policies: PolicyRegistry, doc, now: datetime):
+    """``POST /api/v1/refund-quotes``: the decision a refund request would get now; nothing
+    is stored (the merchant's app shows it to the buyer before they confirm)."""
+    return _decide(session, policies, _valid(RefundRequestCreate, doc), now)[-1]
+
+
+def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_key: Optional[str],
+           now: datetime, max_attempts: int = 12) -> Created:
+    """Decide and store a refund request; ``doc`` is the body as sent (an ``Idempotency-Key``
+    replay is compared with it), validated by :class:`RefundRequestCreate`."""
+    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
+    if idempotency_key:
+        prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
+        if prior is not None:
+            if prior.request_hash != _hash(doc):
+                raise RequestError("conflict", "idempotency_key_reused",
+                                   "this Idempotency-Key was used with a different request body")
+            return Created(prior, False)
+    request = _valid(RefundRequestCreate, doc)
+    order, p_order, paid, p_request, requested, decision = _decide(session, policies, request, now)
     rr = RefundRequest(
         id=new_request_id(), order_pk=order.id, idempotency_key=idempotency_key, request_hash=_hash(doc),
         status=decision.outcome, reason=p_request.reason, items=list(requested), requested_at=p_request.requested_at,

@@ -13,6 +13,7 @@ from bridge.web.api import bp
 from bridge.web.auth import require
 from bridge.web.contract import json_body, operation, respond
 from bridge.web.errors import ApiError
+from bridge.web.models.policies import DecisionOut
 from bridge.web.models.refund_requests import (RefundRequestCreate, RefundRequestList, RefundRequestOut,
                                                RefundRequestQuery, ReviewIn)
 
@@ -123,3 +124,19 @@ def review_refund_request(rr_id: str, body: ReviewIn):
     except service.RequestError as err:
         _raise(err)
     return respond(RefundRequestOut, out)
+
+
+@bp.post("/refund-quotes")
+@require("read")
+@operation(body=RefundRequestCreate, responses={200: DecisionOut}, errors=(404, 409), tags=("refunds",))
+def quote_refund(body: RefundRequestCreate):
+    """The decision a refund request with this body would get now; nothing is stored.
+
+    For the merchant's app to show the buyer before they confirm."""
+    rt = _rt()
+    try:
+        with rt.reads() as session:
+            decision = service.quote(session, rt.policies, body, rt.clock())
+    except service.RequestError as err:
+        _raise(err)
+    return respond(DecisionOut, decision.to_dict())

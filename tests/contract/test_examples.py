@@ -28,6 +28,10 @@ def test_order_payment_and_refund_request_examples(client, runtime, worker):
     worker.drain()
     paid = client.get("/api/v1/orders/ord_1001", headers=tok).json
     assert paid["status"] == "paid" and paid["payments"][0]["fee"] == 172, paid
+    quote = client.post("/api/v1/refund-quotes", json=_load("refund-request.json"), headers=tok)
+    assert quote.status_code == 200, quote.json
+    assert (quote.json["outcome"], quote.json["refund_amount"]) == ("approved", 4728)
+    assert client.get("/api/v1/orders/ord_1001", headers=tok).json["refund_requests"] == []   # nothing stored
     rr = client.post("/api/v1/refund-requests", json=_load("refund-request.json"), headers=tok)
     assert rr.status_code == 201, rr.json
     decision = rr.json["decision"]

@@ -175,6 +175,7 @@ def test_approving_a_review_with_nothing_left_is_409(client, admin, shop):
 ROUTES = [("POST", "/api/v1/orders"), ("GET", "/api/v1/orders/{id}"), ("POST", "/api/v1/orders/{id}/facts"),
           ("POST", "/api/v1/refund-requests"), ("GET", "/api/v1/refund-requests"),
           ("GET", "/api/v1/refund-requests/{id}"), ("POST", "/api/v1/refund-requests/{id}/review"),
+          ("POST", "/api/v1/refund-quotes"),
           ("GET", "/api/v1/policies"), ("POST", "/api/v1/policies/{id}/evaluate"),
           ("GET", "/api/v1/licenses"), ("GET", "/api/v1/licenses/{id}"), ("GET", "/api/v1/disputes"),
           ("GET", "/api/v1/reconciliation")]
@@ -240,3 +241,26 @@ def test_fuzz_every_endpoint(runtime, client, worker):
     # Throttle off: the fuzz sends bad tokens on purpose (the throttle has its own tests).
     object.__setattr__(runtime.settings, "auth_failure_limit", 0)
     _fuzz(client, token(runtime, "admin"))
+
+
+def test_an_order_the_policy_cannot_judge_is_409_not_500(db_url, tmp_path):
+    """An order the bridge created from a payment whose line the catalog does not classify has
+    no category: a refund request on it (or a quote) is a 409 naming why, never a 500."""
+    import time
+    from bridge.fakes.samples import paddle_sample, signed
+    from bridge.worker.handlers import all_handlers
+    from bridge.worker.runner import Worker
+    from tests.conftest import PADDLE_SECRET
+    rt = Runtime.build(test_settings(db_url, tmp_path, default_policy="software-mor"))
+    try:
+        client = create_app(runtime=rt).test_client()
+        now = int(time.time())
+        body, headers = signed("paddle", paddle_sample("ord_unclassified", 4900, "USD", 245, now), PADDLE_SECRET, now)
+        assert client.post("/webhooks/paddle", data=body, headers=headers).status_code == 200
+        Worker(rt, all_handlers(rt), worker_id="t").drain()
+        tok = auth(token(rt, "admin"))
+        for path in ("/api/v1/refund-requests", "/api/v1/refund-quotes"):
+            r = client.post(path, json={"order_id": "ord_unclassified", "reason": "not_satisfied"}, headers=tok)
+            assert r.status_code == 409 and r.json["error"]["code"] == "order_not_decidable", r.json
+    finally:
+        rt.engine.dispose()

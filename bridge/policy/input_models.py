@@ -10,10 +10,10 @@ validation never sits on the evaluator's path.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, ClassVar, Literal, Mapping, Optional
+from typing import Annotated, Any, ClassVar, Literal, Mapping, Optional
 
-from pydantic import (BaseModel, ConfigDict, Field, create_model, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, Strict, WithJsonSchema, create_model,
+                      field_validator, model_validator)
 
 from bridge.domain.fields import Email, FieldProblem as _at, Flag, Id, Money, Text, UtcTime
 from bridge.domain.money import normalize_currency
@@ -77,6 +77,46 @@ def facts_model(fact_types: Mapping[str, str] = FACT_TYPES) -> type[BaseModel]:
 Facts = facts_model()
 
 
+def _facts_schema() -> dict:
+    """The facts object in the OpenAPI document: the standard facts, and room for the ones a
+    policy declares (a bridge's own document names those of its loaded policies)."""
+    schema = Facts.model_json_schema()
+    return {"type": "object", "title": "Facts",
+            "description": "Facts by name (policies.md): true/false, an amount in minor units, or an "
+                           "ISO 8601 time; null = not known. A policy may declare facts of its own.",
+            "properties": schema.get("properties", {}),
+            "additionalProperties": {"type": ["boolean", "integer", "string", "null"]}}
+
+
+# Facts as they arrive: their names and kinds depend on the policy that decides (the standard
+# table, plus what the policy declares), so they are checked against its table on conversion
+# (``inputs.parse_facts``), not by the shape of the body.
+RawFacts = Annotated[dict[str, Any], WithJsonSchema(_facts_schema())]
+# A reason: the standard ones (vocab.REASONS) or one the order's policy declares; checked
+# against the policy's list on conversion.
+ReasonName = Annotated[str, Strict(), Field(min_length=1, max_length=64,
+                                            description="one of the policy's reasons",
+                                            examples=["not_satisfied"])]
+
+
+def fact_table(policies: Any, policy_id: Optional[str]) -> Mapping[str, str]:
+    """The fact table of ``policy_id`` in a registry: its own when the registry declares
+    facts per policy (``PolicyRegistry.fact_types``), else the standard table."""
+    getter = getattr(policies, "fact_types", None)
+    if getter is not None and policy_id is not None and policy_id in policies:
+        return getter(policy_id)
+    return FACT_TYPES
+
+
+def reason_list(policies: Any, policy_id: Optional[str]) -> tuple[str, ...]:
+    """The reasons ``policy_id`` accepts (``PolicyRegistry.reasons`` when the registry has
+    it), else the standard ones."""
+    getter = getattr(policies, "reasons", None)
+    if getter is not None and policy_id is not None and policy_id in policies:
+        return tuple(getter(policy_id))
+    return REASONS
+
+
 def facts_dict(model: Optional[BaseModel]) -> dict[str, Any]:
     """The facts that were given: a null money or time fact means "not known" and is left out."""
     if model is None:
@@ -131,7 +171,7 @@ class PaidItem(_Strict):
     period_end: Optional[UtcTime] = None
     already_refunded: Optional[Money] = 0
     duplicate_charge: Optional[Flag] = False
-    facts: Optional[Facts] = None          # type: ignore[valid-type]
+    facts: Optional[RawFacts] = None
     sku: Optional[Text] = None
     price_id: Optional[Text] = None
     product_id: Optional[Text] = None
@@ -157,8 +197,8 @@ class HypotheticalOrder(_Strict):
     # country / business may also sit on the order itself (older callers).
     country: Optional[str] = Field(default=None, json_schema_extra={"pattern": COUNTRY})
     business: Optional[Flag] = None
-    facts: Optional[Facts] = None          # type: ignore[valid-type]
-    item_facts: Optional[dict[Id, Facts]] = None   # type: ignore[valid-type]
+    facts: Optional[RawFacts] = None
+    item_facts: Optional[dict[Id, RawFacts]] = None
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -185,12 +225,12 @@ class HypotheticalOrder(_Strict):
 
 class RefundRequestFields(_Strict):
     """What a refund request says (the order is known separately)."""
-    reason: Reason
+    reason: ReasonName
     items: Optional[list[Id]] = Field(default=None, min_length=1,
                                       description="item ids; omit for the whole order")
     requested_at: Optional[UtcTime] = Field(default=None, description="default: now")
-    facts: Optional[Facts] = None          # type: ignore[valid-type]
-    item_facts: Optional[dict[Id, Facts]] = None   # type: ignore[valid-type]
+    facts: Optional[RawFacts] = None
+    item_facts: Optional[dict[Id, RawFacts]] = None
 
 
 class EvaluationRequest(RefundRequestFields):

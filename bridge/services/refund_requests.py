@@ -21,6 +21,7 @@ from bridge.policy import PolicyInputError, PolicyRegistry, evaluate, parse_requ
 from pydantic import BaseModel, ValidationError
 
 from bridge.domain.fields import first_error
+from bridge.policy.input_models import fact_table, reason_list
 from bridge.services.models import RefundRequestCreate, ReviewIn
 from bridge.services.policy_inputs import ItemPayment, paid_and_remaining, policy_order
 
@@ -71,7 +72,8 @@ def _decide(session: Session, policies: PolicyRegistry, request: RefundRequestCr
     if not p_order.items:
         raise RequestError("conflict", "not_paid", f"order {order_id!r} has no payment to refund")
     try:
-        p_request = parse_request(request, p_order, now, where="request")
+        p_request = parse_request(request, p_order, now, where="request",
+                                  facts=fact_table(policies, order.policy), reasons=reason_list(policies, order.policy))
     except PolicyInputError as err:
         field = err.field.removeprefix("request.")
         raise RequestError("invalid", "invalid_field", f"{field}: {err.message}", field)

@@ -196,8 +196,14 @@ def _this_deployment(app: Flask, schemas: dict, paths: dict) -> None:
     policies = getattr(rt, "policies", None)
     if policies is None or not len(policies):
         return
+    from bridge.policy.input_models import reason_list
     ids = policies.ids()
     categories = sorted({c for p in policies for c in p.categories})
+    reasons = sorted({r for pid in ids for r in reason_list(policies, pid)})
+    for schema_name in ("RefundRequestCreate", "EvaluationRequest"):
+        prop = schemas.get(schema_name, {}).get("properties", {}).get("reason")
+        if prop is not None:
+            prop["enum"] = reasons
     for schema_name, field, values in (("OrderCreate", "policy", ids), ("OrderItemIn", "category", categories),
                                        ("PaidItem", "category", categories)):
         prop = schemas.get(schema_name, {}).get("properties", {}).get(field)

@@ -8,7 +8,8 @@ from flask import current_app
 from bridge.ledger import orders as order_repo
 from bridge.ledger.db import serialize_ledger_writes
 from bridge.ledger.views import order_view
-from bridge.policy.input_models import facts_dict
+from bridge.policy import PolicyInputError, parse_facts
+from bridge.policy.input_models import fact_table
 from bridge.services import licenses
 from bridge.web.api import bp
 from bridge.web.auth import require
@@ -92,14 +93,19 @@ def get_order(order_id: str):
 def post_facts(order_id: str, body: FactsUpdate):
     """Record facts of the order and of its items (policies.md names them)."""
     rt = _rt()
-    facts = facts_dict(body.facts)
-    item_facts = {k: facts_dict(v) for k, v in (body.item_facts or {}).items()}
     now = rt.clock()
     with rt.sessions.begin() as session:
         serialize_ledger_writes(session)
         order = order_repo.get_order(session, order_id)
         if order is None:
             raise ApiError(404, "order_not_found", f"no order {order_id!r}")
+        # Names and kinds are those of the order's policy (standard facts and its own).
+        table = fact_table(rt.policies, order.policy)
+        try:
+            facts = parse_facts(body.facts, "facts", table)
+            item_facts = {k: parse_facts(v, f"item_facts.{k}", table) for k, v in (body.item_facts or {}).items()}
+        except PolicyInputError as err:
+            raise invalid(err.field, err.message) from None
         items = {i.item_id: i for i in order_repo.items_of(session, order)}
         for item_id in item_facts:
             if item_id not in items:

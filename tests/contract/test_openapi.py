@@ -50,9 +50,12 @@ def test_the_served_document_validates(client):
         for method, op in ops.items():
             assert op["security"][0]["bearerAuth"], (method, path)
             assert "422" in op["responses"] and "401" in op["responses"], (method, path)
-    # Facts come from the engine's vocabulary: a fact the engine knows is documented.
-    from bridge.policy.vocab import FACT_TYPES
-    assert set(doc["components"]["schemas"]["Facts"]["properties"]) == set(FACT_TYPES)
+    # Facts and reasons come from the engine's vocabulary: what the engine knows is documented.
+    from bridge.policy.vocab import FACT_TYPES, REASONS
+    request = doc["components"]["schemas"]["RefundRequestCreate"]["properties"]
+    facts = next(b for b in request["facts"]["anyOf"] if b.get("type") == "object")
+    assert set(facts["properties"]) == set(FACT_TYPES)
+    assert set(REASONS) <= set(request["reason"]["enum"])
 
 
 def test_docs_are_rendered_from_local_assets(client):

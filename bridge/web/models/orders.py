@@ -6,7 +6,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bridge.domain.fields import Email, FieldProblem, Flag, Id, Money, Text, id_type
-from bridge.policy.input_models import CURRENCY, Customer, Facts, currency_code
+from bridge.policy.input_models import CURRENCY, Customer, RawFacts, currency_code
 from bridge.policy.vocab import BILLINGS
 from bridge.web.models.common import Out, Timestamp
 from bridge.web.models.refund_requests import RefundRequestOut
@@ -60,9 +60,9 @@ class OrderCreate(_In):
 
 class FactsUpdate(_In):
     """``POST /api/v1/orders/{order_id}/facts``: facts of the order and of its items (merged
-    into what was recorded before)."""
-    facts: Optional[Facts] = None                      # type: ignore[valid-type]
-    item_facts: Optional[dict[Id, Facts]] = None       # type: ignore[valid-type]
+    into what was recorded before), by the names and kinds of the order's policy."""
+    facts: Optional[RawFacts] = None
+    item_facts: Optional[dict[Id, RawFacts]] = None
 
 
 class CustomerOut(Out):

@@ -170,6 +170,7 @@ class PaidItem(_Strict):
     period_start: Optional[UtcTime] = None
     period_end: Optional[UtcTime] = None
     already_refunded: Optional[Money] = 0
+    fee_kept: Optional[Money] = Field(default=0, description="of fee, what earlier refunds of the item kept")
     duplicate_charge: Optional[Flag] = False
     facts: Optional[RawFacts] = None
     sku: Optional[Text] = None
@@ -183,6 +184,12 @@ class PaidItem(_Strict):
             raise _at("period_end", "must be after period_start (or paid_at when no period_start)")
         if (self.already_refunded or 0) > self.amount:
             raise _at("already_refunded", f"{self.already_refunded} exceeds the amount {self.amount}")
+        kept = self.fee_kept or 0
+        if kept and (self.fee is None or kept > self.fee):
+            raise _at("fee_kept", f"{kept} exceeds the item's fee {self.fee}")
+        if kept > (self.already_refunded or 0):
+            raise _at("fee_kept", f"{kept} exceeds already_refunded {self.already_refunded or 0} "
+                                  "(a kept fee is part of what earlier refunds settled)")
         return self
 
 

@@ -31,10 +31,12 @@ class OrderItem:
     paid_at: datetime                    # aware UTC; for a renewal the renewal payment
     billing: Optional[str] = None        # one_time | monthly | annual; None = category default
     purchase: str = "initial"            # initial | renewal
-    fee: Optional[int] = None            # provider processing fee; None = not known
+    fee: Optional[int] = None            # the item's share of its payment's processing fee
+                                         # (policies.md: largest remainder); None = not known
     period_start: Optional[datetime] = None
     period_end: Optional[datetime] = None
-    already_refunded: int = 0
+    already_refunded: int = 0            # settled by earlier refunds: given back + fee kept
+    fee_kept: int = 0                    # of ``fee``, what earlier refunds of the item kept
     duplicate_charge: bool = False       # payment-data flag: a second charge in one period
     facts: Mapping[str, Any] = field(default_factory=dict)
     sku: Optional[str] = None            # only to name the item in explanations
@@ -117,7 +119,8 @@ def order_from_model(data: HypotheticalOrder, where: str = "order",
             item_id=item.item_id, category=item.category, amount=item.amount, paid_at=item.paid_at,
             billing=item.billing, purchase=item.purchase or "initial", fee=item.fee,
             period_start=item.period_start, period_end=item.period_end,
-            already_refunded=item.already_refunded or 0, duplicate_charge=bool(item.duplicate_charge),
+            already_refunded=item.already_refunded or 0, fee_kept=item.fee_kept or 0,
+            duplicate_charge=bool(item.duplicate_charge),
             facts=own, sku=item.sku or None))
     return Order(currency=data.currency, items=tuple(items), policy=data.policy, order_id=data.order_id,
                  bundle=bool(data.bundle), country=country, business=bool(business),

@@ -21,7 +21,6 @@ from bridge.policy import PolicyInputError, PolicyRegistry, evaluate, parse_requ
 from pydantic import BaseModel, ValidationError
 
 from bridge.domain.fields import first_error
-from bridge.policy.input_models import fact_table, reason_list
 from bridge.services.models import RefundRequestCreate, ReviewIn
 from bridge.services.policy_inputs import ItemPayment, paid_and_remaining, policy_order
 
@@ -68,12 +67,13 @@ def _decide(session: Session, policies: PolicyRegistry, request: RefundRequestCr
         raise RequestError("not_found", "order_not_found", f"no order {order_id!r}")
     if not order.policy or order.policy not in policies:
         raise RequestError("conflict", "no_policy", f"order {order_id!r} has no known policy ({order.policy!r})")
-    p_order, paid = policy_order(session, order)
+    policy = policies.get(order.policy)
+    p_order, paid = policy_order(session, order, policy=policy)
     if not p_order.items:
         raise RequestError("conflict", "not_paid", f"order {order_id!r} has no payment to refund")
     try:
-        p_request = parse_request(request, p_order, now, where="request",
-                                  facts=fact_table(policies, order.policy), reasons=reason_list(policies, order.policy))
+        p_request = parse_request(request, p_order, now, where="request", facts=policy.fact_types,
+                                  reasons=policy.reasons)
     except PolicyInputError as err:
         field = err.field.removeprefix("request.")
         raise RequestError("invalid", "invalid_field", f"{field}: {err.message}", field)
@@ -82,7 +82,7 @@ def _decide(session: Session, policies: PolicyRegistry, request: RefundRequestCr
     if all(remaining[i] <= 0 for i in requested):
         raise RequestError("conflict", "nothing_to_refund", "what was paid for these items is already refunded")
     try:
-        decision = evaluate(policies.get(order.policy), p_order, p_request, now)
+        decision = evaluate(policy, p_order, p_request, now)
     except PolicyInputError as err:
         if err.field.startswith("request."):
             field = err.field.removeprefix("request.")
@@ -169,7 +169,8 @@ def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc, n
     decided = _valid(ReviewIn, doc)
     outcome, refund_amount, note = decided.outcome, decided.refund_amount, decided.note
     order = session.get(Order, rr.order_pk)
-    p_order, paid = policy_order(session, order, exclude_request=rr.id)
+    policy = policies.get(order.policy) if order.policy in policies else None
+    p_order, paid = policy_order(session, order, exclude_request=rr.id, policy=policy)
     rr.review = {"outcome": outcome, "note": note, "reviewer": reviewer, "at": now.isoformat().replace("+00:00", "Z")}
     rr.updated_at = now
     if outcome == "denied":

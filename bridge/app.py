@@ -30,8 +30,8 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     app.extensions["bridge"] = runtime
     register_error_handlers(app)
 
-    from bridge.web import (api, audit, auth, finance, health, licenses, metrics, orders,  # noqa: F401
-                            policies, refund_requests, request_ids, webhooks)
+    from bridge.web import (api, audit, auth, finance, health, licenses, metrics, openapi,  # noqa: F401
+                            orders, policies, refund_requests, request_ids, webhooks)
     app.register_blueprint(webhooks.bp)
     if settings.trusted_proxies > 0:
         # The client address is the one the PaaS router appended to X-Forwarded-For (the API's
@@ -43,6 +43,8 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)               # GET /openapi.json, from the views' models
+    app.register_blueprint(openapi.docs_blueprint())  # GET /docs, assets served from the package
     from bridge.web import console
     console.init_app(app, settings)  # /console/: pages with their own session, CSRF and CSP
     audit.init_app(app)  # one audit row per /api/v1 call, after the answer is known

@@ -450,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--license", help="only this license's notices")
     s.set_defaults(func=cmd_notices_resend)
 
+    from bridge.fakes import samples
+    samples.add_parser(sub)   # bridge webhooks send-sample stripe|paddle
+
     s = sub.add_parser("demo", help="a small shop's day against local fake providers")
     s.add_argument("--keep", action="store_true", help="keep the demo database")
     s.set_defaults(func=cmd_demo)

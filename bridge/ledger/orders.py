@@ -12,11 +12,16 @@ from bridge.domain.events import PaymentSucceeded
 from bridge.domain.ids import id_problem
 from bridge.domain.states import order_status
 from bridge.ledger.catalog import Catalog
-from bridge.ledger.models import Dispute, Order, OrderItem, Payment, Refund
+from bridge.ledger.models import Dispute, License, Order, OrderItem, Payment, Refund
 
 
 class OrderConflict(Exception):
-    """The same ``order_id`` registered again with different content."""
+    """The same ``order_id`` registered again with different content, or a ``license_id``
+    another order holds. ``field`` is the path of the differing value in the request body."""
+
+    def __init__(self, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def get_order(session: Session, order_id: str) -> Optional[Order]:
@@ -38,12 +43,9 @@ def register_order(session: Session, doc: dict, now: datetime) -> tuple[Order, b
         if existing.source == "provider":
             _adopt(session, existing, doc, now)
             return existing, False
-        same = (existing.policy == doc["policy"] and existing.currency == doc["currency"]
-                and existing.bundle == doc.get("bundle", False)
-                and sorted(i.item_id for i in items_of(session, existing)) == sorted(i["item_id"] for i in doc["items"]))
-        if not same:
-            raise OrderConflict(f"order {doc['order_id']} exists with different content")
+        _same_registration(session, existing, doc)
         return existing, False
+    _licenses_free(session, doc, None)
     order = Order(order_id=doc["order_id"], policy=doc["policy"], currency=doc["currency"],
                   bundle=doc.get("bundle", False), customer_id=customer.get("id"),
                   customer_email=customer.get("email"), customer_country=customer.get("country"),
@@ -60,10 +62,63 @@ def register_order(session: Session, doc: dict, now: datetime) -> tuple[Order, b
     return order, True
 
 
+def _differs(order_id: str, field: str, stored, sent) -> OrderConflict:
+    return OrderConflict(f"order {order_id!r} exists with a different {field} ({stored!r}, not {sent!r})", field)
+
+
+def _same_registration(session: Session, existing: Order, doc: dict) -> None:
+    """A repeated registration must say what the first one said: each difference is a 409
+    naming the field (silently keeping the old data would make the caller believe the new)."""
+    oid = doc["order_id"]
+    for field, stored, sent in (("policy", existing.policy, doc["policy"]),
+                                ("currency", existing.currency, doc["currency"]),
+                                ("bundle", existing.bundle, doc.get("bundle", False))):
+        if stored != sent:
+            raise _differs(oid, field, stored, sent)
+    customer = doc.get("customer") or {}
+    for key, stored in (("id", existing.customer_id), ("email", existing.customer_email),
+                        ("country", existing.customer_country)):
+        if customer.get(key) != stored:
+            raise _differs(oid, f"customer.{key}", stored, customer.get(key))
+    if bool(customer.get("business", False)) != bool(existing.customer_business):
+        raise _differs(oid, "customer.business", existing.customer_business, customer.get("business", False))
+    stored_items = {i.item_id: i for i in items_of(session, existing)}
+    sent_ids = [i["item_id"] for i in doc["items"]]
+    if sorted(stored_items) != sorted(sent_ids):
+        raise _differs(oid, "items", sorted(stored_items), sorted(sent_ids))
+    for n, it in enumerate(doc["items"]):
+        row = stored_items[it["item_id"]]
+        for key in ("category", "billing", "amount", "sku", "price_id", "product_id", "license_id"):
+            if key == "license_id" and it.get(key) is None:
+                continue   # the bridge names the license of an item the merchant did not name
+            if it.get(key) != getattr(row, key):
+                raise _differs(oid, f"items[{n}].{key}", getattr(row, key), it.get(key))
+
+
+def _licenses_free(session: Session, doc: dict, order_pk: Optional[int]) -> None:
+    """A ``license_id`` names one license: a second order claiming it is a 409 now, not a
+    payment that later fails to grant it."""
+    for n, it in enumerate(doc["items"]):
+        lid = it.get("license_id")
+        if not lid:
+            continue
+        q = select(OrderItem.order_pk).where(OrderItem.license_id == lid)
+        if order_pk is not None:
+            q = q.where(OrderItem.order_pk != order_pk)
+        if session.execute(q.limit(1)).first() is not None or _license_elsewhere(session, lid, order_pk):
+            raise OrderConflict(f"license_id {lid!r} belongs to another order", f"items[{n}].license_id")
+
+
+def _license_elsewhere(session: Session, license_id: str, order_pk: Optional[int]) -> bool:
+    lic = session.get(License, license_id)
+    return lic is not None and lic.order_pk != order_pk
+
+
 def _adopt(session: Session, order: Order, doc: dict, now: datetime) -> None:
     """The merchant registers an order the bridge had created from its payment: its word on
     policy, customer and item classification wins."""
     customer = doc.get("customer") or {}
+    _licenses_free(session, doc, order.id)
     order.policy = doc["policy"]
     order.currency = doc["currency"]
     order.bundle = doc.get("bundle", False)

@@ -2,21 +2,24 @@
 
 The dataclasses are plain values (the ledger builds them from its rows; tests and the bench
 build them directly). ``parse_evaluation`` validates the JSON body of
-``POST /api/v1/policies/{id}/evaluate`` (and of ``bridge policy evaluate FILE.json``) into them,
-raising :class:`PolicyInputError` with the path of the offending field.
+``POST /api/v1/policies/{id}/evaluate`` (and of ``bridge policy evaluate FILE.json``) with the
+pydantic models of ``input_models.py`` and converts it into them, raising
+:class:`PolicyInputError` with the path of the offending field.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Optional
 
-from bridge.domain.money import normalize_currency
+from pydantic import BaseModel, ValidationError
+
+from bridge.domain.fields import first_error, kind, parse_utc
 
 from .errors import PolicyInputError
-from .vocab import BILLINGS, FACT_TYPES, PURCHASES, REASONS
-
-_EMPTY: Mapping[str, Any] = {}
+from .input_models import (Evaluation, EvaluationRequest, HypotheticalOrder, RefundRequestFields,
+                           facts_dict, facts_model)
+from .vocab import FACT_TYPES, REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,268 +63,115 @@ class RefundRequest:
     item_facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-# -- scalar validators ------------------------------------------------------------------------
+# -- JSON -> the dataclasses above (validated by the models of input_models.py) ----------------
+
+def _validate(model: type[BaseModel], value: Any, where: str) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        field, message = first_error(err, where)
+        raise PolicyInputError(field, message) from None
+
 
 def parse_time(value: Any, where: str) -> datetime:
     """ISO 8601 with ``Z`` or an offset, as an aware UTC datetime."""
-    if not isinstance(value, str):
-        raise PolicyInputError(where, f"expected an ISO 8601 time string, got {_kind(value)}")
-    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise PolicyInputError(where, f"not an ISO 8601 time: {value!r}") from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise PolicyInputError(where, f"time {value!r} has no time zone (add Z or an offset)")
-    return parsed.astimezone(timezone.utc)
-
-
-def _money(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PolicyInputError(where, f"expected an integer amount in minor units, got {_kind(value)}")
-    if value < 0:
-        raise PolicyInputError(where, "must not be negative")
-    return value
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise PolicyInputError(where, f"expected true or false, got {_kind(value)}")
-    return value
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise PolicyInputError(where, f"expected a non-empty string, got {_kind(value)}")
-    return value
-
-
-def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise PolicyInputError(where, f"must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _object(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise PolicyInputError(where, f"expected an object, got {_kind(value)}")
-    return value
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+        return parse_utc(value)
+    except ValueError as err:
+        raise PolicyInputError(where, str(err)) from None
 
 
 def parse_facts(value: Any, where: str, types: Optional[Mapping[str, str]] = None,
                 strict: bool = True) -> dict[str, Any]:
     """Facts by name: booleans, money (int >= 0 or null = unknown), times (ISO time or null).
 
-    ``types`` is the fact table of the order's policy (``Policy.fact_types``,
-    ``PolicyRegistry.fact_types(id)``: the standard facts of spec/policies.md and the ones the
-    policy declares); without it, the standard facts. Unknown names are an error, unless
-    ``strict`` is false (facts stored under an earlier version of the policy: skipped)."""
+    ``types`` is the fact table of the order's policy (name -> ``bool`` | ``money`` |
+    ``time``: the standard facts of spec/policies.md and the ones the policy declares); without
+    it, the standard facts. Unknown names are an error, unless ``strict`` is false (facts stored
+    under an earlier version of the policy: skipped)."""
     if value is None:
         return {}
-    if types is None:
-        types = FACT_TYPES
-    data = _object(value, where)
-    out: dict[str, Any] = {}
-    for name, raw in data.items():
-        kind = types.get(name)
-        key = f"{where}.{name}"
-        if kind is None:
-            if not strict:
-                continue
-            raise PolicyInputError(key, f"unknown fact {name!r} (known: {', '.join(types)})")
-        if kind == "bool":
-            out[name] = _bool(raw, key)
-        elif raw is None:
-            continue                     # money or time explicitly not known
-        elif kind == "money":
-            out[name] = _money(raw, key)
-        else:
-            out[name] = parse_time(raw, key)
-    return out
+    if isinstance(value, BaseModel):
+        return facts_dict(value)
+    if not isinstance(value, dict):
+        raise PolicyInputError(where, f"expected an object, got {kind(value)}")
+    table = FACT_TYPES if types is None else types
+    if not strict:
+        value = {k: v for k, v in value.items() if k in table}
+    return facts_dict(_validate(facts_model(table), value, where))
 
 
-# -- the order and the request ----------------------------------------------------------------
+def order_from_model(data: HypotheticalOrder, where: str = "order",
+                     facts: Optional[Mapping[str, str]] = None) -> Order:
+    """The validated order as the engine's value; ``facts``: the fact table of the policy
+    that decides it (standard facts when None)."""
+    customer = data.customer
+    country = customer.country if customer is not None else data.country
+    business = customer.business if customer is not None else data.business
+    item_facts = data.item_facts or {}
+    items = []
+    for i, item in enumerate(data.items):
+        own = parse_facts(item.facts, f"{where}.items[{i}].facts", facts)
+        extra = parse_facts(item_facts.get(item.item_id), f"{where}.item_facts.{item.item_id}", facts)
+        if extra:   # the shape of POST /orders/{id}/facts, stored with the order
+            own = {**own, **extra}
+        items.append(OrderItem(
+            item_id=item.item_id, category=item.category, amount=item.amount, paid_at=item.paid_at,
+            billing=item.billing, purchase=item.purchase or "initial", fee=item.fee,
+            period_start=item.period_start, period_end=item.period_end,
+            already_refunded=item.already_refunded or 0, fee_kept=item.fee_kept or 0,
+            duplicate_charge=bool(item.duplicate_charge),
+            facts=own, sku=item.sku or None))
+    return Order(currency=data.currency, items=tuple(items), policy=data.policy, order_id=data.order_id,
+                 bundle=bool(data.bundle), country=country, business=bool(business),
+                 facts=parse_facts(data.facts, f"{where}.facts", facts))
+
 
 def parse_order(value: Any, where: str = "order", facts: Optional[Mapping[str, str]] = None) -> Order:
     """``facts``: the fact table of the policy that decides it (standard facts when None)."""
-    types = facts
-    data = _object(value, where)
-    currency_raw = data.get("currency")
-    try:
-        currency = normalize_currency(currency_raw if isinstance(currency_raw, str) else "")
-    except ValueError:
-        raise PolicyInputError(f"{where}.currency",
-                               f"expected an ISO 4217 currency code, got {_kind(currency_raw)}") from None
-    policy = data.get("policy")
-    if policy is not None:
-        policy = _text(policy, f"{where}.policy")
-    order_id = data.get("order_id")
-    if order_id is not None:
-        order_id = _text(order_id, f"{where}.order_id")
-    bundle = _bool(data.get("bundle", False), f"{where}.bundle")
-
-    customer = data.get("customer")
-    cwhere = f"{where}.customer"
-    if customer is None:
-        customer, cwhere = data, where   # country / business on the order itself
-    else:
-        customer = _object(customer, cwhere)
-    country = customer.get("country")
-    if country is not None:
-        if not isinstance(country, str) or len(country.strip()) != 2 or not country.strip().isalpha():
-            raise PolicyInputError(f"{cwhere}.country",
-                                   f"expected a two-letter country code, got {_kind(country)}")
-        country = country.strip().upper()
-    business = customer.get("business", False)
-    business = False if business is None else _bool(business, f"{cwhere}.business")
-
-    facts = parse_facts(data.get("facts"), f"{where}.facts", types)
-    raw_items = data.get("items")
-    if not isinstance(raw_items, list) or not raw_items:
-        raise PolicyInputError(f"{where}.items", "expected a non-empty array of items")
-    items = []
-    seen: set[str] = set()
-    for i, raw in enumerate(raw_items):
-        item = parse_item(raw, f"{where}.items[{i}]", types)
-        if item.item_id in seen:
-            raise PolicyInputError(f"{where}.items[{i}].item_id", f"duplicate item id {item.item_id!r}")
-        seen.add(item.item_id)
-        items.append(item)
-    item_facts = data.get("item_facts")
-    if item_facts is not None:     # the shape of POST /orders/{id}/facts, stored with the order
-        items = _merge_item_facts(items, item_facts, f"{where}.item_facts", types)
-    return Order(currency=currency, items=tuple(items), policy=policy, order_id=order_id,
-                 bundle=bundle, country=country, business=business, facts=facts)
+    return order_from_model(_validate(HypotheticalOrder, value, where), where, facts)
 
 
-def _merge_item_facts(items: list[OrderItem], value: Any, where: str,
-                      types: Optional[Mapping[str, str]] = None) -> list[OrderItem]:
-    data = _object(value, where)
-    by_id = {item.item_id: item for item in items}
-    for item_id in data:
-        if item_id not in by_id:
-            raise PolicyInputError(f"{where}.{item_id}", f"no item {item_id!r} in the order")
-    out = []
-    for item in items:
-        extra = parse_facts(data.get(item.item_id), f"{where}.{item.item_id}", types)
-        if extra:
-            item = replace(item, facts={**item.facts, **extra})
-        out.append(item)
-    return out
-
-
-def parse_item(value: Any, where: str, types: Optional[Mapping[str, str]] = None) -> OrderItem:
-    data = _object(value, where)
-    item_id = _text(data.get("item_id"), f"{where}.item_id")
-    category = _text(data.get("category"), f"{where}.category")
-    if "amount" not in data:
-        raise PolicyInputError(f"{where}.amount", "required")
-    amount = _money(data["amount"], f"{where}.amount")
-    billing = data.get("billing")
-    if billing is not None:
-        billing = _choice(billing, f"{where}.billing", BILLINGS)
-    purchase = data.get("purchase")
-    purchase = "initial" if purchase is None else _choice(purchase, f"{where}.purchase", PURCHASES)
-    fee = data.get("fee")
-    if fee is not None:
-        fee = _money(fee, f"{where}.fee")
-    if data.get("paid_at") is None:
-        raise PolicyInputError(f"{where}.paid_at", "required: the time of the payment that bought the item")
-    paid_at = parse_time(data["paid_at"], f"{where}.paid_at")
-    period_start = data.get("period_start")
-    if period_start is not None:
-        period_start = parse_time(period_start, f"{where}.period_start")
-    period_end = data.get("period_end")
-    if period_end is not None:
-        period_end = parse_time(period_end, f"{where}.period_end")
-        if period_end <= (period_start or paid_at):
-            raise PolicyInputError(f"{where}.period_end",
-                                   "must be after period_start (or paid_at when no period_start)")
-    already = data.get("already_refunded")
-    already = 0 if already is None else _money(already, f"{where}.already_refunded")
-    if already > amount:
-        raise PolicyInputError(f"{where}.already_refunded", f"{already} exceeds the amount {amount}")
-    fee_kept = data.get("fee_kept")
-    fee_kept = 0 if fee_kept is None else _money(fee_kept, f"{where}.fee_kept")
-    if fee_kept and (fee is None or fee_kept > fee):
-        raise PolicyInputError(f"{where}.fee_kept", f"{fee_kept} exceeds the item's fee {fee}")
-    if fee_kept > already:
-        raise PolicyInputError(f"{where}.fee_kept", f"{fee_kept} exceeds already_refunded {already} "
-                                                    "(a kept fee is part of what earlier refunds settled)")
-    duplicate = data.get("duplicate_charge", False)
-    duplicate = False if duplicate is None else _bool(duplicate, f"{where}.duplicate_charge")
-    facts = parse_facts(data.get("facts"), f"{where}.facts", types)
-    sku = data.get("sku")
-    if sku is not None and not isinstance(sku, str):
-        raise PolicyInputError(f"{where}.sku", f"expected a string, got {_kind(sku)}")
-    return OrderItem(item_id=item_id, category=category, amount=amount, paid_at=paid_at,
-                     billing=billing, purchase=purchase, fee=fee, period_start=period_start,
-                     period_end=period_end, already_refunded=already, fee_kept=fee_kept,
-                     duplicate_charge=duplicate,
-                     facts=facts, sku=sku or None)
+def request_from_model(data: RefundRequestFields, order: Order, now: datetime, where: str = "request",
+                       facts: Optional[Mapping[str, str]] = None, reasons: Optional[Iterable[str]] = None,
+                       allow_future: bool = False) -> RefundRequest:
+    """The validated request, checked against its order, the policy's reasons and facts, and
+    the current time ``now``."""
+    known = REASONS if reasons is None else tuple(reasons)
+    if data.reason not in known:
+        raise PolicyInputError(f"{where}.reason", f"must be one of {', '.join(known)}, got {kind(data.reason)}")
+    ids = {item.item_id for item in order.items}
+    items = None
+    if data.items is not None:
+        seen: set[str] = set()
+        for i, item_id in enumerate(data.items):
+            if item_id not in ids:
+                raise PolicyInputError(f"{where}.items[{i}]", f"no item {item_id!r} in the order")
+            if item_id in seen:
+                raise PolicyInputError(f"{where}.items[{i}]", f"item {item_id!r} is listed twice")
+            seen.add(item_id)
+        items = tuple(data.items)
+    requested_at = _utc(now) if data.requested_at is None else data.requested_at
+    check_requested_at(order, items, requested_at, now, f"{where}.requested_at", allow_future)
+    item_facts: dict[str, dict[str, Any]] = {}
+    for item_id, raw in (data.item_facts or {}).items():
+        if item_id not in ids:
+            raise PolicyInputError(f"{where}.item_facts.{item_id}", f"no item {item_id!r} in the order")
+        item_facts[item_id] = parse_facts(raw, f"{where}.item_facts.{item_id}", facts)
+    return RefundRequest(reason=data.reason, requested_at=requested_at, items=items,
+                         facts=parse_facts(data.facts, f"{where}.facts", facts), item_facts=item_facts)
 
 
 def parse_request(value: Any, order: Order, now: datetime, where: str = "request",
                   facts: Optional[Mapping[str, str]] = None,
                   reasons: Optional[Iterable[str]] = None,
                   allow_future: bool = False) -> RefundRequest:
-    """The refund request, checked against its order and the current time ``now``.
-
-    ``facts`` / ``reasons``: the fact table and reasons of the order's policy (standard ones
-    when None); ``allow_future``: the simulator's hypothetical requests may be dated later
-    than ``now``."""
-    data = _object(value, where)
-    reason = data.get("reason")
-    known_reasons = REASONS if reasons is None else tuple(reasons)
-    if not isinstance(reason, str) or reason not in known_reasons:
-        raise PolicyInputError(f"{where}.reason",
-                               f"must be one of {', '.join(known_reasons)}, got {_kind(reason)}")
-    ids = {item.item_id: item for item in order.items}
-    items = data.get("items")
-    if items is not None:
-        if not isinstance(items, list) or not items:
-            raise PolicyInputError(f"{where}.items", "expected a non-empty array of item ids (omit it for the whole order)")
-        seen: set[str] = set()
-        for i, item_id in enumerate(items):
-            if not isinstance(item_id, str) or item_id not in ids:
-                raise PolicyInputError(f"{where}.items[{i}]", f"no item {item_id!r} in the order")
-            if item_id in seen:
-                raise PolicyInputError(f"{where}.items[{i}]", f"item {item_id!r} is listed twice")
-            seen.add(item_id)
-        items = tuple(items)
-    raw_at = data.get("requested_at")
-    if raw_at is None:
-        requested_at = _utc(now)
-    else:
-        requested_at = parse_time(raw_at, f"{where}.requested_at")
-    check_requested_at(order, items, requested_at, now, f"{where}.requested_at", allow_future)
-    types = facts
-    facts = parse_facts(data.get("facts"), f"{where}.facts", types)
-    item_facts: dict[str, dict[str, Any]] = {}
-    raw_item_facts = data.get("item_facts")
-    if raw_item_facts is not None:
-        for item_id, raw in _object(raw_item_facts, f"{where}.item_facts").items():
-            if item_id not in ids:
-                raise PolicyInputError(f"{where}.item_facts.{item_id}", f"no item {item_id!r} in the order")
-            item_facts[item_id] = parse_facts(raw, f"{where}.item_facts.{item_id}", types)
-    return RefundRequest(reason=reason, requested_at=requested_at, items=items, facts=facts,
-                         item_facts=item_facts)
+    """The refund request (a JSON object or a validated model), checked against its order
+    and the current time ``now``. ``facts`` / ``reasons``: the fact table and reasons of the
+    order's policy (standard ones when None); ``allow_future``: the simulator's hypothetical
+    requests may be dated later than ``now``."""
+    data = value if isinstance(value, RefundRequestFields) else _validate(EvaluationRequest, value, where)
+    return request_from_model(data, order, now, where, facts, reasons, allow_future)
 
 
 def check_requested_at(order: Order, items: Optional[tuple[str, ...]], requested_at: datetime,
@@ -343,14 +193,9 @@ def parse_evaluation(body: Any, now: datetime, facts: Optional[Mapping[str, str]
                      allow_future: bool = False) -> tuple[Order, RefundRequest]:
     """``{"order": {...}, "request": {...}}`` as validated values (``facts`` / ``reasons``:
     those of the policy that decides; ``allow_future``: see :func:`parse_request`)."""
-    data = _object(body, "body")
-    if "order" not in data:
-        raise PolicyInputError("order", "required")
-    order = parse_order(data["order"], "order", facts)
-    if "request" not in data:
-        raise PolicyInputError("request", "required")
-    request = parse_request(data["request"], order, now, "request", facts, reasons, allow_future)
-    return order, request
+    data = body if isinstance(body, Evaluation) else _validate(Evaluation, body, "")
+    order = order_from_model(data.order, "order", facts)
+    return order, request_from_model(data.request, order, now, "request", facts, reasons, allow_future)
 
 
 def _utc(moment: datetime) -> datetime:

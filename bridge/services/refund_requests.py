@@ -18,6 +18,10 @@ from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, Refund, RefundRequest
 from bridge.ledger.orders import get_order, refresh_status
 from bridge.policy import PolicyInputError, PolicyRegistry, evaluate, parse_request
+from pydantic import BaseModel, ValidationError
+
+from bridge.domain.fields import first_error
+from bridge.services.models import RefundRequestCreate, ReviewIn
 from bridge.services.policy_inputs import ItemPayment, paid_and_remaining, policy_order
 
 EXECUTE_REFUND = "execute_refund"
@@ -45,19 +49,19 @@ def _hash(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_key: Optional[str],
-           now: datetime, max_attempts: int = 12) -> Created:
-    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
-    if idempotency_key:
-        prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
-        if prior is not None:
-            if prior.request_hash != _hash(doc):
-                raise RequestError("conflict", "idempotency_key_reused",
-                                   "this Idempotency-Key was used with a different request body")
-            return Created(prior, False)
-    order_id = doc.get("order_id")
-    if not isinstance(order_id, str) or not order_id:
-        raise RequestError("invalid", "invalid_field", "order_id: required", "order_id")
+def _valid(model: type[BaseModel], doc, prefix: str = ""):
+    if isinstance(doc, model):
+        return doc
+    try:
+        return model.model_validate(doc)
+    except ValidationError as err:
+        field, message = first_error(err, prefix)
+        raise RequestError("invalid", "invalid_field", f"{field}: {message}", field) from None
+
+
+def _decide(session: Session, policies: PolicyRegistry, request: RefundRequestCreate, now: datetime):
+    """What the order's policy decides on ``request`` now, with everything that decided it."""
+    order_id = request.order_id
     order = get_order(session, order_id)
     if order is None:
         raise RequestError("not_found", "order_not_found", f"no order {order_id!r}")
@@ -67,9 +71,8 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
     p_order, paid = policy_order(session, order, policy=policy)
     if not p_order.items:
         raise RequestError("conflict", "not_paid", f"order {order_id!r} has no payment to refund")
-    body = {k: v for k, v in doc.items() if k != "order_id"}
     try:
-        p_request = parse_request(body, p_order, now, where="request", facts=policy.fact_types,
+        p_request = parse_request(request, p_order, now, where="request", facts=policy.fact_types,
                                   reasons=policy.reasons)
     except PolicyInputError as err:
         field = err.field.removeprefix("request.")
@@ -78,15 +81,48 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
     remaining = {i.item_id: i.amount - i.already_refunded for i in p_order.items}
     if all(remaining[i] <= 0 for i in requested):
         raise RequestError("conflict", "nothing_to_refund", "what was paid for these items is already refunded")
-    decision = evaluate(policy, p_order, p_request, now)
+    try:
+        decision = evaluate(policy, p_order, p_request, now)
+    except PolicyInputError as err:
+        if err.field.startswith("request."):
+            field = err.field.removeprefix("request.")
+            raise RequestError("invalid", "invalid_field", f"{field}: {err.message}", field)
+        # The stored order is what the policy cannot judge (an order created from a payment
+        # whose lines the catalog did not classify): not the caller's request, not a 500.
+        raise RequestError("conflict", "order_not_decidable",
+                           f"order {order_id!r} cannot be decided by policy {order.policy!r}: {err}")
     _, left = paid_and_remaining(p_order)
     if decision.refund_amount > left:
         raise RequestError("conflict", "exceeds_remaining",
                            f"the refund {decision.refund_amount} exceeds what remains unrefunded ({left})")
+    return order, p_order, paid, p_request, requested, decision
+
+
+def quote(session: Session, policies: PolicyRegistry, doc, now: datetime):
+    """``POST /api/v1/refund-quotes``: the decision a refund request would get now; nothing
+    is stored (the merchant's app shows it to the buyer before they confirm)."""
+    return _decide(session, policies, _valid(RefundRequestCreate, doc), now)[-1]
+
+
+def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_key: Optional[str],
+           now: datetime, max_attempts: int = 12) -> Created:
+    """Decide and store a refund request; ``doc`` is the body as sent (an ``Idempotency-Key``
+    replay is compared with it), validated by :class:`RefundRequestCreate`."""
+    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
+    if idempotency_key:
+        prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
+        if prior is not None:
+            if prior.request_hash != _hash(doc):
+                raise RequestError("conflict", "idempotency_key_reused",
+                                   "this Idempotency-Key was used with a different request body")
+            return Created(prior, False)
+    request = _valid(RefundRequestCreate, doc)
+    order, p_order, paid, p_request, requested, decision = _decide(session, policies, request, now)
     rr = RefundRequest(
         id=new_request_id(), order_pk=order.id, idempotency_key=idempotency_key, request_hash=_hash(doc),
         status=decision.outcome, reason=p_request.reason, items=list(requested), requested_at=p_request.requested_at,
-        facts=doc.get("facts") or {}, item_facts=doc.get("item_facts") or {}, decision=decision.to_dict(),
+        facts=_json_facts(p_request.facts),
+        item_facts={k: _json_facts(v) for k, v in p_request.item_facts.items()}, decision=decision.to_dict(),
         refund_amount=decision.refund_amount, fee_deducted=decision.fee_deducted, currency=decision.currency,
         policy_id=decision.policy_id, policy_version=decision.policy_version, policy_hash=decision.policy_hash,
         created_at=now, updated_at=now)
@@ -96,6 +132,10 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
         amounts = {i.item_id: i.refund_amount for i in decision.items if i.refund_amount > 0}
         plan_refunds(session, rr, paid, amounts, now, max_attempts)
     return Created(rr, True)
+
+
+def _json_facts(facts) -> dict:
+    return {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v) for k, v in facts.items()}
 
 
 def plan_refunds(session: Session, rr: RefundRequest, paid: dict[str, ItemPayment], amounts: dict[str, int],
@@ -119,17 +159,15 @@ def plan_refunds(session: Session, rr: RefundRequest, paid: dict[str, ItemPaymen
     enqueue(session, EXECUTE_REFUND, rr.id, now, dedupe_key=f"refund:{rr.id}", max_attempts=max_attempts)
 
 
-def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc: dict, now: datetime,
+def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc, now: datetime,
            reviewer: Optional[str], max_attempts: int = 12) -> RefundRequest:
+    """Decide a request in review: ``doc`` is the review body (a dict or a :class:`ReviewIn`);
+    without ``refund_amount`` an approval refunds all that remains on the request's items."""
     serialize_ledger_writes(session)
     if rr.status != "review":
         raise RequestError("conflict", "not_in_review", f"refund request {rr.id} is {rr.status}, not in review")
-    outcome = doc.get("outcome")
-    if outcome not in ("approved", "denied"):
-        raise RequestError("invalid", "invalid_field", "outcome: must be approved or denied", "outcome")
-    note = doc.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > 2000):
-        raise RequestError("invalid", "invalid_field", "note: a string of at most 2000 characters", "note")
+    decided = _valid(ReviewIn, doc)
+    outcome, refund_amount, note = decided.outcome, decided.refund_amount, decided.note
     order = session.get(Order, rr.order_pk)
     policy = policies.get(order.policy) if order.policy in policies else None
     p_order, paid = policy_order(session, order, exclude_request=rr.id, policy=policy)
@@ -140,11 +178,11 @@ def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc: d
         return rr
     remaining = {i.item_id: i.amount - i.already_refunded for i in p_order.items if i.item_id in rr.items}
     left = sum(max(0, v) for v in remaining.values())
-    amount = doc.get("refund_amount")
-    if amount is None:
-        amount = left
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise RequestError("invalid", "invalid_field", "refund_amount: a positive integer in minor units", "refund_amount")
+    if left <= 0:
+        # Refunded meanwhile (by another request or at the provider): nothing to approve.
+        raise RequestError("conflict", "nothing_to_refund",
+                           "what was paid for this request's items is already refunded")
+    amount = left if refund_amount is None else refund_amount
     if amount > left:
         raise RequestError("conflict", "exceeds_remaining",
                            f"refund_amount {amount} exceeds what remains unrefunded on these items ({left})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 log = logging.getLogger("bridge.web")
@@ -35,6 +35,18 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return resp
 
 
+def constraint_of(err: IntegrityError) -> str:
+    """The constraint (PostgreSQL) or the column list (SQLite) a write violated; no values."""
+    orig = err.orig
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "constraint_name", None) if diag is not None else None
+    if name:
+        return str(name)
+    text = str(orig).splitlines()[0] if orig is not None else ""
+    # SQLite: "UNIQUE constraint failed: orders.order_id"
+    return text.split(":", 1)[1].strip()[:200] if "constraint failed:" in text else "a constraint"
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError):
@@ -54,9 +66,22 @@ def register_error_handlers(app: Flask) -> None:
         # text): the client's fault, not an outage.
         return error_response(400, "invalid_value", "the request contains a value that cannot be stored or looked up")
 
+    @app.errorhandler(IntegrityError)
+    def _conflict(err: IntegrityError):
+        # A constraint refused the write: retrying the same request can never succeed, so this
+        # is a 409 naming the constraint, never a 503 with Retry-After.
+        what = constraint_of(err)
+        log.info("constraint violation: %s", what)
+        return error_response(409, "conflict", f"the request conflicts with stored data ({what})")
+
     @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
     @app.errorhandler(DBAPIError)
-    def _db_down(err):
+    def _db_down(err: DBAPIError):
+        if not isinstance(err, (OperationalError, InterfaceError)) and not err.connection_invalidated:
+            # A statement the database refused for a reason other than reachability is our bug.
+            log.error("database error: %s", type(err.orig).__name__ if err.orig is not None else type(err).__name__)
+            return error_response(500, "internal_error", "internal error")
         log.warning("database unavailable: %s", type(err.orig).__name__ if hasattr(err, "orig") else type(err).__name__)
         return error_response(503, "database_unavailable", "the database is unavailable; retry later",
                               headers={"Retry-After": "5"})

@@ -3,30 +3,16 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, time, timezone
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, request
 
 from bridge.ledger import reconciliation as rec
 from bridge.ledger.views import iso
 from bridge.web.api import bp
 from bridge.web.auth import require
+from bridge.web.contract import operation, respond
 from bridge.web.errors import ApiError
-
-
-def _day(name: str) -> datetime:
-    raw = request.args.get(name)
-    if not raw:
-        raise ApiError(422, "invalid_field", f"{name}: a date (YYYY-MM-DD) is required", field=name)
-    try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(), timezone.utc)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(422, "invalid_field", f"{name}: not a date: {raw!r}", field=name)
-    if value.tzinfo is None:
-        raise ApiError(422, "invalid_field", f"{name}: a time needs a zone (Z)", field=name)
-    return value.astimezone(timezone.utc)
+from bridge.web.models.finance import Reconciliation, ReconciliationQuery
 
 
 def ledger_csv(session, period: rec.Period) -> str:
@@ -41,20 +27,18 @@ def ledger_csv(session, period: rec.Period) -> str:
 
 @bp.get("/reconciliation")
 @require("finance:read")
-def reconciliation():
+@operation(query=ReconciliationQuery, responses={200: Reconciliation}, csv=True, tags=("finance",))
+def reconciliation(query: ReconciliationQuery):
+    """Totals by provider and currency, and discrepancies, for ``from <= time < to``;
+    ``format=csv`` (or ``Accept: text/csv``) for the ledger lines."""
     rt = current_app.extensions["bridge"]
-    start, end = _day("from"), _day("to")
-    if end <= start:
-        raise ApiError(422, "invalid_field", "to: must be after from", field="to")
-    provider = request.args.get("provider")
-    if provider is not None and provider not in rt.providers:
+    if query.provider is not None and query.provider not in rt.providers:
         raise ApiError(422, "invalid_field", f"provider: one of {', '.join(rt.providers)}", field="provider")
-    currency = request.args.get("currency")
-    period = rec.Period(start, end, provider, currency.upper() if currency else None)
-    want_csv = request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv"
+    period = rec.Period(query.from_, query.to, query.provider, query.currency)
+    want_csv = query.format == "csv" or (query.format is None and request.accept_mimetypes.best == "text/csv")
     with rt.reads() as session:
         if want_csv:
             return Response(ledger_csv(session, period), mimetype="text/csv")
         body = {"from": request.args["from"], "to": request.args["to"], "totals": rec.totals(session, period),
                 "discrepancies": rec.discrepancies(session, period, rt.clock())}
-    return jsonify(body)
+    return respond(Reconciliation, body)

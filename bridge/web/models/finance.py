@@ -1,0 +1,81 @@
+"""``GET /api/v1/reconciliation``: the query and the JSON answer (CSV is plain text)."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+
+from bridge.domain.fields import FieldProblem, Id, parse_utc
+from bridge.domain.money import is_currency
+from bridge.web.models.common import Out, Query
+
+
+def _day(value: Any) -> datetime:
+    """A date (midnight UTC) or an ISO time with a zone."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return datetime.combine(date.fromisoformat(value), time(), timezone.utc)
+        except ValueError:
+            raise ValueError(f"not a date: {value!r}") from None
+    return parse_utc(value)
+
+
+Day = Annotated[datetime, BeforeValidator(_day), WithJsonSchema({
+    "type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}],
+    "description": "YYYY-MM-DD (midnight UTC) or an ISO 8601 time with a zone", "examples": ["2026-03-01"]})]
+
+
+def _currencies() -> list[str]:
+    from babel.numbers import list_currencies
+    return sorted(list_currencies())
+
+
+class ReconciliationQuery(Query):
+    from_: Day = Field(alias="from")
+    to: Day
+    provider: Optional[Id] = Field(default=None, description="a provider's name (stripe, paddle)")
+    currency: Optional[str] = Field(default=None, description="ISO 4217", examples=["USD"],
+                                    json_schema_extra=lambda s: s.update(enum=_currencies()))
+    format: Optional[Literal["json", "csv"]] = Field(default=None, description="csv: the ledger lines")
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if not isinstance(v, str) or not is_currency(v):
+            raise ValueError(f"not an ISO 4217 currency code: {v!r}")
+        return v.strip().upper()
+
+    @model_validator(mode="after")
+    def _order(self) -> "ReconciliationQuery":
+        if self.to <= self.from_:
+            raise FieldProblem("to", "must be after from")
+        return self
+
+
+class Totals(Out):
+    provider: str
+    currency: str
+    gross: int
+    fees: int
+    refunds: int
+    chargebacks: int
+    chargeback_fees: int
+    net: int
+    counts: dict[str, int]
+
+
+class Discrepancy(Out):
+    kind: str
+    order_id: Optional[str] = None
+    provider: Optional[str] = None
+    detail: Any = None
+
+
+class Reconciliation(Out):
+    from_: str = Field(alias="from")
+    to: str
+    totals: list[Totals]
+    discrepancies: list[Discrepancy]

@@ -1,4 +1,4 @@
-"""The ``bridge`` command: serve, worker, db, tokens, policy, events, demo.
+"""The ``bridge`` command: serve, worker, db, tokens, policy, events, sync, demo.
 
 Every command reads the same environment as the web app (``Settings.from_env``).
 """
@@ -152,6 +152,49 @@ def cmd_notices_resend(args) -> int:
     return 0
 
 
+def _parse_since(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r} (e.g. 2026-11-01T00:00:00Z)") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone (e.g. 2026-11-01T00:00:00Z), got {value!r}")
+    return when.astimezone(timezone.utc)
+
+
+def cmd_sync(args) -> int:
+    from tqdm import tqdm
+
+    from bridge.logs import configure_logging
+    from bridge.services.sync import sync_provider
+    rt = _runtime()
+    configure_logging(rt.settings.log_level)
+    names = [args.provider] if args.provider else [n for n in rt.providers
+                                                   if getattr(rt.providers[n], "books_configured", False)]
+    if args.provider and not rt.providers[args.provider].books_configured:
+        print(f"error: {args.provider.upper()}_API_KEY is not set: cannot read {args.provider}'s record",
+              file=sys.stderr)
+        return 2
+    if not names:
+        print("error: no provider has an API key set (STRIPE_API_KEY, PADDLE_API_KEY)", file=sys.stderr)
+        return 2
+    status = 0
+    for name in names:
+        # A bar on a terminal only (counts and rate); quiet in logs and pipes.
+        with tqdm(desc=f"{name} sync", unit=" docs", file=sys.stderr,
+                  disable=not sys.stderr.isatty()) as bar:
+            try:
+                report = sync_provider(rt, name, since=args.since, progress=bar)
+            except Exception as err:  # the provider stays down: the cursors keep their place
+                print(f"{name}: sync failed, run it again to go on: {type(err).__name__}: {err}",
+                      file=sys.stderr)
+                status = 1
+                continue
+        for line in report.lines():
+            print(line, flush=True)
+    return status
+
+
 def cmd_demo(args) -> int:
     from bridge.demo import run_demo
     return run_demo(keep=args.keep)
@@ -201,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = notices.add_parser("resend", help="deliver again every notice whose delivery ended undelivered")
     s.add_argument("--license", help="only this license's notices")
     s.set_defaults(func=cmd_notices_resend)
+
+    s = sub.add_parser("sync", help="read the providers' own record; store every event the inbox lacks")
+    s.add_argument("--provider", choices=provider_names())
+    s.add_argument("--since", type=_parse_since, default=None,
+                   help="ISO time to read from (older than the events window: objects too)")
+    s.set_defaults(func=cmd_sync)
 
     s = sub.add_parser("demo", help="a small shop's day against local fake providers")
     s.add_argument("--keep", action="store_true", help="keep the demo database")

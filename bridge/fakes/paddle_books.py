@@ -180,3 +180,36 @@ class PaddleBooks:
                     if (statuses is None or t.status in statuses) and (ids is None or t.id in ids)
                     and all(fn(_parse_iso(t.created_at), b) for fn, b in bounds)]
         return self._paddle_page(rows, "/transactions", 30, 30)
+
+
+def book_totals(fake) -> dict[tuple[str, str], tuple[int, int]]:
+    """What the fake Paddle's record says happened, in the ledger's terms: ``(kind, currency)``
+    -> ``(count, signed sum)``."""
+    out: dict[tuple[str, str], list[int]] = {}
+
+    def add(kind: str, currency: str, amount: int) -> None:
+        row = out.setdefault((kind, currency.upper()), [0, 0])
+        row[0] += 1
+        row[1] += amount
+
+    with fake.lock:
+        for txn in fake.transactions.values():
+            if txn.status != "completed":
+                continue
+            add("sale", txn.currency, txn.total)
+            if txn.fee:
+                add("fee", txn.currency, -txn.fee)
+        for adj in fake.adjustments.values():
+            if adj["status"] != "approved":
+                continue
+            total = int(adj["totals"]["total"])
+            if adj["action"] == "refund":
+                add("refund", adj["currency_code"], -total)
+            elif adj["action"] == "chargeback":
+                add("chargeback", adj["currency_code"], -total)
+                fee = (adj["payout_totals"].get("chargeback_fee") or {}).get("amount")
+                if fee and int(fee):
+                    add("chargeback_fee", adj["currency_code"], -int(fee))
+            elif adj["action"] == "chargeback_reverse":
+                add("chargeback_reversal", adj["currency_code"], total)
+    return {k: (v[0], v[1]) for k, v in out.items()}

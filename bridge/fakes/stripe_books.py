@@ -263,3 +263,35 @@ class StripeBooks:
             if payout is None:
                 return self._error(404, "resource_missing", f"No such payout: '{payout_id}'", param="id")
             return self.json_response(payout)
+
+
+def book_totals(fake) -> dict[tuple[str, str], tuple[int, int]]:
+    """What the fake Stripe's record says happened, in the ledger's terms: ``(kind, currency)``
+    -> ``(count, signed sum)`` (sale +, fee -, refund -, chargeback -, ...)."""
+    out: dict[tuple[str, str], list[int]] = {}
+
+    def add(kind: str, currency: str, amount: int) -> None:
+        row = out.setdefault((kind, currency.upper()), [0, 0])
+        row[0] += 1
+        row[1] += amount
+
+    with fake.lock:
+        for charge in fake.charges.values():
+            add("sale", charge.currency, charge.amount)
+            bt = fake.balance_transactions.get(charge.balance_transaction or "")
+            if bt and bt["fee"]:
+                add("fee", charge.currency, -bt["fee"])
+        for refund in fake.refunds.values():
+            if refund["status"] == "succeeded":
+                add("refund", refund["currency"], -refund["amount"])
+        for dispute in fake.disputes.values():
+            for bt in dispute["balance_transactions"]:
+                if bt["amount"] < 0:
+                    add("chargeback", dispute["currency"], bt["amount"])
+                    if bt["fee"]:
+                        add("chargeback_fee", dispute["currency"], -bt["fee"])
+                else:
+                    add("chargeback_reversal", dispute["currency"], bt["amount"])
+                    if bt["fee"] < 0:
+                        add("chargeback_fee_reversal", dispute["currency"], -bt["fee"])
+    return {k: (v[0], v[1]) for k, v in out.items()}

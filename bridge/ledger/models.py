@@ -45,6 +45,9 @@ class WebhookEvent(Base):
     status: Mapped[str] = mapped_column(String(16), default="received")
     processed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    # webhook (delivered to us) | sync (read from the provider's Events list or objects by
+    # ``bridge sync``): the same event either way, stored once.
+    source: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
     __table_args__ = (UniqueConstraint("provider", "provider_event_id"),)
 
 
@@ -318,3 +321,34 @@ class OutboundMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     __table_args__ = (UniqueConstraint("license_id", "seq"),)
+
+
+class SyncCursor(Base):
+    """Where ``bridge sync`` is in one listing of a provider's record (``stream``: ``events``,
+    or ``objects:<kind>`` for history older than the events window). ``position`` is the
+    provider's page cursor of a listing under way (None: none under way), ``lower`` the
+    listing's lower time bound, ``watermark`` the time up to which the stream is complete."""
+    __tablename__ = "sync_cursors"
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
+    lower: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    upper: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    # Where a later listing goes on from (Paddle's ``after``); None: from its time bound.
+    resume: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
+    watermark: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SyncStatus(Base):
+    """One row per provider: the last sync run and the last successful one (what a metric
+    "time since the last successful sync" and the month's reconciliation read), and the lease
+    that keeps the worker processes from syncing one provider at the same time."""
+    __tablename__ = "sync_status"
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    last_result: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    lease_owner: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)

@@ -26,6 +26,7 @@ def cmd_serve(args) -> int:
     from bridge.logs import configure_logging
     from bridge.worker.handlers import all_handlers
     from bridge.worker.runner import Worker
+    from bridge.worker.sync_loop import start_scheduler
     from werkzeug.serving import make_server
 
     rt = _runtime()
@@ -36,6 +37,7 @@ def cmd_serve(args) -> int:
     worker = Worker(rt, all_handlers(rt))
     t = threading.Thread(target=worker.run_forever, args=(stop,), name="bridge-worker", daemon=True)
     t.start()
+    start_scheduler(rt, stop)
     server = make_server(args.host, args.port, app, threaded=True)
     print(f"bridge listening on http://{args.host}:{server.port} "
           f"(database: {'SQLite' if rt.settings.is_sqlite else 'PostgreSQL'})", flush=True)
@@ -55,6 +57,7 @@ def cmd_worker(args) -> int:
     from bridge.logs import configure_logging
     from bridge.worker.handlers import all_handlers
     from bridge.worker.pool import run_workers
+    from bridge.worker.sync_loop import start_scheduler
 
     # --threads is applied to the settings before the runtime is built: the pool is sized from it.
     rt = _runtime(worker_threads=args.threads) if args.threads else _runtime()
@@ -67,6 +70,7 @@ def cmd_worker(args) -> int:
     # Every loop finishes its current job and stops (a job cut off would only wait out its lease).
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    start_scheduler(rt, stop)  # bridge sync every BRIDGE_SYNC_INTERVAL, beside the job loops
     return run_workers(rt, all_handlers(rt), threads, stop)
 
 

@@ -80,6 +80,9 @@ class Settings:
     # Proxies in front of the app that append to X-Forwarded-For (a PaaS router: 1). 0 trusts
     # none: a client could otherwise pick its own address and dodge the failure limit.
     trusted_proxies: int = 0
+    # ``bridge sync`` run by the worker, every so many seconds per provider whose API key is
+    # set (0 turns it off).
+    sync_interval_seconds: float = 900.0
     log_level: str = "INFO"
 
     @classmethod
@@ -122,6 +125,7 @@ class Settings:
             auth_failure_limit=get_i("BRIDGE_AUTH_FAILURE_LIMIT", 10),
             auth_failure_window_seconds=get_i("BRIDGE_AUTH_FAILURE_WINDOW", 60),
             trusted_proxies=get_i("BRIDGE_TRUSTED_PROXIES", 0),
+            sync_interval_seconds=get_f("BRIDGE_SYNC_INTERVAL", 900.0),
             log_level=env.get("BRIDGE_LOG_LEVEL") or "INFO",
         )
 

@@ -255,3 +255,61 @@ def _has_sale(shop, charge_id: str) -> bool:
     with shop.rt.reads() as s:
         return bool(s.scalar(select(func.count()).select_from(LedgerEntry).where(
             LedgerEntry.kind == "sale", LedgerEntry.provider_ref == charge_id)))
+
+
+def test_worker_sync_runs_every_interval_and_survives_a_provider_down(world):
+    from bridge.worker.sync_loop import SyncScheduler
+    shop, fakes = world
+    stripe, paddle = fakes["stripe"], fakes["paddle"]
+    stripe.webhook_url = paddle.webhook_url = None        # nothing delivered: only sync brings it
+    generate(stripe, "stripe", start=time.time() - 5 * DAY, payments=20)
+    generate(paddle, "paddle", start=time.time() - 5 * DAY, payments=20)
+    # Stripe is down (every read answers 503) for the first run; Paddle answers.
+    stripe.faults.randomize({Fault.http(503): 1.0}, method="GET", path="/v1/events")
+    scheduler = SyncScheduler(shop.rt, interval=3.0, tick=0.1, owner="test-sync")
+    assert scheduler.providers() == ["stripe", "paddle"]
+    assert scheduler.run_once() == ["stripe", "paddle"]
+    with shop.rt.reads() as s:
+        st, pd = s.get(SyncStatus, "stripe"), s.get(SyncStatus, "paddle")
+        assert st.last_success_at is None and "TransientProviderError" in st.last_error
+        assert pd.last_success_at is not None and pd.last_error is None
+        assert st.lease_owner is None and pd.lease_owner is None   # leases given back
+    assert scheduler.run_once() == []                     # not due again before the interval
+    stripe.faults.clear()                                 # Stripe is back
+    stop = threading.Event()
+    t = threading.Thread(target=scheduler.run_forever, args=(stop,))
+    t.start()
+    try:
+        _wait(lambda: _synced(shop, "stripe"), 30)
+    finally:
+        stop.set()
+        t.join(10)
+    drain(shop)
+    assert ledger_totals(shop.rt, "stripe") == stripe_books.book_totals(stripe)
+    assert ledger_totals(shop.rt, "paddle") == paddle_books.book_totals(paddle)
+
+
+def _synced(shop, name: str) -> bool:
+    with shop.rt.reads() as s:
+        row = s.get(SyncStatus, name)
+        return row is not None and row.last_success_at is not None
+
+
+def test_bridge_sync_cli_prints_by_type_and_rejects_bad_input(world, tmp_path):
+    shop, fakes = world
+    stripe = fakes["stripe"]
+    stripe.webhook_url = None
+    generate(stripe, "stripe", start=time.time() - 3 * DAY, payments=10)
+    env = bridge_env(shop.rt.settings)
+    import subprocess
+    bad = subprocess.run([str(BIN / "bridge"), "sync", "--since", "yesterday"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--since" in bad.stderr and "Traceback" not in bad.stderr
+    ok = subprocess.run([str(BIN / "bridge"), "sync", "--provider", "stripe", "--since",
+                         datetime.fromtimestamp(time.time() - 4 * DAY, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")],
+                        env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert lines[0].startswith(f"stripe: {len(stripe.events)} seen, {len(stripe.events)} new")
+    assert any(line.strip().startswith("charge.succeeded: 10 seen, 10 new") for line in lines)
+    assert "it/s" not in ok.stderr and "docs/s" not in ok.stderr   # no progress bar off a terminal

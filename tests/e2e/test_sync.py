@@ -145,7 +145,7 @@ def test_onboarding_imports_history_older_than_the_events_window(world, name):
     window = PROVIDERS[name][4]
     fake.webhook_url = None                               # the bridge was not there: nothing delivered
     start = time.time() - (window + 60) * DAY
-    generate(fake, name, start=start)
+    generate(fake, name, start=start, payments=PAYMENTS if FULL else 100)
     fake.set_time(time.time())                            # all of it is now older than the window
     since = datetime.fromtimestamp(start - DAY, timezone.utc)
 
@@ -165,10 +165,10 @@ def test_sync_killed_midway_then_run_again_misses_nothing_and_duplicates_nothing
     shop, fakes = world
     fake = fakes["stripe"]
     fake.webhook_url = None
-    generate(fake, "stripe", start=time.time() - 28 * DAY)
-    # Page 3 of the Events list answers 429 with Retry-After 30: the process waits there and
-    # is killed while waiting, two pages stored and its cursor committed.
-    fake.faults.script(None, None, Fault.rate_limit(30), method="GET", path="/v1/events")
+    generate(fake, "stripe", start=time.time() - 28 * DAY, payments=100)   # two pages of events
+    # Page 2 of the Events list answers 429 with Retry-After 30: the process waits there and
+    # is killed while waiting, page 1 stored and its cursor committed.
+    fake.faults.script(None, Fault.rate_limit(30), method="GET", path="/v1/events")
     env = bridge_env(shop.rt.settings, BRIDGE_PROVIDER_ATTEMPTS="4")
     proc = Process([str(BIN / "bridge"), "sync", "--provider", "stripe"], env, tmp_path / "sync1.log")
     try:

@@ -25,8 +25,8 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     app.extensions["bridge"] = runtime
     register_error_handlers(app)
 
-    from bridge.web import (api, audit, auth, finance, health, licenses, orders, policies,  # noqa: F401
-                            refund_requests, webhooks)
+    from bridge.web import (api, audit, auth, finance, health, licenses, orders, payouts,  # noqa: F401
+                            policies, refund_requests, webhooks)
     app.register_blueprint(webhooks.bp)
     if settings.trusted_proxies > 0:
         # The client address is the one the PaaS router appended to X-Forwarded-For (the API's

@@ -158,6 +158,18 @@ class StripeBooks:
         self.emit(self._event("payout.paid", snapshot))
         return snapshot
 
+    def fail_payout(self, payout_id: str, code: str = "account_closed") -> dict[str, Any]:
+        """The bank returns a paid payout (Stripe moves it from paid to failed): its funds come
+        back to the balance (``payout_failure``) and ``payout.failed`` is sent."""
+        with self.lock:
+            payout = self.payouts[payout_id]
+            bt = self._add_bt(payout["amount"], 0, payout["currency"], payout_id, "payout_failure",
+                              "payout_reversal", "STRIPE PAYOUT FAILURE")
+            payout.update(status="failed", failure_code=code, failure_balance_transaction=bt["id"])
+            snapshot = _copy(payout)
+        self.emit(self._event("payout.failed", snapshot, previous={"status": "paid"}))
+        return snapshot
+
     def _add_bt(self, amount: int, fee: int, currency: str, source: str, type_: str,
                 category: str, description: str) -> dict[str, Any]:
         now = int(self.time())
@@ -249,7 +261,19 @@ class StripeBooks:
                     and (not args.get("type") or bt["type"] == args["type"])
                     and (not args.get("source") or bt["source"] == args["source"])
                     and (not args.get("currency") or bt["currency"] == args["currency"].lower())]
+            expand = [v for k, v in args.items(multi=True) if k.startswith("expand")]
+            if "data.source" in expand:
+                rows = [{**bt, "source": self._source_object(bt["source"])} for bt in rows]
             return self._page(rows, "/v1/balance_transactions", "balance transaction")
+
+    def _source_object(self, source_id: str) -> Any:
+        """What ``expand[]=data.source`` puts in a balance transaction (under the lock)."""
+        if source_id in self.charges:
+            return self._charge_object(self.charges[source_id])
+        for book in (self.refunds, self.disputes, self.payouts):
+            if source_id in book:
+                return book[source_id]
+        return source_id
 
     def _list_payouts(self) -> Response:
         status = request.args.get("status")

@@ -352,3 +352,43 @@ class SyncStatus(Base):
     last_result: Mapped[dict] = mapped_column(JSONDoc, default=dict)
     lease_owner: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Payout(Base):
+    """A payout to the merchant's bank as the provider records it (``bridge sync`` brings it
+    in). ``amount`` is what reaches the bank, in the payout (settlement) currency."""
+    __tablename__ = "payouts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    payout_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))          # pending | in_transit | paid | failed | canceled
+    arrival_date: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=True)
+    # True once every balance movement of it was listed (Stripe: reconciliation completed).
+    itemized: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("provider", "payout_id"),)
+
+
+class PayoutLine(Base):
+    """One balance movement in a payout: ``amount`` its signed effect on the balance (net of
+    its fee) in the payout currency, ``gross`` and ``fee`` beside it, ``source_ref`` the
+    provider's id of what moved the money (charge, refund, dispute), which is the ledger
+    entry's ``provider_ref``."""
+    __tablename__ = "payout_lines"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    payout_pk: Mapped[int] = mapped_column(ForeignKey("payouts.id", ondelete="CASCADE"))
+    provider_ref: Mapped[str] = mapped_column(String(255))   # the balance transaction
+    kind: Mapped[str] = mapped_column(String(32))            # sale | refund | chargeback | ...
+    gross: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    original_amount: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    original_currency: Mapped[Optional[str]] = mapped_column(String(3), nullable=True)
+    exchange_rate: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    source_ref: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, index=True)
+    __table_args__ = (UniqueConstraint("payout_pk", "provider_ref"),)

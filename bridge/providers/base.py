@@ -157,3 +157,47 @@ class ProviderBooks(Protocol):
         events window, as event-shaped documents whose ids are derived from the object and
         its state (``sync_<object id>_<state>``): listing them again stores nothing new, and
         they never collide with the provider's own event ids."""
+
+
+# -- payouts (issue 10) ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PayoutRecord:
+    """A payout as the provider records it: ``amount`` reached (or will reach) the bank."""
+    payout_id: str
+    amount: int
+    currency: str
+    status: str                       # pending | in_transit | paid | failed | canceled
+    arrival_date: Optional[datetime]
+    created: datetime
+    automatic: bool
+    itemizable: bool                  # the provider can list every movement in it now
+
+
+@dataclass(frozen=True)
+class PayoutLineRecord:
+    """One balance movement in a payout, in the payout currency, with the presentment amount
+    beside it when the money was converted (from the provider, never computed by us)."""
+    provider_ref: str                 # the provider's id of the movement (balance transaction)
+    kind: str                         # sale | fee | refund | refund_reversal | chargeback | ...
+    gross: int
+    fee: int
+    amount: int                       # signed effect on the balance: gross - fee
+    currency: str
+    original_amount: Optional[int]
+    original_currency: Optional[str]
+    exchange_rate: Optional[str]
+    source_ref: Optional[str]         # what moved it (charge, refund, dispute): ledger provider_ref
+
+
+@runtime_checkable
+class ProviderPayouts(Protocol):
+    """Providers whose API lists payouts and what is in them (Stripe; Paddle has no payout API)."""
+
+    def list_payouts(self, since: datetime, cursor: Optional[str]
+                     ) -> tuple[tuple[PayoutRecord, ...], Optional[str]]:
+        """Payouts created at or after ``since``, a page at a time (None: no more)."""
+
+    def payout_lines(self, payout_id: str, cursor: Optional[str]
+                     ) -> tuple[tuple[PayoutLineRecord, ...], Optional[str]]:
+        """The movements of one payout, a page at a time (the payout's own entry excluded)."""

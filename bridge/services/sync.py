@@ -33,6 +33,7 @@ from bridge.ledger.inbox import Delivery
 from bridge.ledger.replay import requeue_parked
 from bridge.ledger.sync_state import Cursor
 from bridge.providers.base import BookPage, ProviderBooks
+from bridge.services.payouts import import_payouts
 
 # The events window is the provider's; start a little inside it, so the first page asked for
 # is still there when the provider answers.
@@ -55,10 +56,11 @@ class SyncReport:
     unreadable: int = 0                                  # documents without an id or type
     pages: int = 0
     requeued: int = 0                                    # parked events given another go
+    payouts: dict = field(default_factory=dict)          # {"payouts": n, "itemized": n}
 
     def as_dict(self) -> dict:
         return {"seen": dict(self.seen), "new": dict(self.new), "unreadable": self.unreadable,
-                "pages": self.pages, "requeued": self.requeued}
+                "pages": self.pages, "requeued": self.requeued, "payouts": self.payouts}
 
     def lines(self) -> list[str]:
         """What it saw and what was new, by type (the CLI prints these)."""
@@ -66,6 +68,8 @@ class SyncReport:
                f" ({self.pages} pages)"]
         for event_type in sorted(self.seen):
             out.append(f"  {event_type}: {self.seen[event_type]} seen, {self.new[event_type]} new")
+        if self.payouts:
+            out.append(f"  payouts: {self.payouts['payouts']} seen, {self.payouts['itemized']} itemized")
         if self.requeued:
             out.append(f"  {self.requeued} parked event(s) queued again")
         if self.unreadable:
@@ -111,6 +115,9 @@ def _run(rt, books, report: SyncReport, now: datetime, since: Optional[datetime]
             _objects(rt, books, report, kind, since, window_start + WINDOW_MARGIN, now,
                      progress, should_stop)
     _events(rt, books, report, window_start, now, since, progress, should_stop)
+    # Payouts (and, once itemizable, their lines) of the same period, as the provider now
+    # says: re-listed each run so that a payout that failed after paying shows so.
+    report.payouts = import_payouts(rt, books.name, min(since or window_start, window_start))
 
 
 def _objects(rt, books, report, kind: str, since: datetime, until: datetime, now: datetime,

@@ -18,7 +18,7 @@ from bridge.providers.base import BookPage, Envelope, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
 from bridge.providers.outcomes import RefundResult
 from bridge.providers.retry import RateLimiter
-from bridge.providers.stripe import books, events
+from bridge.providers.stripe import books, events, payouts
 from bridge.providers.stripe.signature import HEADER, verify_stripe
 
 
@@ -126,3 +126,13 @@ class StripeProvider:
                      cursor: Optional[str]) -> BookPage:
         rows, has_more = self.api.list_page(kind, books.objects_params(kind, since, until, cursor))
         return books.objects_page(kind, rows, has_more)
+
+    # -- payouts ----------------------------------------------------------------------------
+    def list_payouts(self, since: datetime, cursor: Optional[str]):
+        rows, has_more = self.api.list_page("payouts", payouts.payouts_params(since, cursor))
+        return tuple(payouts.payout_record(r) for r in rows), (rows[-1]["id"] if has_more and rows else None)
+
+    def payout_lines(self, payout_id: str, cursor: Optional[str]):
+        rows, has_more = self.api.list_page("balance_transactions", payouts.lines_params(payout_id, cursor))
+        lines = tuple(line for line in (payouts.line_record(r) for r in rows) if line is not None)
+        return lines, (rows[-1]["id"] if has_more and rows else None)

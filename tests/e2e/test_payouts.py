@@ -1,0 +1,57 @@
+"""Payouts from the provider's record (issue 10, Stripe): every payout of a generated month is
+explained to the cent by its lines, each line linked to its ledger entry; a payout that fails
+after paying shows so; ``GET /api/v1/payouts`` and ``/payouts/{id}``."""
+from __future__ import annotations
+
+import time
+
+import requests
+
+from bridge.fakes import stripe_books
+from bridge.services.sync import sync_provider
+from tests.e2e.test_sync import DAY, PAYMENTS, drain, generate, ledger_totals, world  # noqa: F401
+from tests.support.api import auth, token
+
+
+def test_month_payouts_are_explained_to_the_cent_and_linked_to_the_ledger(world):  # noqa: F811
+    shop, fakes = world
+    fake = fakes["stripe"]
+    fake.drop_webhooks(0.10, seed=4)
+    generate(fake, "stripe", start=time.time() - 28 * DAY, days=12, payments=PAYMENTS // 2)
+    first = [fake.pay_out("usd"), fake.pay_out("eur")]
+    fake.advance(2 * DAY)
+    generate(fake, "stripe", start=fake.time(), days=12, payments=PAYMENTS // 2, prefix="b")
+    second = [fake.pay_out("usd"), fake.pay_out("eur")]
+    assert all(first + second)
+    assert fake.wait_webhooks(120)
+    drain(shop)
+    report = sync_provider(shop.rt, "stripe")
+    assert report.payouts == {"payouts": 4, "itemized": 4}
+    drain(shop)
+    assert ledger_totals(shop.rt, "stripe") == stripe_books.book_totals(fake)
+
+    fin = auth(token(shop.rt, "finance:read"))
+    listed = requests.get(shop.url + "/api/v1/payouts?from=2000-01-01&to=2100-01-01&provider=stripe",
+                          headers=fin, timeout=10).json()["payouts"]
+    assert sorted(p["payout_id"] for p in listed) == sorted(p["id"] for p in first + second)
+    for p in listed:
+        assert p["unexplained"] == 0 and p["explained"] == p["amount"] and p["lines"] > 0
+        detail = requests.get(shop.url + f"/api/v1/payouts/{p['payout_id']}", headers=fin, timeout=10).json()
+        assert sum(line["amount"] for line in detail["lines"]) == detail["net"] == detail["amount"]
+        assert detail["unexplained"] == 0
+        parts = ("gross", "fees", "tax", "refunds", "chargebacks", "chargeback_fees", "adjustments", "fx", "other")
+        assert sum(detail[k] for k in parts) == detail["net"]
+        assert all(line["ledger"] for line in detail["lines"]), [x for x in detail["lines"] if not x["ledger"]]
+        assert all(line["order_id"] for line in detail["lines"] if line["kind"] == "sale")
+        stripe_lines = {bt for bt, po in fake.bt_payout.items() if po == p["payout_id"]}
+        assert {line["provider_ref"] for line in detail["lines"]} == stripe_lines
+
+    # The bank returns one: the next sync shows it failed.
+    failed = fake.fail_payout(first[0]["id"])
+    sync_provider(shop.rt, "stripe")
+    detail = requests.get(shop.url + f"/api/v1/payouts/{failed['id']}", headers=fin, timeout=10).json()
+    assert detail["status"] == "failed"
+    assert requests.get(shop.url + "/api/v1/payouts/po_nope", headers=fin, timeout=10).status_code == 404
+    assert requests.get(shop.url + "/api/v1/payouts?from=2026-01-01", headers=fin, timeout=10).status_code == 422
+    assert requests.get(shop.url + "/api/v1/payouts?from=2000-01-01&to=2100-01-01",
+                        headers=auth(token(shop.rt, "read")), timeout=10).status_code == 403

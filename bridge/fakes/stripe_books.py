@@ -122,6 +122,8 @@ class StripeBooks:
         the bridge booked another one)."""
         with self.lock:
             bt = self.balance_transactions[self.charges[charge_id].balance_transaction]
+            if bt["id"] in self.bt_payout:  # the book stays consistent: paid-out money is final
+                raise ValueError(f"{charge_id} is already in payout {self.bt_payout[bt['id']]}")
             bt["fee"] = fee
             bt["net"] = bt["amount"] - fee
             bt["fee_details"] = [{"amount": fee, "application": None, "currency": bt["currency"],

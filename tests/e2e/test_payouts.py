@@ -18,6 +18,14 @@ def test_month_payouts_are_explained_to_the_cent_and_linked_to_the_ledger(world)
     fake = fakes["stripe"]
     fake.drop_webhooks(0.10, seed=4)
     generate(fake, "stripe", start=time.time() - 28 * DAY, days=12, payments=PAYMENTS // 2)
+    assert fake.wait_webhooks(120)
+    drain(shop)
+    # The fee knob: Stripe's record now says another fee for a charge the ledger booked.
+    dropped = set(fake.dropped)
+    booked = next(e["data"]["object"]["id"] for e in fake.events
+                  if e["type"] == "charge.succeeded" and e["id"] not in dropped)
+    old_fee = fake.balance_transactions[fake.charges[booked].balance_transaction]["fee"]
+    fake.set_fee(booked, old_fee + 50)
     first = [fake.pay_out("usd"), fake.pay_out("eur")]
     fake.advance(2 * DAY)
     generate(fake, "stripe", start=fake.time(), days=12, payments=PAYMENTS // 2, prefix="b")
@@ -27,10 +35,25 @@ def test_month_payouts_are_explained_to_the_cent_and_linked_to_the_ledger(world)
     drain(shop)
     report = sync_provider(shop.rt, "stripe")
     assert report.payouts == {"payouts": 4, "itemized": 4}
-    drain(shop)
-    assert ledger_totals(shop.rt, "stripe") == stripe_books.book_totals(fake)
-
     fin = auth(token(shop.rt, "finance:read"))
+    rec_url = shop.url + "/api/v1/reconciliation?from=2000-01-01&to=2100-01-01&provider=stripe"
+    # Before the worker applied what sync stored: payouts have lines the ledger lacks.
+    kinds = [d["kind"] for d in requests.get(rec_url, headers=fin, timeout=30).json()["discrepancies"]]
+    assert "missing_in_ledger" in kinds and "payout_unexplained" in kinds
+    drain(shop)
+    book = stripe_books.book_totals(fake)
+    fee_key = ("fee", fake.charges[booked].currency.upper())
+    book[fee_key] = (book[fee_key][0], book[fee_key][1] + 50)  # the ledger keeps the fee it booked
+    assert ledger_totals(shop.rt, "stripe") == book
+    body = requests.get(rec_url, headers=fin, timeout=30).json()
+    found = [d for d in body["discrepancies"] if d["kind"] in (
+        "missing_in_ledger", "missing_at_provider", "fee_mismatch", "payout_unexplained")]
+    assert [d["kind"] for d in found] == ["fee_mismatch"], found
+    assert f"{old_fee + 50}" in found[0]["detail"] and f"{old_fee}" in found[0]["detail"]
+    assert found[0]["order_id"]
+    assert body["provider_record"][0]["provider"] == "stripe"
+    assert body["provider_record"][0]["last_success_at"] and body["provider_record"][0]["last_error"] is None
+
     listed = requests.get(shop.url + "/api/v1/payouts?from=2000-01-01&to=2100-01-01&provider=stripe",
                           headers=fin, timeout=10).json()["payouts"]
     assert sorted(p["payout_id"] for p in listed) == sorted(p["id"] for p in first + second)

@@ -109,6 +109,41 @@ class PaddleBooks:
         self.emit(self._event("adjustment.created", snapshot))
         return snapshot
 
+    def pay_out(self, currency: str = "USD") -> Optional[dict[str, Any]]:
+        """Paddle pays the balance of ``currency`` out: ``payout.created`` (unpaid), then
+        ``payout.paid``. The entity has no timestamps (the events' ``occurred_at`` say when) and
+        a ``remittance_reference``, sent as a number in ``payout.paid`` as Paddle's docs show."""
+        currency = currency.upper()
+        with self.lock:
+            paid = getattr(self, "_paid_out", set())
+            self._paid_out = paid
+            movements = 0
+            for txn in self.transactions.values():
+                if txn.status == "completed" and txn.currency == currency and txn.id not in paid:
+                    movements += txn.total - (txn.fee or 0)
+                    paid.add(txn.id)
+            for adj in self.adjustments.values():
+                if adj["status"] == "approved" and adj["currency_code"] == currency and adj["id"] not in paid:
+                    sign = 1 if adj["action"] == "chargeback_reverse" else -1
+                    movements += sign * int(adj["totals"]["earnings"] if adj["action"] == "refund"
+                                            else adj["totals"]["total"])
+                    fee = (adj["payout_totals"].get("chargeback_fee") or {}).get("amount")
+                    movements -= int(fee or 0)
+                    paid.add(adj["id"])
+            if movements <= 0:
+                return None
+            reference = str(10000 + len(getattr(self, "payouts", {})))
+            self.payouts = getattr(self, "payouts", {})
+            payout = {"id": self.new_id("payout_", 26, _ID_CHARS), "status": "unpaid", "amount": str(movements),
+                      "currency_code": currency, "remittance_reference": reference}
+            self.payouts[payout["id"]] = payout
+        self.emit(self._event("payout.created", _copy(payout)))
+        with self.lock:
+            payout["status"] = "paid"
+            snapshot = {**_copy(payout), "remittance_reference": int(reference)}
+        self.emit(self._event("payout.paid", snapshot))
+        return _copy(payout)
+
     # --- lists -------------------------------------------------------------------------------
 
     def _paddle_page(self, rows: list[dict[str, Any]], path: str, max_per_page: int,

@@ -22,7 +22,9 @@ def upsert_payout(session: Session, provider: str, rec, now: datetime) -> Payout
         row = Payout(provider=provider, payout_id=rec.payout_id, itemized=False)
         session.add(row)
     row.amount, row.currency, row.status = rec.amount, rec.currency, rec.status
-    row.arrival_date, row.created, row.automatic, row.updated_at = rec.arrival_date, rec.created, rec.automatic, now
+    # Paddle says when through its events: keep the earliest seen as the payout's creation.
+    created = rec.created if row.created is None else min(row.created, rec.created)
+    row.arrival_date, row.created, row.automatic, row.updated_at = rec.arrival_date, created, rec.automatic, now
     session.flush()
     return row
 

@@ -78,3 +78,21 @@ def test_month_payouts_are_explained_to_the_cent_and_linked_to_the_ledger(world)
     assert requests.get(shop.url + "/api/v1/payouts?from=2026-01-01", headers=fin, timeout=10).status_code == 422
     assert requests.get(shop.url + "/api/v1/payouts?from=2000-01-01&to=2100-01-01",
                         headers=auth(token(shop.rt, "read")), timeout=10).status_code == 403
+
+
+def test_paddle_payouts_come_from_its_notifications_and_stay_unexplained_without_the_report(world):  # noqa: F811
+    shop, fakes = world
+    fake = fakes["paddle"]
+    fake.webhook_url = None
+    generate(fake, "paddle", start=time.time() - 10 * DAY, payments=20)
+    usd = fake.pay_out("USD")
+    sync_provider(shop.rt, "paddle")
+    fin = auth(token(shop.rt, "finance:read"))
+    listed = requests.get(shop.url + "/api/v1/payouts?from=2000-01-01&to=2100-01-01&provider=paddle",
+                          headers=fin, timeout=10).json()["payouts"]
+    assert [(p["payout_id"], p["amount"], p["currency"], p["status"], p["lines"]) for p in listed] == [
+        (usd["id"], int(usd["amount"]), "USD", "paid", 0)]
+    assert listed[0]["unexplained"] == int(usd["amount"])
+    rec = requests.get(shop.url + "/api/v1/reconciliation?from=2000-01-01&to=2100-01-01&provider=paddle",
+                       headers=fin, timeout=30).json()
+    assert any(d["kind"] == "payout_unexplained" and usd["id"] in d["detail"] for d in rec["discrepancies"])

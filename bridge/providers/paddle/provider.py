@@ -18,7 +18,7 @@ from bridge.domain.follow_ups import FollowUp, FollowUpCause, PaymentFacts
 from bridge.providers.base import BookPage, Envelope, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
 from bridge.providers.outcomes import PermanentProviderError, RefundResult
-from bridge.providers.paddle import books, events
+from bridge.providers.paddle import books, events, payouts
 from bridge.providers.paddle.signature import HEADER, verify_paddle
 from bridge.providers.retry import RateLimiter
 
@@ -117,3 +117,11 @@ class PaddleProvider:
         rows, next_url, has_more, total = self.api.list_page(
             *books.objects_request(kind, since, until, cursor))
         return books.objects_page(kind, rows, next_url, has_more, total, since, until)
+
+    # -- payouts (from payout.* notifications; no payout API) ---------------------------------
+    def list_payouts(self, since: datetime, cursor: Optional[str]):
+        rows, next_url, has_more, _ = self.api.list_page(*payouts.payouts_request(cursor))
+        return payouts.payout_records(rows, since), (next_url if has_more else None)
+
+    def payout_lines(self, payout_id: str, cursor: Optional[str]):
+        return (), None  # the payout reconciliation report is not read yet (payouts.py)

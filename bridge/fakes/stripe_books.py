@@ -305,7 +305,7 @@ def book_totals(fake) -> dict[tuple[str, str], tuple[int, int]]:
         for charge in fake.charges.values():
             add("sale", charge.currency, charge.amount)
             bt = fake.balance_transactions.get(charge.balance_transaction or "")
-            if bt and bt["fee"]:
+            if bt and bt["fee"] and bt["currency"] == charge.currency:  # else unknown to the ledger
                 add("fee", charge.currency, -bt["fee"])
         for refund in fake.refunds.values():
             if refund["status"] == "succeeded":

@@ -66,6 +66,8 @@ class FakeStripe(StripeBooks, FakeProviderServer):
         self.refunds: dict[str, dict[str, Any]] = {}        # insertion order = creation order
         self._idempotency: dict[str, tuple[str, int, str]] = {}  # key -> (params, status, body)
         self.refund_status_on_create = "succeeded"
+        # presentment currency -> (balance currency, rate): e.g. {"eur": ("usd", 1.1)}.
+        self.settlement: dict[str, tuple[str, float]] = {}
         self._init_books()
         super().__init__(**kwargs)
 
@@ -83,14 +85,19 @@ class FakeStripe(StripeBooks, FakeProviderServer):
             now = int(self.time())
             if balance_transaction_id is not None:
                 fee = fee or 0
+                # A currency the account settles in another (``settlement``): the balance
+                # transaction is in the balance currency at Stripe's rate; the fee is given
+                # in the balance currency.
+                bt_currency, rate = self.settlement.get(currency.lower(), (currency.lower(), None))
+                bt_amount = amount if rate is None else round(amount * rate)
                 self.balance_transactions[balance_transaction_id] = {
-                    "id": balance_transaction_id, "object": "balance_transaction", "amount": amount,
-                    "available_on": now + 2 * 86400, "created": now, "currency": currency.lower(),
-                    "description": None, "exchange_rate": None, "fee": fee,
-                    "fee_details": [{"amount": fee, "application": None, "currency": currency.lower(),
+                    "id": balance_transaction_id, "object": "balance_transaction", "amount": bt_amount,
+                    "available_on": now + 2 * 86400, "created": now, "currency": bt_currency,
+                    "description": None, "exchange_rate": rate, "fee": fee,
+                    "fee_details": [{"amount": fee, "application": None, "currency": bt_currency,
                                      "description": "Stripe processing fees", "type": "stripe_fee"}]
                     if fee else [],
-                    "net": amount - fee, "reporting_category": "charge", "source": charge_id,
+                    "net": bt_amount - fee, "reporting_category": "charge", "source": charge_id,
                     "status": "pending", "type": "charge",
                 }
             charge = FakeCharge(charge_id, payment_intent_id, amount, currency.lower(),

@@ -96,3 +96,31 @@ def test_paddle_payouts_come_from_its_notifications_and_stay_unexplained_without
     rec = requests.get(shop.url + "/api/v1/reconciliation?from=2000-01-01&to=2100-01-01&provider=paddle",
                        headers=fin, timeout=30).json()
     assert any(d["kind"] == "payout_unexplained" and usd["id"] in d["detail"] for d in rec["discrepancies"])
+
+
+def test_eur_charge_settled_in_usd_is_explained_in_usd_with_the_eur_amount_beside(world):  # noqa: F811
+    from bridge.fakes.payments import stripe_charge
+    shop, fakes = world
+    fake = fakes["stripe"]
+    fake.webhook_url = None
+    fake.settlement = {"eur": ("usd", 1.1)}
+    fake.set_time(time.time() - 3 * DAY)
+    stripe_charge(fake, charge_id="ch_eur", amount=1000, currency="eur", fee=62, order_id="ord_eur", customer="cus_e")
+    stripe_charge(fake, charge_id="ch_usd", amount=2000, currency="usd", fee=88, order_id="ord_usd", customer="cus_u")
+    payout = fake.pay_out("usd")
+    assert payout["amount"] == 1100 - 62 + 2000 - 88
+    fake.set_time(time.time())
+    sync_provider(shop.rt, "stripe")
+    drain(shop)
+    fin = auth(token(shop.rt, "finance:read"))
+    detail = requests.get(shop.url + f"/api/v1/payouts/{payout['id']}", headers=fin, timeout=10).json()
+    assert (detail["currency"], detail["amount"], detail["unexplained"]) == ("USD", payout["amount"], 0)
+    lines = {line["source_ref"]: line for line in detail["lines"]}
+    eur = lines["ch_eur"]
+    assert (eur["currency"], eur["gross"], eur["fee"], eur["amount"]) == ("USD", 1100, 62, 1038)
+    assert (eur["original_amount"], eur["original_currency"], eur["exchange_rate"]) == (1000, "EUR", "1.1")
+    assert eur["ledger"] and eur["order_id"] == "ord_eur"
+    assert lines["ch_usd"]["original_amount"] is None and lines["ch_usd"]["currency"] == "USD"
+    # The ledger keeps the sale in EUR and never converts the USD fee: it stays unknown.
+    assert ledger_totals(shop.rt, "stripe") == {("sale", "EUR"): (1, 1000), ("sale", "USD"): (1, 2000),
+                                                ("fee", "USD"): (1, -88)}

@@ -291,6 +291,8 @@ class LedgerEntry(Base):
     effect_key: Mapped[str] = mapped_column(String(255), unique=True)
     corrects: Mapped[Optional[int]] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The comparison with the provider's record finds an entry by the provider's id of the money.
+    __table_args__ = (Index("ix_ledger_entries_provider_provider_ref", "provider", "provider_ref"),)
 
 
 class License(Base):

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional, Sequence
 
-from sqlalchemy import and_, case, delete, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy.orm import Session, aliased
 
 from bridge.ledger.models import LedgerEntry, Order, Payout, PayoutLine
 
@@ -82,19 +82,24 @@ def payout_detail(session: Session, payout_id: str) -> Optional[dict]:
     ).where(PayoutLine.payout_pk == p.id)).one()
     breakdown = dict(zip(BREAKDOWN, (int(v) for v in sums[:9])))
     net = int(sums[9])
-    in_ledger = exists().where(and_(LedgerEntry.provider == p.provider, LedgerEntry.provider_ref == PayoutLine.source_ref))
-    order_id = (select(Order.order_id).join(LedgerEntry, LedgerEntry.order_pk == Order.id)
-                .where(LedgerEntry.provider == p.provider, LedgerEntry.provider_ref == PayoutLine.source_ref)
-                .limit(1).scalar_subquery())
-    lines = session.execute(select(PayoutLine, in_ledger, order_id).where(PayoutLine.payout_pk == p.id)
-                            .order_by(PayoutLine.id)).all()
+    # One pass: each line joined to the ledger entry of the same kind and provider id (unique
+    # by effect key), and that entry's order; plain columns, no ORM objects per line.
+    entry = aliased(LedgerEntry)
+    lines = session.execute(
+        select(PayoutLine.provider_ref, PayoutLine.source_ref, PayoutLine.kind, PayoutLine.amount, PayoutLine.gross,
+               PayoutLine.fee, PayoutLine.currency, PayoutLine.original_amount, PayoutLine.original_currency,
+               PayoutLine.exchange_rate, Order.order_id, entry.id)
+        .outerjoin(entry, and_(entry.provider == p.provider, entry.provider_ref == PayoutLine.source_ref,
+                               entry.kind == PayoutLine.kind))
+        .outerjoin(Order, Order.id == entry.order_pk)
+        .where(PayoutLine.payout_pk == p.id).order_by(PayoutLine.id)).all()
     return {
         "provider": p.provider, "payout_id": p.payout_id, "amount": p.amount, "currency": p.currency,
         "status": p.status, "arrival_date": p.arrival_date, "itemized": p.itemized,
         "breakdown": {**breakdown, "net": net, "amount": p.amount, "unexplained": p.amount - net},
-        "lines": [{"provider_ref": line.provider_ref, "source_ref": line.source_ref, "kind": line.kind,
-                   "amount": line.amount, "gross": line.gross, "fee": line.fee, "currency": line.currency,
-                   "original_amount": line.original_amount, "original_currency": line.original_currency,
-                   "exchange_rate": line.exchange_rate, "order_id": oid, "ledger": bool(linked)}
-                  for line, linked, oid in lines],
+        "lines": [{"provider_ref": ref, "source_ref": source, "kind": kind, "amount": amount, "gross": gross,
+                   "fee": fee, "currency": currency, "original_amount": o_amount, "original_currency": o_currency,
+                   "exchange_rate": rate, "order_id": order_id, "ledger": entry_id is not None}
+                  for ref, source, kind, amount, gross, fee, currency, o_amount, o_currency, rate, order_id, entry_id
+                  in lines],
     }

@@ -21,8 +21,8 @@ from bridge.ledger.models import LedgerEntry, Order, Payout, PayoutLine
 # Stripe makes a charge's money available in days (2 to 7 by account); a sale older than this
 # before an itemized payout that does not contain it is missing at the provider.
 PAYOUT_LAG = timedelta(days=7)
-_LEDGER_KINDS = {"sale": ("sale",), "refund": ("refund",), "refund_reversal": ("refund_reversal",),
-                 "chargeback": ("chargeback",), "chargeback_reversal": ("chargeback_reversal",)}
+# Payout line kinds that are ledger entry kinds of the same name.
+_LEDGER_KINDS = ("sale", "refund", "refund_reversal", "chargeback", "chargeback_reversal")
 
 
 def discrepancies(session: Session, period) -> list[dict]:
@@ -33,13 +33,14 @@ def discrepancies(session: Session, period) -> list[dict]:
 
     prov = [Payout.provider == period.provider] if period.provider else []
     in_period = [Payout.created >= period.start, Payout.created < period.end, *prov]
+    # A line is booked when the ledger has the entry of its kind for the same provider id.
     booked = exists().where(and_(LedgerEntry.provider == Payout.provider,
                                  LedgerEntry.provider_ref == PayoutLine.source_ref,
-                                 LedgerEntry.kind.in_([k for ks in _LEDGER_KINDS.values() for k in ks])))
+                                 LedgerEntry.kind == PayoutLine.kind))
     missing = (select(Payout.provider, Payout.payout_id, PayoutLine.provider_ref, PayoutLine.source_ref,
                       PayoutLine.kind, PayoutLine.gross, PayoutLine.currency)
                .join(Payout, Payout.id == PayoutLine.payout_pk)
-               .where(*in_period, PayoutLine.kind.in_(tuple(_LEDGER_KINDS)), ~booked))
+               .where(*in_period, PayoutLine.kind.in_(_LEDGER_KINDS), ~booked))
     for provider, payout_id, bt, source, kind, gross, currency in session.execute(missing):
         add("missing_in_ledger", None, provider,
             f"{kind} {source} ({bt}) of {gross} {currency} in payout {payout_id} is not in the ledger")
@@ -73,11 +74,13 @@ def discrepancies(session: Session, period) -> list[dict]:
             add("missing_at_provider", order_id, provider,
                 f"sale {ref} of {amount} {currency} is in no payout of the provider's record")
 
+    # Both aggregates only over the lines of the period's payouts.
     sums = (select(PayoutLine.payout_pk, func.sum(PayoutLine.amount).label("net"))
+            .join(Payout, Payout.id == PayoutLine.payout_pk).where(*in_period)
             .group_by(PayoutLine.payout_pk).subquery())
     unbooked = (select(PayoutLine.payout_pk, func.count().label("n"), func.sum(PayoutLine.amount).label("amt"))
                 .join(Payout, Payout.id == PayoutLine.payout_pk)
-                .where(PayoutLine.kind.in_(tuple(_LEDGER_KINDS)), ~booked)
+                .where(*in_period, PayoutLine.kind.in_(_LEDGER_KINDS), ~booked)
                 .group_by(PayoutLine.payout_pk).subquery())
     q = (select(Payout, func.coalesce(sums.c.net, 0), func.coalesce(unbooked.c.n, 0), func.coalesce(unbooked.c.amt, 0))
          .outerjoin(sums, sums.c.payout_pk == Payout.id).outerjoin(unbooked, unbooked.c.payout_pk == Payout.id)

@@ -78,8 +78,13 @@ def upgrade() -> None:
     with op.batch_alter_table('payout_lines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payout_lines_source_ref'), ['source_ref'], unique=False)
 
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_ledger_entries_provider_provider_ref', ['provider', 'provider_ref'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_ledger_entries_provider_provider_ref')
     op.drop_table('payout_lines')
     op.drop_table('payouts')
     op.drop_table('sync_status')

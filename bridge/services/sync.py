@@ -23,6 +23,7 @@ retries at its next interval).
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from bridge.ledger.inbox import Delivery
 from bridge.ledger.replay import requeue_parked
 from bridge.ledger.sync_state import Cursor
 from bridge.providers.base import BookPage, ProviderBooks
+from bridge.providers.outcomes import PermanentProviderError
 from bridge.services.payouts import import_payouts
 
 # The events window is the provider's; start a little inside it, so the first page asked for
@@ -42,6 +44,7 @@ WINDOW_MARGIN = timedelta(hours=1)
 # made visible late, or with a creation time a little in the past, is still seen.
 WATERMARK_OVERLAP = timedelta(minutes=10)
 EVENTS = "events"
+log = logging.getLogger("bridge.sync")
 
 
 class Progress(Protocol):
@@ -169,7 +172,18 @@ def _events(rt, books, report, window_start: datetime, now: datetime, since: Opt
     while True:
         if should_stop():
             raise SyncStopped(EVENTS)
-        page = books.list_events(lower, position or None)
+        try:
+            page = books.list_events(lower, position or None)
+        except PermanentProviderError as err:
+            if not position or err.http_status not in (400, 404):
+                raise
+            # The cursor's event aged out of the provider's window while the listing waited
+            # (a sync killed long ago): list the window again from its start; what is
+            # already stored is a duplicate.
+            log.warning("%s: the sync cursor is gone at the provider (%s); listing the window again",
+                        books.name, err.code)
+            lower, position, resume = window_start, None, None
+            continue
         _store(rt, books, report, page, progress)
         position = page.cursor
         resume = page.resume or resume

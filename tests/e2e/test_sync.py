@@ -313,3 +313,18 @@ def test_bridge_sync_cli_prints_by_type_and_rejects_bad_input(world, tmp_path):
     assert lines[0].startswith(f"stripe: {len(stripe.events)} seen, {len(stripe.events)} new")
     assert any(line.strip().startswith("charge.succeeded: 10 seen, 10 new") for line in lines)
     assert "it/s" not in ok.stderr and "docs/s" not in ok.stderr   # no progress bar off a terminal
+
+
+def test_a_cursor_gone_at_the_provider_lists_the_window_again(world):
+    """A sync killed long ago left ``starting_after`` an event Stripe no longer lists (404):
+    the next run lists the window again instead of failing forever."""
+    from bridge.ledger import sync_state
+    shop, fakes = world
+    fake = fakes["stripe"]
+    fake.webhook_url = None
+    generate(fake, "stripe", start=time.time() - 5 * DAY, payments=10)
+    now = datetime.now(timezone.utc)
+    sync_state.save_cursor(shop.rt.engine, sync_state.Cursor("stripe", "events", "evt_aged_out", now - timedelta(days=29),
+                                                             now - timedelta(days=1)), now)
+    report = sync_provider(shop.rt, "stripe")
+    assert sum(report.new.values()) == len(fake.events)

@@ -63,6 +63,7 @@ def main() -> int:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--lines", type=int, default=10_000)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--statements", action="store_true", help="time each statement of the reconciliation")
     args = p.parse_args()
     base = normalize_database_url(args.pg_url)
     name = f"bench_payq_{uuid.uuid4().hex[:8]}"
@@ -112,6 +113,22 @@ def main() -> int:
         med, worst = timed(breakdown, args.repeat)
         print(f"payout breakdown, {args.lines:,} lines (with every line's ledger link): "
               f"median {med * 1000:.0f} ms, worst {worst * 1000:.0f} ms")
+        if args.statements:
+            from sqlalchemy import event
+            spent: list = []
+
+            @event.listens_for(engine, "before_cursor_execute")
+            def _start(conn, cursor, statement, params, context, executemany):
+                conn.info["t0"] = time.perf_counter()
+
+            @event.listens_for(engine, "after_cursor_execute")
+            def _end(conn, cursor, statement, params, context, executemany):
+                spent.append((time.perf_counter() - conn.info["t0"], " ".join(statement.split())[:110]))
+            month_rec()
+            for seconds, statement in spent:
+                print(f"  {seconds * 1000:6.0f} ms  {statement}")
+            event.remove(engine, "before_cursor_execute", _start)
+            event.remove(engine, "after_cursor_execute", _end)
         med, worst = timed(month_rec, args.repeat)
         print(f"a month's reconciliation against the provider, {count:,} ledger rows: "
               f"median {med * 1000:.0f} ms, worst {worst * 1000:.0f} ms")

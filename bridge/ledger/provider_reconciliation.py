@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import (BigInteger, String, and_, case, cast, exists, func, literal, null, or_, select,
+                        union_all)
 from sqlalchemy.orm import Session, aliased
 
 from bridge.ledger.models import LedgerEntry, Order, Payout, PayoutLine
@@ -33,33 +34,53 @@ def discrepancies(session: Session, period) -> list[dict]:
 
     prov = [Payout.provider == period.provider] if period.provider else []
     in_period = [Payout.created >= period.start, Payout.created < period.end, *prov]
-    # A line is booked when the ledger has the entry of its kind for the same provider id.
-    booked = exists().where(and_(LedgerEntry.provider == Payout.provider,
-                                 LedgerEntry.provider_ref == PayoutLine.source_ref,
-                                 LedgerEntry.kind == PayoutLine.kind))
-    missing = (select(Payout.provider, Payout.payout_id, PayoutLine.provider_ref, PayoutLine.source_ref,
-                      PayoutLine.kind, PayoutLine.gross, PayoutLine.currency)
-               .join(Payout, Payout.id == PayoutLine.payout_pk)
-               .where(*in_period, PayoutLine.kind.in_(_LEDGER_KINDS), ~booked))
-    for provider, payout_id, bt, source, kind, gross, currency in session.execute(missing):
-        add("missing_in_ledger", None, provider,
-            f"{kind} {source} ({bt}) of {gross} {currency} in payout {payout_id} is not in the ledger")
-
-    fee = aliased(LedgerEntry)
-    sale = aliased(LedgerEntry)
-    fees = (select(Payout.provider, Order.order_id, PayoutLine.source_ref, PayoutLine.fee,
-                   func.coalesce(-fee.amount, 0), PayoutLine.currency)
-            .join(Payout, Payout.id == PayoutLine.payout_pk)
-            .join(sale, and_(sale.provider == Payout.provider, sale.provider_ref == PayoutLine.source_ref,
-                             sale.kind == "sale"))
-            .outerjoin(fee, and_(fee.provider == Payout.provider, fee.provider_ref == PayoutLine.source_ref,
-                                 fee.kind == "fee"))
-            .outerjoin(Order, Order.id == sale.order_pk)
-            .where(*in_period, PayoutLine.kind == "sale", sale.currency == PayoutLine.currency,
-                   PayoutLine.fee != func.coalesce(-fee.amount, 0)))
-    for provider, order_id, source, provider_fee, ledger_fee, currency in session.execute(fees):
-        add("fee_mismatch", order_id, provider,
-            f"{source}: the provider's fee is {provider_fee} {currency}, the ledger's {ledger_fee} {currency}")
+    # One pass over the period's payout lines (a CTE, materialized once): each line with the
+    # ledger entry of its kind for the same provider id, and for a sale the ledger's fee.
+    entry, fee = aliased(LedgerEntry), aliased(LedgerEntry)
+    ml = (select(Payout.id.label("payout_pk"), Payout.provider, Payout.payout_id,
+                 Payout.amount.label("payout_amount"), Payout.currency.label("payout_currency"), Payout.itemized,
+                 PayoutLine.provider_ref, PayoutLine.source_ref, PayoutLine.kind, PayoutLine.gross,
+                 PayoutLine.fee, PayoutLine.amount, PayoutLine.currency, entry.id.label("entry_id"),
+                 entry.currency.label("entry_currency"), entry.order_pk, fee.amount.label("ledger_fee"))
+          .select_from(Payout)
+          .outerjoin(PayoutLine, PayoutLine.payout_pk == Payout.id)
+          .outerjoin(entry, and_(entry.provider == Payout.provider, entry.provider_ref == PayoutLine.source_ref,
+                                 entry.kind == PayoutLine.kind))
+          .outerjoin(fee, and_(PayoutLine.kind == "sale", fee.provider == Payout.provider,
+                               fee.provider_ref == PayoutLine.source_ref, fee.kind == "fee"))
+          .where(*in_period)).cte("month_lines")
+    ledger_kind = ml.c.kind.in_(_LEDGER_KINDS)
+    unbooked = and_(ledger_kind, ml.c.entry_id.is_(None))
+    ledger_fee = func.coalesce(-ml.c.ledger_fee, 0)
+    no_text, no_int = cast(null(), String), cast(null(), BigInteger)  # typed NULLs for the UNION
+    missing = select(literal("missing_in_ledger").label("what"), ml.c.provider, ml.c.payout_id, ml.c.source_ref,
+                     ml.c.provider_ref, ml.c.kind, ml.c.gross.label("a"), no_int.label("b"), ml.c.currency,
+                     no_int.label("order_pk")).where(unbooked)
+    fees = select(literal("fee_mismatch"), ml.c.provider, ml.c.payout_id, ml.c.source_ref, ml.c.provider_ref,
+                  ml.c.kind, ml.c.fee, ledger_fee, ml.c.currency, ml.c.order_pk).where(
+        ml.c.kind == "sale", ml.c.entry_id.is_not(None), ml.c.entry_currency == ml.c.currency, ml.c.fee != ledger_fee)
+    net = func.coalesce(func.sum(ml.c.amount), 0)
+    n_unbooked = func.sum(case((unbooked, 1), else_=0))
+    unbooked_amount = func.coalesce(func.sum(case((unbooked, ml.c.amount), else_=0)), 0)
+    payouts = (select(literal("payout_unexplained"), ml.c.provider, ml.c.payout_id, no_text, no_text,
+                      case((ml.c.itemized.is_(True), "itemized"), else_="not_itemized"),
+                      ml.c.payout_amount - net + unbooked_amount, n_unbooked, ml.c.payout_currency, no_int)
+               .group_by(ml.c.payout_pk, ml.c.provider, ml.c.payout_id, ml.c.payout_amount, ml.c.payout_currency,
+                         ml.c.itemized)
+               .having(or_(ml.c.itemized.is_(False), net != ml.c.payout_amount, n_unbooked > 0)))
+    found = union_all(missing, fees, payouts).subquery()
+    rows = session.execute(select(found, Order.order_id).outerjoin(Order, Order.id == found.c.order_pk)).all()
+    for what, provider, payout_id, source, bt, kind, a, b, currency, _, order_id in rows:
+        if what == "missing_in_ledger":
+            add(what, None, provider, f"{kind} {source} ({bt}) of {a} {currency} in payout {payout_id} "
+                                      "is not in the ledger")
+        elif what == "fee_mismatch":
+            add(what, order_id, provider,
+                f"{source}: the provider's fee is {a} {currency}, the ledger's {b} {currency}")
+        elif kind == "not_itemized":
+            add(what, None, provider, f"payout {payout_id} of {a} {currency}: its lines are not listed yet")
+        else:
+            add(what, None, provider, f"payout {payout_id}: unexplained {a} {currency} ({b} line(s) not in the ledger)")
 
     latest = session.execute(select(Payout.provider, func.max(Payout.created))
                              .where(Payout.itemized.is_(True), *prov).group_by(Payout.provider)).all()
@@ -73,24 +94,4 @@ def discrepancies(session: Session, period) -> list[dict]:
         for order_id, ref, amount, currency in session.execute(at_provider):
             add("missing_at_provider", order_id, provider,
                 f"sale {ref} of {amount} {currency} is in no payout of the provider's record")
-
-    # Both aggregates only over the lines of the period's payouts.
-    sums = (select(PayoutLine.payout_pk, func.sum(PayoutLine.amount).label("net"))
-            .join(Payout, Payout.id == PayoutLine.payout_pk).where(*in_period)
-            .group_by(PayoutLine.payout_pk).subquery())
-    unbooked = (select(PayoutLine.payout_pk, func.count().label("n"), func.sum(PayoutLine.amount).label("amt"))
-                .join(Payout, Payout.id == PayoutLine.payout_pk)
-                .where(*in_period, PayoutLine.kind.in_(_LEDGER_KINDS), ~booked)
-                .group_by(PayoutLine.payout_pk).subquery())
-    q = (select(Payout, func.coalesce(sums.c.net, 0), func.coalesce(unbooked.c.n, 0), func.coalesce(unbooked.c.amt, 0))
-         .outerjoin(sums, sums.c.payout_pk == Payout.id).outerjoin(unbooked, unbooked.c.payout_pk == Payout.id)
-         .where(*in_period))
-    for p, net, n_unbooked, unbooked_amount in session.execute(q):
-        if not p.itemized:
-            add("payout_unexplained", None, p.provider,
-                f"payout {p.payout_id} of {p.amount} {p.currency}: its lines are not listed yet")
-        elif net != p.amount or n_unbooked:
-            add("payout_unexplained", None, p.provider,
-                f"payout {p.payout_id} of {p.amount} {p.currency}: unexplained {p.amount - net + unbooked_amount}"
-                f" ({n_unbooked} line(s) not in the ledger)")
     return out

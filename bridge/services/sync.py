@@ -106,7 +106,11 @@ def sync_provider(rt, name: str, *, since: Optional[datetime] = None,
         with rt.sessions.begin() as session:
             report.requeued = requeue_parked(session, name, rt.clock(),
                                              max_attempts=rt.settings.job_max_attempts)
-    sync_state.mark_finished(rt.engine, name, rt.clock(), report.as_dict())
+    finished = rt.clock()
+    sync_state.mark_finished(rt.engine, name, finished, report.as_dict())
+    # The durable record is ``sync_status.last_success_at``; the process's gauge feeds
+    # ``bridge_sync_age_seconds`` (bridge.metrics).
+    rt.metrics.sync_succeeded(name, finished)
     return report
 
 

@@ -30,9 +30,10 @@ class PaddleProvider:
     events_window = timedelta(days=90)      # events and notifications are kept 90 days
     object_kinds = books.OBJECT_KINDS
 
-    def __init__(self, settings, api=None):
+    def __init__(self, settings, api=None, observe=None):
         self._settings = settings
         self._api = api
+        self._observe = observe
         self._lock = threading.Lock()
 
     @property
@@ -46,7 +47,8 @@ class PaddleProvider:
                     raise RuntimeError("PADDLE_API_KEY is not set: cannot call Paddle")
                 self._api = PaddleApi(s.paddle_api_key, environment=s.paddle_environment,
                                       base_url=s.paddle_api_base, retry=retry_policy(s),
-                                      limiter=RateLimiter(s.paddle_calls_per_second), **timeouts(s))
+                                      limiter=RateLimiter(s.paddle_calls_per_second), observe=self._observe,
+                                      **timeouts(s))
             return self._api
 
     # -- intake -----------------------------------------------------------------------------

@@ -29,9 +29,10 @@ class StripeProvider:
     events_window = timedelta(days=30)      # the Events list keeps 30 days
     object_kinds = books.OBJECT_KINDS
 
-    def __init__(self, settings, api=None):
+    def __init__(self, settings, api=None, observe=None):
         self._settings = settings
         self._api = api
+        self._observe = observe
         self._lock = threading.Lock()
 
     @property
@@ -44,7 +45,8 @@ class StripeProvider:
                 if not s.stripe_api_key:
                     raise RuntimeError("STRIPE_API_KEY is not set: cannot call Stripe")
                 self._api = StripeApi(s.stripe_api_key, base_url=s.stripe_api_base, retry=retry_policy(s),
-                                      limiter=RateLimiter(s.stripe_calls_per_second), **timeouts(s))
+                                      limiter=RateLimiter(s.stripe_calls_per_second), observe=self._observe,
+                                      **timeouts(s))
             return self._api
 
     # -- intake -----------------------------------------------------------------------------

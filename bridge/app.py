@@ -31,7 +31,7 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     register_error_handlers(app)
 
     from bridge.web import (api, audit, auth, finance, health, licenses, metrics, openapi,  # noqa: F401
-                            orders, policies, refund_requests, request_ids, webhooks)
+                            orders, payouts, policies, refund_requests, request_ids, webhooks)
     app.register_blueprint(webhooks.bp)
     if settings.trusted_proxies > 0:
         # The client address is the one the PaaS router appended to X-Forwarded-For (the API's

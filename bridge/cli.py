@@ -1,4 +1,4 @@
-"""The ``bridge`` command: serve, worker, db, tokens, policy, events, jobs, notices, demo.
+"""The ``bridge`` command: serve, worker, db, tokens, policy, events, jobs, notices, sync, demo.
 
 Every command reads the same environment as the web app (``Settings.from_env``) and checks it
 first: a configuration that cannot work stops it with one line naming the variable and exit
@@ -92,6 +92,7 @@ def cmd_serve(args) -> int:
     from bridge.logs import configure_logging
     from bridge.worker.handlers import all_handlers
     from bridge.worker.runner import Worker
+    from bridge.worker.sync_loop import start_scheduler
     from werkzeug.serving import make_server
 
     from bridge.web.devserver import QueryFreeRequestHandler
@@ -104,6 +105,7 @@ def cmd_serve(args) -> int:
     worker = Worker(rt, all_handlers(rt))
     t = threading.Thread(target=worker.run_forever, args=(stop,), name="bridge-worker", daemon=True)
     t.start()
+    start_scheduler(rt, stop)  # bridge sync every BRIDGE_SYNC_INTERVAL, beside the worker
     server = make_server(args.host, args.port, app, threaded=True, request_handler=QueryFreeRequestHandler)
     print(f"bridge listening on http://{args.host}:{server.port} "
           f"(database: {'SQLite' if rt.settings.is_sqlite else 'PostgreSQL'})", flush=True)
@@ -123,6 +125,7 @@ def cmd_worker(args) -> int:
     from bridge.logs import configure_logging
     from bridge.worker.handlers import all_handlers
     from bridge.worker.pool import run_workers
+    from bridge.worker.sync_loop import start_scheduler
 
     # --threads is applied to the settings before the runtime is built: the pool is sized from it.
     rt = _worker_runtime(worker_threads=args.threads) if args.threads else _worker_runtime()
@@ -135,6 +138,7 @@ def cmd_worker(args) -> int:
     # Every loop finishes its current job and stops (a job cut off would only wait out its lease).
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    start_scheduler(rt, stop)  # bridge sync every BRIDGE_SYNC_INTERVAL, beside the job loops
     return run_workers(rt, all_handlers(rt), threads, stop)
 
 
@@ -257,6 +261,47 @@ def cmd_notices_resend(args) -> int:
     return 0
 
 
+def _parse_since(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r} (e.g. 2026-11-01T00:00:00Z)") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a time zone (e.g. 2026-11-01T00:00:00Z), got {value!r}")
+    return when.astimezone(timezone.utc)
+
+
+def cmd_sync(args) -> int:
+    from tqdm import tqdm
+
+    from bridge.logs import configure_logging
+    from bridge.services.sync import sync_provider
+    rt = _db_runtime()
+    configure_logging(rt.settings.log_level, rt.settings.log_format)
+    names = [args.provider] if args.provider else [n for n in rt.providers
+                                                   if getattr(rt.providers[n], "books_configured", False)]
+    if args.provider and not rt.providers[args.provider].books_configured:
+        print(f"error: {args.provider.upper()}_API_KEY is not set: cannot read {args.provider}'s record",
+              file=sys.stderr)
+        return 2
+    if not names:
+        print("error: no provider has an API key set (STRIPE_API_KEY, PADDLE_API_KEY)", file=sys.stderr)
+        return 2
+    status = 0
+    for name in names:
+        # A bar on a terminal only (counts and rate); quiet in logs and pipes.
+        with tqdm(desc=f"{name} sync", unit=" docs", file=sys.stderr,
+                  disable=not sys.stderr.isatty()) as bar:
+            try:
+                report = sync_provider(rt, name, since=args.since, progress=bar)
+            except Exception as err:  # the provider stays down: the cursors keep their place
+                print(f"{name}: sync failed, run it again to go on: {type(err).__name__}: {err}",
+                      file=sys.stderr)
+                status = 1
+                continue
+        for line in report.lines():
+            print(line, flush=True)
+    return status
 def cmd_tokens_list(args) -> int:
     from bridge.ledger.operations import list_tokens
     rt = _db_runtime()
@@ -452,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from bridge.fakes import samples
     samples.add_parser(sub)   # bridge webhooks send-sample stripe|paddle
+    s = sub.add_parser("sync", help="read the providers' own record; store every event the inbox lacks")
+    s.add_argument("--provider", choices=provider_names())
+    s.add_argument("--since", type=_parse_since, default=None,
+                   help="ISO time to read from (older than the events window: objects too)")
+    s.set_defaults(func=cmd_sync)
 
     s = sub.add_parser("demo", help="a small shop's day against local fake providers")
     s.add_argument("--keep", action="store_true", help="keep the demo database")

@@ -27,6 +27,7 @@ from bridge.fakes.stripe_server import FakeStripe
 from bridge.ledger import schema
 from bridge.ledger.tokens import create_token
 from bridge.runtime import Runtime
+from bridge.services.sync import sync_provider
 from bridge.settings import PROJECT_ROOT, Settings
 from bridge.worker.handlers import all_handlers
 from bridge.worker.runner import Worker
@@ -97,6 +98,7 @@ def run_demo(keep: bool = False, out=sys.stdout) -> int:
         f"fake Paddle on {paddle.url}\n")
     try:
         _play(api, stripe, paddle, say)
+        _close_month(rt, api, stripe, say)
     finally:
         stop.set()
         stripe.stop()
@@ -217,3 +219,43 @@ def _play(api, stripe, paddle, say):
         f"refunded {format_amount(totals['refunded'], 'USD')}, "
         f"net {format_amount(totals['paid'] - totals['fees'] - totals['refunded'], 'USD')}")
     say(f"   refunds executed at the fakes: Stripe {len(stripe.applied)}, Paddle {len(paddle.applied)}")
+
+
+def _close_month(rt, api, stripe, say):
+    """The month closed against the provider's own record: a payment whose webhook the fake
+    "lost" is recovered by ``bridge sync``, Stripe's payout is explained to the cent, and what
+    remains for a person is shown."""
+    say("\n6. Closing the month against Stripe's own record")
+    api("POST", "/orders", {"order_id": "demo-L", "policy": "software-mor", "currency": "USD",
+                            "customer": {"id": "cus_demo-L", "country": "US"},
+                            "items": [{"item_id": "li_1", "category": "license", "billing": "one_time",
+                                       "amount": 2900, "price_id": "price_demo_l", "sku": "Plugin"}]})
+    stripe.drop_webhooks(1.0)               # the fake loses this webhook: only sync can tell
+    stripe_charge(stripe, charge_id="ch_demoL", amount=2900, currency="usd", fee=114, order_id="demo-L",
+                  customer="cus_demo-L", country="US")
+    stripe.drop_webhooks(0.0)
+    say(f"   demo-L paid {format_amount(2900, 'USD')} at Stripe; its webhook was lost "
+        f"(order {api('GET', '/orders/demo-L')['status']})")
+    report = sync_provider(rt, "stripe")
+    say(f"   bridge sync: {sum(report.seen.values())} events seen, {sum(report.new.values())} new "
+        f"({', '.join(f'{t} {n}' for t, n in sorted(report.new.items()))})")
+    _wait(lambda: api("GET", "/orders/demo-L")["status"] == "paid", "the recovered payment")
+    say(f"   demo-L now {api('GET', '/orders/demo-L')['status']}")
+    refund = stripe.refund("ch_demoL", 900)  # someone refunds in Stripe's dashboard
+    _wait(lambda: any(r["status"] == "succeeded" for r in api("GET", "/orders/demo-L")["refunds"]),
+          "the dashboard refund")
+    say(f"   demo-L refunded {format_amount(refund['amount'], 'USD')} in Stripe's dashboard ({refund['id']})")
+    payout = stripe.pay_out("usd")
+    sync_provider(rt, "stripe")             # brings the payout and its balance transactions
+    _wait(lambda: api("GET", f"/payouts/{payout['id']}")["itemized"], "the payout's lines")
+    p = api("GET", f"/payouts/{payout['id']}")
+    linked = sum(1 for line in p["lines"] if line["ledger"])
+    say(f"   payout {p['payout_id']} {format_amount(p['amount'], 'USD')}: gross {format_amount(p['gross'], 'USD')}, "
+        f"fees {format_amount(p['fees'], 'USD')}, refunds {format_amount(p['refunds'], 'USD')} = net "
+        f"{format_amount(p['net'], 'USD')}; unexplained {format_amount(p['unexplained'], 'USD')} "
+        f"({linked} of {len(p['lines'])} lines in the ledger)")
+    start = (datetime.now(timezone.utc) - timedelta(days=40)).strftime("%Y-%m-%d")
+    end = (datetime.now(timezone.utc) + timedelta(days=2)).strftime("%Y-%m-%d")
+    rec = api("GET", f"/reconciliation?from={start}&to={end}")
+    left = sorted({(d["kind"], d.get("order_id") or "-") for d in rec["discrepancies"]})
+    say("   discrepancies left for a person: " + ("; ".join(f"{k} {o}" for k, o in left) or "none"))

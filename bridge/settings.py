@@ -190,6 +190,9 @@ class Settings:
     # instance folder (fine for ``bridge serve`` on one machine, not for several dynos).
     secret_key: Optional[str] = None
     console_session_hours: float = 8.0
+    # ``bridge sync`` run by the worker, every so many seconds per provider whose API key is
+    # set (0 turns it off).
+    sync_interval_seconds: float = 900.0
     log_level: str = "INFO"
     # "text" (one line per record) or "json" (one JSON object per line, python-json-logger).
     log_format: str = "text"
@@ -239,6 +242,7 @@ class Settings:
             trusted_proxies=_int(env, "BRIDGE_TRUSTED_PROXIES", 0, minimum=0),
             secret_key=_secret_key(env.get("BRIDGE_SECRET_KEY")),
             console_session_hours=_float(env, "BRIDGE_CONSOLE_SESSION_HOURS", 8.0, minimum=0.01),
+            sync_interval_seconds=_float(env, "BRIDGE_SYNC_INTERVAL", 900.0, minimum=0),
             log_level=level,
             log_format=_choice(env, "BRIDGE_LOG_FORMAT", "text", ("text", "json")),
             metrics_enabled=_flag(env, "BRIDGE_METRICS", True),

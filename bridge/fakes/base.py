@@ -18,6 +18,11 @@ A fake is a Flask app served by ``werkzeug.serving.make_server`` in a daemon thr
 - ``fake.send_webhook(payload, url, secret)`` signs like the provider and POSTs the raw bytes;
   with ``webhook_url``/``webhook_secret`` set, the fake emits its own refund events, in order,
   from a background sender (``fake.wait_webhooks()`` waits until they are out).
+- The book: every event the fake emits is kept in ``fake.events`` (what its Events list
+  serves), whether or not its webhook went out. ``fake.drop_webhooks(0.1, seed=7)`` leaves
+  that fraction of webhooks undelivered (seeded, so a run is reproducible); ``fake.dropped``
+  names them. The fake has its own clock (``fake.time()``, ticking; ``fake.set_time(ts)``,
+  ``fake.advance(seconds)``): "history older than 30 days" is made by moving it.
 """
 from __future__ import annotations
 
@@ -251,7 +256,32 @@ class FakeProviderServer:
         self._outbox_cv = threading.Condition()
         self._outbox_busy = 0
         self._sender: Optional[threading.Thread] = None
+        self.events: list[dict] = []           # the book of events, oldest first
+        self.dropped: list[str] = []           # ids of events whose webhook was never sent
+        self._drop_rate = 0.0
+        self._drop_rng = random.Random(seed)
+        self._clock_offset = 0.0
         self.app = self._build_app()
+
+    # --- the fake's clock ------------------------------------------------------------------
+
+    def time(self) -> float:
+        """The provider's "now" (unix seconds): the real clock moved by ``set_time``/``advance``."""
+        return self.clock() + self._clock_offset
+
+    def set_time(self, ts: float) -> None:
+        """From now on the fake's clock reads ``ts`` (and keeps ticking)."""
+        self._clock_offset = ts - self.clock()
+
+    def advance(self, seconds: float) -> None:
+        self._clock_offset += seconds
+
+    def drop_webhooks(self, fraction: float, *, seed: int = 0) -> None:
+        """Never deliver that fraction of the webhooks emitted from now on (seeded draw)."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError("fraction must be between 0 and 1")
+        self._drop_rate = fraction
+        self._drop_rng = random.Random(seed)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -409,7 +439,13 @@ class FakeProviderServer:
         return response.status_code
 
     def emit(self, payload: Mapping[str, Any]) -> None:
-        """Queue an event for the configured webhook URL (nothing when none is configured)."""
+        """Keep the event in the book, and queue it for the configured webhook URL (unless
+        none is configured, or the drop knob draws it)."""
+        with self.lock:
+            self.events.append(json.loads(json.dumps(payload)))
+            if self._drop_rate and self._drop_rng.random() < self._drop_rate:
+                self.dropped.append(self._event_id_type(payload)[0])
+                return
         if not self.webhook_url or not self.webhook_secret:
             return
         with self._outbox_cv:

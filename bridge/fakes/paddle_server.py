@@ -16,6 +16,8 @@ Routes: ``POST /adjustments`` (JSON: ``action`` refund, ``type`` full|partial, `
   ``adjustment_amount_above_remaining_allowed`` (one line). Unknown transaction:
   ``transaction_not_found`` (404).
 - No idempotency key (Paddle has none): the same request twice makes two adjustments.
+- The books (``paddle_books``): events and transactions listed as Paddle lists them, and
+  sales, approved refunds and chargebacks made at the fake.
 - Webhooks (with ``webhook_url``/``webhook_secret``): ``adjustment.created`` on creation,
   ``adjustment.updated`` on a decision.
 """
@@ -33,6 +35,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, request
 
 from bridge.fakes.base import AppliedRefund, Fault, FakeProviderServer
+from bridge.fakes.paddle_books import PaddleBooks
 from bridge.providers.paddle.signature import sign_paddle
 
 _ID_CHARS = string.ascii_lowercase + string.digits
@@ -42,10 +45,6 @@ _FAULT_CODES = {429: "too_many_requests", 500: "internal_error", 502: "bad_gatew
 # Payout currencies (reference section 6); other transaction currencies pay out in USD.
 _PAYOUT_CURRENCIES = {"AUD", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HUF", "PLN", "SEK",
                       "USD", "ZAR"}
-
-
-def _iso_at(unix: float) -> str:
-    return datetime.fromtimestamp(unix, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -73,7 +72,7 @@ class _Refusal(Exception):
         self.status, self.code, self.detail, self.errors = status, code, detail, errors
 
 
-class FakePaddle(FakeProviderServer):
+class FakePaddle(PaddleBooks, FakeProviderServer):
     name = "paddle"
     signature_header = "Paddle-Signature"
 
@@ -97,7 +96,7 @@ class FakePaddle(FakeProviderServer):
         with self.lock:
             txn = FakeTransaction(
                 txn_id, currency.upper(), [(i, int(a)) for i, a in line_items], fee, status,
-                customer_id or self.new_id("ctm_", 26, _ID_CHARS), _iso_at(self.clock()), custom_data,
+                customer_id or self.new_id("ctm_", 26, _ID_CHARS), self._iso_now(), custom_data,
                 subscription_id)
             for item_id, _ in txn.line_items:
                 txn.products[item_id] = (self.new_id("pri_", 26, _ID_CHARS),
@@ -114,7 +113,7 @@ class FakePaddle(FakeProviderServer):
             if adjustment["status"] != "pending_approval":
                 raise ValueError(f"{adjustment_id} is {adjustment['status']}, not pending_approval")
             adjustment["status"] = status
-            adjustment["updated_at"] = _iso_at(self.clock())
+            adjustment["updated_at"] = self._iso_now()
             snapshot = json.loads(json.dumps(adjustment))
         self.emit(self._event("adjustment.updated", snapshot))
         return snapshot
@@ -143,7 +142,7 @@ class FakePaddle(FakeProviderServer):
         total = sum(amount for _, _, amount in lines)
         # Paddle returns the fee share of the refunded amount; rounded down here.
         fee = (txn.fee or 0) * total // txn.total if txn.total else 0
-        now = _iso_at(self.clock())
+        now = self._iso_now()
         totals = {"subtotal": str(total), "tax": "0", "total": str(total), "fee": str(fee),
                   "earnings": str(total - fee), "currency_code": txn.currency, "retained_fee": "0"}
         payout_currency = txn.currency if txn.currency in _PAYOUT_CURRENCIES else "USD"
@@ -214,9 +213,9 @@ class FakePaddle(FakeProviderServer):
         }
 
     def _event(self, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-        return {"event_id": self.new_id("evt_", 26, _ID_CHARS),
+        return {"event_id": self.sortable_id("evt_"),
                 "notification_id": self.new_id("ntf_", 26, _ID_CHARS),
-                "event_type": event_type, "occurred_at": _iso_at(self.clock()), "data": data}
+                "event_type": event_type, "occurred_at": self._iso_now(), "data": data}
 
     def _event_id_type(self, payload: Mapping[str, Any]) -> tuple[str, str]:
         return payload.get("event_id", ""), payload.get("event_type", "")
@@ -261,6 +260,7 @@ class FakePaddle(FakeProviderServer):
         app.post("/adjustments")(self._create_adjustment)
         app.get("/adjustments")(self._list_adjustments)
         app.get("/transactions/<txn_id>")(self._get_transaction)
+        self._book_routes(app)
 
     def _create_adjustment(self) -> Response:
         body = request.get_json(silent=True)

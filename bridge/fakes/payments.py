@@ -22,7 +22,7 @@ def stripe_charge(fake: FakeStripe, *, charge_id: str, amount: int, currency: st
     """Register the charge at the fake and emit ``charge.succeeded`` to its webhook URL."""
     pi = "pi_" + charge_id.removeprefix("ch_")
     charge = fake.add_charge(charge_id, pi, amount, currency, fee, metadata={"order_id": order_id})
-    created = created or int(time.time())
+    created = created or int(fake.time())
     obj = {
         "id": charge_id, "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": 0,
         "balance_transaction": charge.balance_transaction, "captured": True, "created": created,
@@ -46,7 +46,7 @@ def paddle_transaction(fake: FakePaddle, *, txn_id: str, currency: str, lines: S
     item_ids = [f"txnitm_{txn_id.removeprefix('txn_')}{i}" for i in range(len(lines))]
     fake.add_transaction(txn_id, currency, list(zip(item_ids, [a for _, a in lines])), fee,
                          customer_id=customer_id, custom_data={"order_id": order_id})
-    paid = _iso(paid_at or time.time())
+    paid = _iso(paid_at or fake.time())
     total = sum(a for _, a in lines)
     totals = {"subtotal": str(total), "discount": "0", "tax": "0", "total": str(total), "credit": "0",
               "credit_to_balance": "0", "balance": "0", "grand_total": str(total), "fee": str(fee),

@@ -1,7 +1,7 @@
 """A local fake of the Stripe refund API, shaped like the documented one (API 2026-10-28.endive).
 
 Routes: ``POST /v1/refunds`` (form-encoded as stripe-python sends it), ``GET /v1/refunds``
-(``charge=``/``payment_intent=``, ``limit``, ``starting_after``), ``GET /v1/refunds/{id}``,
+(``charge=``/``payment_intent=``, ``created``, ``limit``, ``starting_after``), ``GET /v1/refunds/{id}``,
 ``GET /v1/charges/{id}`` (``expand[]=balance_transaction``), ``GET /v1/balance_transactions/{id}``.
 
 Behaviour that matters to the bridge, as Stripe documents it (../shared/reference/stripe.md A3):
@@ -14,6 +14,8 @@ Behaviour that matters to the bridge, as Stripe documents it (../shared/referenc
   (nothing left), ``amount_too_large`` (more than the unrefunded remainder; pending refunds count).
 - **Pending refunds.** ``fake.refund_status_on_create = "pending"`` makes new refunds pending;
   ``fake.settle_refund(id, "succeeded"|"failed")`` settles one (a failed refund frees its amount).
+- **The books** (``stripe_books``): events, charges, disputes, balance transactions and
+  payouts listed as Stripe lists them, and dashboard refunds, disputes and payouts.
 - **Webhooks.** With ``webhook_url``/``webhook_secret``: ``refund.created`` and
   ``charge.refunded`` on creation; ``refund.updated`` (and ``refund.failed``) on settlement.
 """
@@ -28,6 +30,7 @@ from typing import Any, Mapping, Optional
 from flask import Flask, Response, request
 
 from bridge.fakes.base import AppliedRefund, Fault, FakeProviderServer
+from bridge.fakes.stripe_books import StripeBooks
 from bridge.providers.stripe.signature import sign_stripe
 
 API_VERSION = "2026-10-28.endive"  # the line stripe-python 16.1.0 pins
@@ -52,7 +55,7 @@ class _ParamError(Exception):
         self.message, self.param, self.code = message, param, code
 
 
-class FakeStripe(FakeProviderServer):
+class FakeStripe(StripeBooks, FakeProviderServer):
     name = "stripe"
     signature_header = "Stripe-Signature"
 
@@ -63,6 +66,9 @@ class FakeStripe(FakeProviderServer):
         self.refunds: dict[str, dict[str, Any]] = {}        # insertion order = creation order
         self._idempotency: dict[str, tuple[str, int, str]] = {}  # key -> (params, status, body)
         self.refund_status_on_create = "succeeded"
+        # presentment currency -> (balance currency, rate): e.g. {"eur": ("usd", 1.1)}.
+        self.settlement: dict[str, tuple[str, float]] = {}
+        self._init_books()
         super().__init__(**kwargs)
 
     # --- test set-up and control -----------------------------------------------------------
@@ -76,17 +82,22 @@ class FakeStripe(FakeProviderServer):
         with self.lock:
             if fee is not None and balance_transaction_id is None:
                 balance_transaction_id = self.new_id("txn_", 24, _ID_CHARS)
-            now = int(self.clock())
+            now = int(self.time())
             if balance_transaction_id is not None:
                 fee = fee or 0
+                # A currency the account settles in another (``settlement``): the balance
+                # transaction is in the balance currency at Stripe's rate; the fee is given
+                # in the balance currency.
+                bt_currency, rate = self.settlement.get(currency.lower(), (currency.lower(), None))
+                bt_amount = amount if rate is None else round(amount * rate)
                 self.balance_transactions[balance_transaction_id] = {
-                    "id": balance_transaction_id, "object": "balance_transaction", "amount": amount,
-                    "available_on": now + 2 * 86400, "created": now, "currency": currency.lower(),
-                    "description": None, "exchange_rate": None, "fee": fee,
-                    "fee_details": [{"amount": fee, "application": None, "currency": currency.lower(),
+                    "id": balance_transaction_id, "object": "balance_transaction", "amount": bt_amount,
+                    "available_on": now + 2 * 86400, "created": now, "currency": bt_currency,
+                    "description": None, "exchange_rate": rate, "fee": fee,
+                    "fee_details": [{"amount": fee, "application": None, "currency": bt_currency,
                                      "description": "Stripe processing fees", "type": "stripe_fee"}]
                     if fee else [],
-                    "net": amount - fee, "reporting_category": "charge", "source": charge_id,
+                    "net": bt_amount - fee, "reporting_category": "charge", "source": charge_id,
                     "status": "pending", "type": "charge",
                 }
             charge = FakeCharge(charge_id, payment_intent_id, amount, currency.lower(),
@@ -145,7 +156,7 @@ class FakeStripe(FakeProviderServer):
             data["previous_attributes"] = previous
         return {
             "id": self.new_id("evt_", 24, _ID_CHARS), "object": "event", "api_version": API_VERSION,
-            "created": int(self.clock()), "data": data, "livemode": False, "pending_webhooks": 1,
+            "created": int(self.time()), "data": data, "livemode": False, "pending_webhooks": 1,
             "request": {"id": self.new_id("req_", 14, _ID_CHARS) if via_api else None,
                         "idempotency_key": idempotency_key},
             "type": event_type,
@@ -198,6 +209,7 @@ class FakeStripe(FakeProviderServer):
         app.get("/v1/charges/<charge_id>")(self._get_charge)
         app.get("/v1/balance_transactions/<bt_id>")(self._get_balance_transaction)
         app.get("/v1/invoice_payments")(self._list_invoice_payments)
+        self._book_routes(app)
 
     @staticmethod
     def _fingerprint() -> str:
@@ -284,7 +296,7 @@ class FakeStripe(FakeProviderServer):
         refund_id = self.new_id("re_", 24, _ID_CHARS)
         status = self.refund_status_on_create
         bt_id = self.new_id("txn_", 24, _ID_CHARS)
-        now = int(self.clock())
+        now = int(self.time())
         self.balance_transactions[bt_id] = {
             "id": bt_id, "object": "balance_transaction", "amount": -amount, "available_on": now,
             "created": now, "currency": charge.currency, "description": "REFUND FOR CHARGE",
@@ -314,24 +326,11 @@ class FakeStripe(FakeProviderServer):
 
     def _list_refunds(self) -> Response:
         args = request.args
-        try:
-            limit = min(100, max(1, int(args.get("limit", "10"))))
-        except ValueError:
-            return self._error(400, "parameter_invalid_integer", "Invalid integer", param="limit")
         with self.lock:
-            found = [r for r in reversed(list(self.refunds.values()))  # newest first
-                     if (not args.get("charge") or r["charge"] == args["charge"])
-                     and (not args.get("payment_intent") or r["payment_intent"] == args["payment_intent"])]
-            after = args.get("starting_after")
-            if after:
-                ids = [r["id"] for r in found]
-                if after not in ids:
-                    return self._error(404, "resource_missing", f"No such refund: '{after}'",
-                                       param="starting_after")
-                found = found[ids.index(after) + 1:]
-            page = json.loads(json.dumps(found[:limit]))
-        return self.json_response({"object": "list", "data": page, "has_more": len(found) > limit,
-                                   "url": "/v1/refunds"})
+            rows = [r for r in self.refunds.values()
+                    if (not args.get("charge") or r["charge"] == args["charge"])
+                    and (not args.get("payment_intent") or r["payment_intent"] == args["payment_intent"])]
+            return self._page(rows, "/v1/refunds", "refund")
 
     def _get_refund(self, refund_id: str) -> Response:
         with self.lock:
@@ -357,8 +356,8 @@ class FakeStripe(FakeProviderServer):
                 "amount_requested": amount, "currency": currency.lower(), "invoice": invoice_id,
                 "is_default": True, "livemode": False, "status": "paid",
                 "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
-                "created": int(self.clock()),
-                "status_transitions": {"paid_at": int(self.clock()), "canceled_at": None}})
+                "created": int(self.time()),
+                "status_transitions": {"paid_at": int(self.time()), "canceled_at": None}})
 
     def _list_invoice_payments(self) -> Response:
         invoice = request.args.get("invoice")

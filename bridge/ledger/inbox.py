@@ -26,9 +26,10 @@ PROCESS_EVENT = "process_event"
 _PG_SQL = """
 WITH ins AS (
     INSERT INTO webhook_events
-        (provider, provider_event_id, event_type, body, headers, received_at, occurred_at, status)
+        (provider, provider_event_id, event_type, body, headers, received_at, occurred_at, status,
+         source)
     VALUES (%(provider)s, %(event_id)s, %(event_type)s, %(body)s, CAST(%(headers)s AS JSONB),
-            %(now)s, %(occurred_at)s, 'received')
+            %(now)s, %(occurred_at)s, 'received', %(source)s)
     ON CONFLICT (provider, provider_event_id) DO NOTHING
     RETURNING id
 )
@@ -40,8 +41,8 @@ RETURNING ref_id
 # sqlite3's placeholders
 _SQLITE_EVENT = """
 INSERT INTO webhook_events
-    (provider, provider_event_id, event_type, body, headers, received_at, occurred_at, status)
-VALUES (:provider, :event_id, :event_type, :body, :headers, :now, :occurred_at, 'received')
+    (provider, provider_event_id, event_type, body, headers, received_at, occurred_at, status, source)
+VALUES (:provider, :event_id, :event_type, :body, :headers, :now, :occurred_at, 'received', :source)
 ON CONFLICT (provider, provider_event_id) DO NOTHING
 RETURNING id
 """
@@ -60,6 +61,7 @@ class Delivery:
     body: bytes
     headers: dict
     occurred_at: Optional[datetime]
+    source: str = "webhook"          # or "sync": read from the provider's record by bridge sync
 
 
 class Inbox:
@@ -83,6 +85,7 @@ class Inbox:
             "headers": json.dumps(delivery.headers),
             "now": _db_time(now, self._pg),
             "occurred_at": _db_time(delivery.occurred_at, self._pg),
+            "source": delivery.source,
             "kind": PROCESS_EVENT,
             "max_attempts": self._max_attempts,
         }

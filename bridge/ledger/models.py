@@ -62,6 +62,9 @@ class WebhookEvent(Base):
     error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     # Our order id, when the event was held on an order (reconciliation names it).
     order_ref: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    # webhook (delivered to us) | sync (read from the provider's Events list or objects by
+    # ``bridge sync``): the same event either way, stored once.
+    source: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
     __table_args__ = (UniqueConstraint("provider", "provider_event_id"),
                       CheckConstraint(one_of("status", WEBHOOK_STATUSES), name="status"),
                       Index("ix_webhook_events_status", "status"))  # the console's failed work
@@ -340,9 +343,11 @@ class LedgerEntry(Base):
     effect_key: Mapped[str] = mapped_column(String(255), unique=True)
     corrects: Mapped[Optional[int]] = mapped_column(ForeignKey("ledger_entries.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # An order's movements newest first (the console's order story) without scanning by time.
+    # An order's movements newest first (the console's order story) without scanning by time;
+    # the comparison with the provider's record finds an entry by the provider's id of the money.
     # Append-only: see bridge/ledger/append_only.py (and the triggers of migration 0003_money).
     __table_args__ = (Index("ix_ledger_entries_order_pk_occurred_at", "order_pk", "occurred_at", "id"),
+                      Index("ix_ledger_entries_provider_provider_ref", "provider", "provider_ref"),
                       CheckConstraint(one_of("kind", LEDGER_KINDS), name="kind"))
 
 
@@ -387,3 +392,74 @@ class EventOrder(Base):
     event_pk: Mapped[int] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), primary_key=True)
     order_pk: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
     __table_args__ = (Index("ix_event_orders_order_pk", "order_pk"),)
+
+
+class SyncCursor(Base):
+    """Where ``bridge sync`` is in one listing of a provider's record (``stream``: ``events``,
+    or ``objects:<kind>`` for history older than the events window). ``position`` is the
+    provider's page cursor of a listing under way (None: none under way), ``lower`` the
+    listing's lower time bound, ``watermark`` the time up to which the stream is complete."""
+    __tablename__ = "sync_cursors"
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
+    lower: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    upper: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    # Where a later listing goes on from (Paddle's ``after``); None: from its time bound.
+    resume: Mapped[Optional[str]] = mapped_column(String(1024), nullable=True)
+    watermark: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SyncStatus(Base):
+    """One row per provider: the last sync run and the last successful one (what a metric
+    "time since the last successful sync" and the month's reconciliation read), and the lease
+    that keeps the worker processes from syncing one provider at the same time."""
+    __tablename__ = "sync_status"
+    provider: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_started_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    last_result: Mapped[dict] = mapped_column(JSONDoc, default=dict)
+    lease_owner: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Payout(Base):
+    """A payout to the merchant's bank as the provider records it (``bridge sync`` brings it
+    in). ``amount`` is what reaches the bank, in the payout (settlement) currency."""
+    __tablename__ = "payouts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    payout_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))          # pending | in_transit | paid | failed | canceled
+    arrival_date: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=True)
+    # True once every balance movement of it was listed (Stripe: reconciliation completed).
+    itemized: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    __table_args__ = (UniqueConstraint("provider", "payout_id"),)
+
+
+class PayoutLine(Base):
+    """One balance movement in a payout: ``amount`` its signed effect on the balance (net of
+    its fee) in the payout currency, ``gross`` and ``fee`` beside it, ``source_ref`` the
+    provider's id of what moved the money (charge, refund, dispute), which is the ledger
+    entry's ``provider_ref``."""
+    __tablename__ = "payout_lines"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    payout_pk: Mapped[int] = mapped_column(ForeignKey("payouts.id", ondelete="CASCADE"))
+    provider_ref: Mapped[str] = mapped_column(String(255))   # the balance transaction
+    kind: Mapped[str] = mapped_column(String(32))            # sale | refund | chargeback | ...
+    gross: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    original_amount: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    original_currency: Mapped[Optional[str]] = mapped_column(String(3), nullable=True)
+    exchange_rate: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    source_ref: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, index=True)
+    __table_args__ = (UniqueConstraint("payout_pk", "provider_ref"),)

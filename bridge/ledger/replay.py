@@ -25,3 +25,27 @@ def replay_event(rt, provider_event_id: str, provider: Optional[str] = None) -> 
         row.status, row.error = "received", None
         enqueue(session, PROCESS_EVENT, str(row.id), now, max_attempts=rt.settings.job_max_attempts)
         return [(row.provider, row.provider_event_id)]
+
+
+def requeue_parked(session, provider: str, now, *, max_attempts: int) -> int:
+    """Give every parked event of ``provider`` another go now (after a sync stored what they
+    may have waited for: the payment of a refund whose webhook was lost). A parked event whose
+    job ran out of attempts while it waited gets a new job; one still waiting runs now.
+    Returns how many were requeued."""
+    from bridge.ledger.models import Job
+    parked = session.execute(select(WebhookEvent.id).where(
+        WebhookEvent.provider == provider, WebhookEvent.status == "parked")).scalars().all()
+    if not parked:
+        return 0
+    refs = [str(i) for i in parked]
+    live = {}
+    for job in session.execute(select(Job).where(Job.kind == PROCESS_EVENT, Job.ref_id.in_(refs),
+                                                 Job.state.in_(("ready", "running")))).scalars():
+        live[job.ref_id] = job
+    for ref in refs:
+        job = live.get(ref)
+        if job is None:
+            enqueue(session, PROCESS_EVENT, ref, now, max_attempts=max_attempts)
+        elif job.state == "ready" and job.run_at > now:
+            job.run_at = now
+    return len(refs)

@@ -112,26 +112,92 @@ class Provider(Protocol):
 
 
 # -- the provider's own books (bridge sync) -------------------------------------------------------
-# Declared here so that the sync work (issue 9, item 2) has its interface; no provider
-# implements it yet and nothing calls it. ``Provider`` gains these once both providers do.
+# Both providers implement these (``StripeProvider``, ``PaddleProvider``); ``bridge.services.sync``
+# is their caller. Kept as a protocol of its own: a provider without a readable record could
+# still take webhooks and refunds.
 
 @dataclass(frozen=True)
 class BookPage:
     """One page of the provider's record: raw documents, each shaped as its webhook body would
-    be (so ``Provider.parse`` reads them and intake stores them), and the cursor to go on."""
+    be (so ``Provider.envelope``/``parse`` read them and intake's inbox stores them), and where
+    to go on.
+
+    ``cursor`` is the next page of this listing (None: the listing is finished). ``resume`` is
+    where a *later* listing may start to see only what is newer than this page (Paddle's
+    ``after``), or None when a later listing starts again from its time bound (Stripe, whose
+    lists run newest first). ``total`` is the provider's estimate of the listing's size, when
+    it gives one. Cursors are opaque strings the provider alone reads."""
     items: tuple[dict, ...]
-    cursor: Optional[str]       # None when the listing is finished
+    cursor: Optional[str]
+    resume: Optional[str] = None
+    total: Optional[int] = None
 
 
 @runtime_checkable
 class ProviderBooks(Protocol):
-    """The listing calls ``bridge sync`` needs (added by the sync work)."""
+    """The listing calls ``bridge sync`` needs."""
 
+    name: str
     events_window: timedelta    # how far back the Events list reaches (Stripe 30 days, Paddle 90)
+    # Object kinds for history older than the events window, in the order to import them
+    # (payments before what refers to them).
+    object_kinds: tuple[str, ...]
+
+    @property
+    def books_configured(self) -> bool:
+        """An API key is set: the record can be read."""
 
     def list_events(self, since: datetime, cursor: Optional[str]) -> BookPage:
-        """Events created at or after ``since``, oldest first, from ``cursor`` on."""
+        """Events created at or after ``since`` (a page in the provider's own order), from
+        ``cursor`` on (None: the first page)."""
 
-    def list_objects(self, kind: str, since: datetime, cursor: Optional[str]) -> BookPage:
-        """Objects of ``kind`` (payments, refunds, disputes, payouts...) created at or after
-        ``since``, for history older than the events window, as event-shaped documents."""
+    def list_objects(self, kind: str, since: datetime, until: datetime,
+                     cursor: Optional[str]) -> BookPage:
+        """Objects of ``kind`` created in ``[since, until)``, for history older than the
+        events window, as event-shaped documents whose ids are derived from the object and
+        its state (``sync_<object id>_<state>``): listing them again stores nothing new, and
+        they never collide with the provider's own event ids."""
+
+
+# -- payouts (issue 10) ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PayoutRecord:
+    """A payout as the provider records it: ``amount`` reached (or will reach) the bank."""
+    payout_id: str
+    amount: int
+    currency: str
+    status: str                       # pending | in_transit | paid | failed | canceled
+    arrival_date: Optional[datetime]
+    created: datetime
+    automatic: bool
+    itemizable: bool                  # the provider can list every movement in it now
+
+
+@dataclass(frozen=True)
+class PayoutLineRecord:
+    """One balance movement in a payout, in the payout currency, with the presentment amount
+    beside it when the money was converted (from the provider, never computed by us)."""
+    provider_ref: str                 # the provider's id of the movement (balance transaction)
+    kind: str                         # sale | fee | refund | refund_reversal | chargeback | ...
+    gross: int
+    fee: int
+    amount: int                       # signed effect on the balance: gross - fee
+    currency: str
+    original_amount: Optional[int]
+    original_currency: Optional[str]
+    exchange_rate: Optional[str]
+    source_ref: Optional[str]         # what moved it (charge, refund, dispute): ledger provider_ref
+
+
+@runtime_checkable
+class ProviderPayouts(Protocol):
+    """Providers whose API lists payouts and what is in them (Stripe; Paddle has no payout API)."""
+
+    def list_payouts(self, since: datetime, cursor: Optional[str]
+                     ) -> tuple[tuple[PayoutRecord, ...], Optional[str]]:
+        """Payouts created at or after ``since``, a page at a time (None: no more)."""
+
+    def payout_lines(self, payout_id: str, cursor: Optional[str]
+                     ) -> tuple[tuple[PayoutLineRecord, ...], Optional[str]]:
+        """The movements of one payout, a page at a time (the payout's own entry excluded)."""

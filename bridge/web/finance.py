@@ -6,7 +6,9 @@ import io
 
 from flask import Response, current_app, request
 
+from bridge.ledger import provider_reconciliation as provider_rec
 from bridge.ledger import reconciliation as rec
+from bridge.ledger import sync_state
 from bridge.ledger.views import iso
 from bridge.web.api import bp
 from bridge.web.auth import require
@@ -40,5 +42,11 @@ def reconciliation(query: ReconciliationQuery):
         if want_csv:
             return Response(ledger_csv(session, period), mimetype="text/csv")
         body = {"from": request.args["from"], "to": request.args["to"], "totals": rec.totals(session, period),
-                "discrepancies": rec.discrepancies(session, period, rt.clock())}
+                "discrepancies": rec.discrepancies(session, period, rt.clock())
+                + provider_rec.discrepancies(session, period),
+                # How fresh the provider's record is that the comparison used.
+                "provider_record": [{"provider": f.provider, "last_sync_at": iso(f.last_started_at),
+                                     "last_success_at": iso(f.last_success_at), "last_error": f.last_error}
+                                    for f in sync_state.freshness(session)
+                                    if provider is None or f.provider == provider]}
     return respond(Reconciliation, body)

@@ -13,3 +13,11 @@ def test_demo_runs_end_to_end():
     assert "demo-D  denied" in text and "demo-E  denied" in text and "demo-G  review" in text
     assert "refunds executed at the fakes: Stripe 3, Paddle 2" in text
     assert "demo-B  request refunded  paddle" in text
+    # The month closed against the provider's own record.
+    assert "its webhook was lost (order awaiting_payment)" in text
+    assert "1 new (charge.succeeded 1)" in text and "demo-L now paid" in text
+    assert "unexplained 0.00 USD" in text and "lines in the ledger" in text
+    closing = next(line for line in text.splitlines() if "unexplained" in line)
+    n_linked, n_lines = closing.split("(")[-1].split(" lines")[0].split(" of ")
+    assert n_linked == n_lines
+    assert "discrepancies left for a person: refund_without_decision demo-L" in text

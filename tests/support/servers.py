@@ -42,6 +42,7 @@ def bridge_env(settings, **extra) -> dict:
         "BRIDGE_PROVIDER_BACKOFF_MAX": str(settings.provider_backoff_max_seconds),
         "BRIDGE_PROVIDER_TIMEOUT": str(settings.provider_timeout_seconds),
         "BRIDGE_LOG_LEVEL": "INFO",
+        "BRIDGE_SYNC_INTERVAL": "0",  # the worker's own sync is off unless a test turns it on
         "PYTHONUNBUFFERED": "1",
     })
     for key, value in (("STRIPE_API_BASE", settings.stripe_api_base), ("PADDLE_API_BASE", settings.paddle_api_base),

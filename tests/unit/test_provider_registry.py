@@ -57,8 +57,9 @@ def test_each_provider_implements_the_protocol(name):
             assert list(got.parameters) == list(want.parameters), (name, member)
         else:
             assert hasattr(provider, member), (name, member)
-    # The listing calls of sync are not implemented by anyone yet (added by the sync work).
-    assert not isinstance(provider, ProviderBooks)
+    # And the listing calls of ``bridge sync`` (the provider's own books).
+    assert isinstance(provider, ProviderBooks)
+    assert provider.events_window.days in (30, 90) and provider.object_kinds
 
 
 def test_something_missing_is_not_a_provider():

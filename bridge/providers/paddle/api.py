@@ -352,6 +352,24 @@ class PaddleApi:
         return self._run(fetch, operation="paddle get_transaction_fee")
 
 
+    # --- the books (bridge sync) -------------------------------------------------------------
+
+    def list_page(self, path_or_url: str, params: Optional[Mapping[str, str]] = None
+                  ) -> tuple[list[dict], Optional[str], bool, Optional[int]]:
+        """One page of a Paddle list (``/events``, ``/transactions``, ``/adjustments``) as plain
+        dicts, with ``meta.pagination``'s ``next`` (to follow verbatim: it keeps the filters),
+        ``has_more`` and ``estimated_total``. Raw pages, not the SDK's collections: those keep
+        every page in memory for the whole walk (reference/payouts.md P1). Retried like every
+        read (429 with Retry-After, backoff)."""
+        def fetch(client: Client) -> dict:
+            return client.get_raw(path_or_url, dict(params) if params else None).json()
+
+        body = self._run(fetch, operation=f"paddle list {urlparse(path_or_url).path or path_or_url}")
+        pagination = (body.get("meta") or {}).get("pagination") or {}
+        return (list(body.get("data") or []), pagination.get("next"),
+                bool(pagination.get("has_more")), pagination.get("estimated_total"))
+
+
 def _pick(results: Any) -> Optional[RefundResult]:
     """Of several adjustments for one request (there should be one), the live one: pending or
     approved before rejected; the latest listed among equals."""
@@ -360,3 +378,4 @@ def _pick(results: Any) -> Optional[RefundResult]:
         if best is None or result.status != "failed" or best.status == "failed":
             best = result
     return best
+

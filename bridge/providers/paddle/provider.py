@@ -10,15 +10,15 @@ the transaction's adjustments and adopting ours), a refund is confirmed by listi
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Optional, Sequence
 
 from bridge.domain.events import PADDLE, ParsedEvent
 from bridge.domain.follow_ups import FollowUp, FollowUpCause, PaymentFacts
-from bridge.providers.base import Envelope, RefundCall, RefundRef
+from bridge.providers.base import BookPage, Envelope, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
 from bridge.providers.outcomes import PermanentProviderError, RefundResult
-from bridge.providers.paddle import events
+from bridge.providers.paddle import books, events, payouts
 from bridge.providers.paddle.signature import HEADER, verify_paddle
 from bridge.providers.retry import RateLimiter
 
@@ -27,6 +27,8 @@ class PaddleProvider:
     name = PADDLE
     signature_header = HEADER
     one_pending_refund_per_payment = True
+    events_window = timedelta(days=90)      # events and notifications are kept 90 days
+    object_kinds = books.OBJECT_KINDS
 
     def __init__(self, settings, api=None, observe=None):
         self._settings = settings
@@ -105,3 +107,26 @@ class PaddleProvider:
     @staticmethod
     def dispute_lost_before_won(provider_status: Optional[str]) -> bool:
         return provider_status == "chargeback_reverse"
+
+    # -- the books (bridge sync) ------------------------------------------------------------
+    @property
+    def books_configured(self) -> bool:
+        return bool(self._settings.paddle_api_key)
+
+    def list_events(self, since: datetime, cursor: Optional[str]) -> BookPage:
+        rows, next_url, has_more, total = self.api.list_page(*books.events_request(cursor))
+        return books.events_page(rows, next_url, has_more, total, since)
+
+    def list_objects(self, kind: str, since: datetime, until: datetime,
+                     cursor: Optional[str]) -> BookPage:
+        rows, next_url, has_more, total = self.api.list_page(
+            *books.objects_request(kind, since, until, cursor))
+        return books.objects_page(kind, rows, next_url, has_more, total, since, until)
+
+    # -- payouts (from payout.* notifications; no payout API) ---------------------------------
+    def list_payouts(self, since: datetime, cursor: Optional[str]):
+        rows, next_url, has_more, _ = self.api.list_page(*payouts.payouts_request(cursor))
+        return payouts.payout_records(rows, since), (next_url if has_more else None)
+
+    def payout_lines(self, payout_id: str, cursor: Optional[str]):
+        return (), None  # the payout reconciliation report is not read yet (payouts.py)

@@ -326,3 +326,20 @@ class StripeApi:
         if isinstance(bt, str):  # not expanded (should not happen): fetch it
             return self.get_balance_transaction(bt)[0]
         return units.from_stripe(int(bt["fee"]), bt.get("currency"))
+
+    # --- the books (bridge sync) -------------------------------------------------------------
+
+    _LISTS = ("events", "charges", "refunds", "disputes", "balance_transactions", "payouts")
+
+    def list_page(self, resource: str, params: Mapping[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """One page of ``GET /v1/<resource>`` (newest first) as plain dicts, and ``has_more``.
+        One page per call, so a caller can keep its place (``starting_after``) between pages;
+        retried like every read (429 with Retry-After, backoff)."""
+        if resource not in self._LISTS:
+            raise ValueError(f"not a Stripe list this client reads: {resource!r}")
+
+        def fetch() -> tuple[list[dict[str, Any]], bool]:
+            page = getattr(self._client.v1, resource).list(dict(params))
+            return [_plain(obj) for obj in page.data], bool(page.has_more)
+
+        return self._run(fetch, operation=f"stripe list {resource}")

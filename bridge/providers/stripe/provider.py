@@ -9,16 +9,16 @@ retrieving it.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Optional, Sequence
 
 from bridge.domain.events import STRIPE, ParsedEvent, PaymentSucceeded
 from bridge.domain.follow_ups import FETCH_FEE, LINK_PAYMENT, FollowUp, FollowUpCause, PaymentFacts
-from bridge.providers.base import Envelope, RefundCall, RefundRef
+from bridge.providers.base import BookPage, Envelope, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
 from bridge.providers.outcomes import RefundResult
 from bridge.providers.retry import RateLimiter
-from bridge.providers.stripe import events
+from bridge.providers.stripe import books, events, payouts
 from bridge.providers.stripe.signature import HEADER, verify_stripe
 
 
@@ -26,6 +26,8 @@ class StripeProvider:
     name = STRIPE
     signature_header = HEADER
     one_pending_refund_per_payment = False
+    events_window = timedelta(days=30)      # the Events list keeps 30 days
+    object_kinds = books.OBJECT_KINDS
 
     def __init__(self, settings, api=None, observe=None):
         self._settings = settings
@@ -112,3 +114,27 @@ class StripeProvider:
     @staticmethod
     def dispute_lost_before_won(provider_status: Optional[str]) -> bool:
         return False  # a won Stripe dispute gives back what was withdrawn: never lost before
+
+    # -- the books (bridge sync) ------------------------------------------------------------
+    @property
+    def books_configured(self) -> bool:
+        return bool(self._settings.stripe_api_key)
+
+    def list_events(self, since: datetime, cursor: Optional[str]) -> BookPage:
+        rows, has_more = self.api.list_page("events", books.events_params(since, cursor))
+        return books.events_page(rows, has_more)
+
+    def list_objects(self, kind: str, since: datetime, until: datetime,
+                     cursor: Optional[str]) -> BookPage:
+        rows, has_more = self.api.list_page(kind, books.objects_params(kind, since, until, cursor))
+        return books.objects_page(kind, rows, has_more)
+
+    # -- payouts ----------------------------------------------------------------------------
+    def list_payouts(self, since: datetime, cursor: Optional[str]):
+        rows, has_more = self.api.list_page("payouts", payouts.payouts_params(since, cursor))
+        return tuple(payouts.payout_record(r) for r in rows), (rows[-1]["id"] if has_more and rows else None)
+
+    def payout_lines(self, payout_id: str, cursor: Optional[str]):
+        rows, has_more = self.api.list_page("balance_transactions", payouts.lines_params(payout_id, cursor))
+        lines = tuple(line for line in (payouts.line_record(r) for r in rows) if line is not None)
+        return lines, (rows[-1]["id"] if has_more and rows else None)

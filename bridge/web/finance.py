@@ -14,7 +14,7 @@ from bridge.web.api import bp
 from bridge.web.auth import require
 from bridge.web.contract import operation, respond
 from bridge.web.errors import ApiError
-from bridge.web.models.finance import Reconciliation, ReconciliationQuery
+from bridge.web.models.finance import ReconciliationQuery, ReconciliationWithRecord
 
 
 def ledger_csv(session, period: rec.Period) -> str:
@@ -29,7 +29,7 @@ def ledger_csv(session, period: rec.Period) -> str:
 
 @bp.get("/reconciliation")
 @require("finance:read")
-@operation(query=ReconciliationQuery, responses={200: Reconciliation}, csv=True, tags=("finance",))
+@operation(query=ReconciliationQuery, responses={200: ReconciliationWithRecord}, csv=True, tags=("finance",))
 def reconciliation(query: ReconciliationQuery):
     """Totals by provider and currency, and discrepancies, for ``from <= time < to``;
     ``format=csv`` (or ``Accept: text/csv``) for the ledger lines."""
@@ -48,5 +48,5 @@ def reconciliation(query: ReconciliationQuery):
                 "provider_record": [{"provider": f.provider, "last_sync_at": iso(f.last_started_at),
                                      "last_success_at": iso(f.last_success_at), "last_error": f.last_error}
                                     for f in sync_state.freshness(session)
-                                    if provider is None or f.provider == provider]}
-    return respond(Reconciliation, body)
+                                    if query.provider is None or f.provider == query.provider]}
+    return respond(ReconciliationWithRecord, body)

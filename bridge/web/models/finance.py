@@ -79,3 +79,75 @@ class Reconciliation(Out):
     to: str
     totals: list[Totals]
     discrepancies: list[Discrepancy]
+
+
+class ProviderRecord(Out):
+    provider: str
+    last_sync_at: Optional[str] = Field(description="when the last sync started (ISO 8601 UTC)")
+    last_success_at: Optional[str] = Field(description="when the last successful sync started")
+    last_error: Optional[str] = None
+
+
+class ReconciliationWithRecord(Reconciliation):
+    """The month's answer, and how fresh the provider's record is that it was compared with."""
+    provider_record: list[ProviderRecord] = Field(default_factory=list)
+
+
+class PayoutsQuery(Query):
+    from_: Day = Field(alias="from")
+    to: Day
+    provider: Optional[Id] = Field(default=None, description="a provider's name (stripe, paddle)")
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.to <= self.from_:
+            raise FieldProblem("to", "must be after from")
+        return self
+
+
+class PayoutSummary(Out):
+    provider: str
+    payout_id: str
+    amount: int = Field(description="what reached the bank, minor units of currency")
+    currency: str
+    status: str
+    arrival_date: Optional[str]
+    explained: int
+    unexplained: int = Field(description="amount minus the signed sum of the lines; 0 when explained")
+    lines: int = Field(description="how many balance movements the payout has")
+
+
+class PayoutList(Out):
+    payouts: list[PayoutSummary]
+
+
+class PayoutLineOut(Out):
+    provider_ref: str
+    kind: str
+    amount: int
+    currency: str
+    original_amount: Optional[int] = None
+    original_currency: Optional[str] = None
+    order_id: Optional[str] = None
+    ledger: bool
+
+
+class PayoutDetail(Out):
+    provider: str
+    payout_id: str
+    amount: int
+    currency: str
+    status: str
+    arrival_date: Optional[str]
+    gross: int
+    fees: int
+    tax: int
+    refunds: int
+    chargebacks: int
+    chargeback_fees: int
+    adjustments: int
+    fx: int
+    other: int
+    net: int
+    unexplained: int
+    lines: list[PayoutLineOut]

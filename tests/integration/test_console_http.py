@@ -163,7 +163,9 @@ def test_csrf_is_required_on_every_form(app, runtime, shop):
         assert s.get(RefundRequest, rr_id).status == "review"
     assert client.get("/console/month").status_code == 200  # still signed in: sign-out was refused too
     # The API and the webhooks know nothing of CSRF or the console's cookie.
-    r = client.post("/api/v1/refund-requests", json={"order_id": "nope"}, headers=auth(token(runtime, "refunds:write")))
+    r = client.post("/api/v1/refund-requests", json={"order_id": "nope", "reason": "not_satisfied",
+                                                      "requested_at": "2026-03-20T10:00:00Z"},
+                    headers=auth(token(runtime, "refunds:write")))
     assert r.status_code == 404 and "Set-Cookie" not in r.headers
 
 

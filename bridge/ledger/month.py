@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Optional
 
 from sqlalchemy import Date, cast, func, select
 from sqlalchemy.orm import Session
@@ -59,8 +58,8 @@ def daily(session: Session, period: Period) -> dict[str, list[Day]]:
     return by_currency
 
 
-def payouts(session: Session, period: Period) -> Optional[list[dict]]:
-    """The providers' payouts that arrived in the period, in the shape of ``GET
-    /api/v1/payouts``. None while this bridge does not read the providers' books (payouts come
-    with ``bridge sync``): the console then says so instead of showing an empty list."""
-    return None
+def payouts(session: Session, period: Period) -> list[dict]:
+    """The providers' payouts created in the period, in the shape of ``GET /api/v1/payouts``
+    (``bridge sync`` brings them in from the providers' own books)."""
+    from bridge.ledger import payouts as payout_store
+    return payout_store.list_payouts(session, period.start, period.end, period.provider)

@@ -55,26 +55,33 @@ def test_counters_add_up_across_processes(settings, runtime, tmp_path):
     web = GunicornBridge(env, tmp_path, workers=2)
     worker = None
     try:
-        with ThreadPoolExecutor(8) as pool:
-            assert list(pool.map(lambda n: deliver(web.url, n), range(N))) == [200] * N
+        def web_files():
+            return [p for p in metrics_dir.glob("counter_*.db") if b"bridge_webhooks_received" in p.read_bytes()]
+        # The kernel may hand a whole batch to one worker: deliver more (new ids) until both
+        # took some, or give up after five batches.
+        total = 0
+        while total < 5 * N and (total == 0 or len(web_files()) < 2):
+            with ThreadPoolExecutor(8) as pool:
+                assert list(pool.map(lambda n: deliver(web.url, n), range(total, total + N))) == [200] * N
+            total += N
         assert deliver(web.url, 0) == 200  # a duplicate
         worker = WorkerProcess(env, tmp_path, "metrics")
         deadline = time.monotonic() + 60
-        while processed(runtime) < N and time.monotonic() < deadline:
+        while processed(runtime) < total and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert processed(runtime) == N, worker.log()[-2000:]
+        assert processed(runtime) == total, worker.log()[-2000:]
 
-        web_files = [p for p in metrics_dir.glob("counter_*.db") if b"bridge_webhooks_received" in p.read_bytes()]
+        web_files = web_files()
         assert len(web_files) >= 2, "both gunicorn workers took deliveries (else the test proves nothing)"
         job_files = [p for p in metrics_dir.glob("histogram_*.db") if b"bridge_job_run_seconds" in p.read_bytes()]
         assert [p.name for p in job_files] == [f"histogram_{worker.proc.pid}.db"]
 
         def check(found):
-            assert get(found, "bridge_webhooks_received_total", provider="stripe", outcome="stored", reason="") == N
+            assert get(found, "bridge_webhooks_received_total", provider="stripe", outcome="stored", reason="") == total
             assert get(found, "bridge_webhooks_received_total", provider="stripe", outcome="duplicate", reason="") == 1
-            assert get(found, "bridge_webhook_intake_seconds_count", provider="stripe") == N + 1
+            assert get(found, "bridge_webhook_intake_seconds_count", provider="stripe") == total + 1
             # Counted by the worker process, served by the web processes.
-            assert get(found, "bridge_job_run_seconds_count", kind="process_event", outcome="done") == N
+            assert get(found, "bridge_job_run_seconds_count", kind="process_event", outcome="done") == total
             assert get(found, "bridge_jobs", kind="process_event", state="ready") == 0
         for _ in range(6):  # new connections: either web worker answers
             check(scrape(web.url, tok))

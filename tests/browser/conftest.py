@@ -128,7 +128,15 @@ def shot(page, name: str, request) -> None:
 
 def sign_in(page, base: str, tok: str) -> None:
     """By keyboard only: the token field has focus on load; Enter submits."""
-    assert page.evaluate("document.activeElement.id") == "token"
+    # Browsers apply autofocus at the next rendering update after load, not at load itself:
+    # on a busy machine the first look can come before it (polled: the CSP forbids wait_for_function).
+    focused = ""
+    for _ in range(50):
+        focused = page.evaluate("document.activeElement ? document.activeElement.id : ''")
+        if focused == "token":
+            break
+        page.wait_for_timeout(100)
+    assert focused == "token"
     page.keyboard.type(tok)
     with page.expect_navigation():
         page.keyboard.press("Enter")

@@ -71,6 +71,10 @@ class Settings:
     paddle_calls_per_second: float = 4.0
     # How often a submitted refund is checked at the provider when no webhook confirmed it.
     refund_poll_seconds: float = 900.0
+    # How long a payment known only from a Checkout Session or an invoice waits for its charge
+    # event before the bridge asks the provider for the money (most merchants get both within
+    # a second; one subscribed to neither gets it from the fetch).
+    payment_fetch_delay_seconds: float = 5.0
     # Finance API: after ``auth_failure_limit`` 401s from one client IP within
     # ``auth_failure_window_seconds``, that IP gets 429 until the window frees. Counted from the
     # audit rows in the database so it holds across gunicorn workers; 0 turns it off (e.g. when
@@ -117,6 +121,7 @@ class Settings:
             provider_backoff_max_seconds=get_f("BRIDGE_PROVIDER_BACKOFF_MAX", 8.0),
             provider_timeout_seconds=get_f("BRIDGE_PROVIDER_TIMEOUT", 20.0),
             refund_poll_seconds=get_f("BRIDGE_REFUND_POLL_SECONDS", 900.0),
+            payment_fetch_delay_seconds=get_f("BRIDGE_PAYMENT_FETCH_DELAY_SECONDS", 5.0),
             stripe_calls_per_second=get_f("BRIDGE_STRIPE_CALLS_PER_SECOND", 20.0),
             paddle_calls_per_second=get_f("BRIDGE_PADDLE_CALLS_PER_SECOND", 4.0),
             auth_failure_limit=get_i("BRIDGE_AUTH_FAILURE_LIMIT", 10),

@@ -69,6 +69,9 @@ class PaddleProvider:
         return Envelope(doc.get("event_id"), doc.get("event_type"), occurred)
 
     # -- the worker ---------------------------------------------------------------------------
+    def expand(self, payload: dict) -> dict:
+        return payload  # every Paddle notification carries its entity
+
     def parse(self, payload: dict) -> ParsedEvent:
         return events.parse(payload)
 
@@ -79,6 +82,9 @@ class PaddleProvider:
         if not payment.transaction_id:
             return None
         return self.api.get_transaction_fee(payment.transaction_id)
+
+    def fetch_payment(self, payment: PaymentFacts, now: datetime) -> Optional[ParsedEvent]:
+        return None  # a Paddle transaction event is the money itself
 
     def link_payment(self, payment: PaymentFacts, now: datetime) -> Optional[ParsedEvent]:
         return None  # a Paddle transaction is the payment: there is nothing to link

@@ -123,8 +123,12 @@ def test_follow_ups_are_the_providers_answer():
         (FETCH_PAYMENT, "payment:stripe:pi_9")]
     assert stripe.follow_ups(session_only, after="fee_reported") == ()
     assert paddle.fetch_payment(_payment(provider="paddle", transaction_id="txn_1"), NOW) is None
-    assert paddle.follow_ups(_payment(provider="paddle", transaction_id="txn_1", invoice_id="in_1"),
-                             after="payment") == ()
+    assert paddle.follow_ups(_payment(provider="paddle", transaction_id="txn_1", invoice_id="in_1", fee=400,
+                                      captured=True), after="payment") == ()
+    # transaction.paid before its fee is set: fetched later, unless transaction.completed tells it.
+    assert [(f.kind, f.dedupe_key) for f in paddle.follow_ups(
+        _payment(provider="paddle", transaction_id="txn_1", captured=True), after="payment")] == [
+        (FETCH_FEE, "fee:paddle:txn_1")]
     assert paddle.link_payment(_payment(provider="paddle", transaction_id="txn_1"), NOW) is None
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Optional, Sequence
 
 from bridge.domain.events import PADDLE, ParsedEvent
-from bridge.domain.follow_ups import FollowUp, FollowUpCause, PaymentFacts
+from bridge.domain.follow_ups import FETCH_FEE, FollowUp, FollowUpCause, PaymentFacts
 from bridge.providers.base import Envelope, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
 from bridge.providers.outcomes import PermanentProviderError, RefundResult
@@ -76,7 +76,12 @@ class PaddleProvider:
         return events.parse(payload)
 
     def follow_ups(self, payment: PaymentFacts, *, after: FollowUpCause) -> Sequence[FollowUp]:
-        return ()  # transaction.completed carries the fee and names the transaction itself
+        # transaction.completed carries the fee; a merchant subscribed to transaction.paid only
+        # would never learn it: asked for after a while (completed usually comes first).
+        if after == "payment" and payment.fee is None and payment.transaction_id:
+            return (FollowUp(FETCH_FEE, f"fee:paddle:{payment.transaction_id}",
+                             self._settings.payment_fetch_delay_seconds),)
+        return ()
 
     def fetch_fee(self, payment: PaymentFacts) -> Optional[tuple[int, str]]:
         if not payment.transaction_id:

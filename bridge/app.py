@@ -26,7 +26,7 @@ def create_app(settings: Optional[Settings] = None, runtime: Optional[Runtime] =
     register_error_handlers(app)
 
     from bridge.web import (api, audit, auth, finance, health, licenses, orders, policies,  # noqa: F401
-                            refund_requests, webhooks)
+                            refund_quotes, refund_requests, webhooks)
     app.register_blueprint(webhooks.bp)
     if settings.trusted_proxies > 0:
         # The client address is the one the PaaS router appended to X-Forwarded-For (the API's

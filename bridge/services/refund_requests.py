@@ -45,16 +45,9 @@ def _hash(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_key: Optional[str],
-           now: datetime, max_attempts: int = 12) -> Created:
-    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
-    if idempotency_key:
-        prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
-        if prior is not None:
-            if prior.request_hash != _hash(doc):
-                raise RequestError("conflict", "idempotency_key_reused",
-                                   "this Idempotency-Key was used with a different request body")
-            return Created(prior, False)
+def _decide(session: Session, policies: PolicyRegistry, doc: dict, now: datetime):
+    """What the order's policy decides on the request ``doc`` now, with everything that decided
+    it; raises RequestError for what would make the request a 404, 409 or 422."""
     order_id = doc.get("order_id")
     if not isinstance(order_id, str) or not order_id:
         raise RequestError("invalid", "invalid_field", "order_id: required", "order_id")
@@ -81,6 +74,27 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
     if decision.refund_amount > left:
         raise RequestError("conflict", "exceeds_remaining",
                            f"the refund {decision.refund_amount} exceeds what remains unrefunded ({left})")
+    return order, p_order, paid, p_request, requested, decision
+
+
+def quote(session: Session, policies: PolicyRegistry, doc: dict, now: datetime) -> dict:
+    """The decision the request ``doc`` would get if it were filed now (the same checks, the
+    same answer), storing nothing: for the merchant's app to show before the buyer confirms."""
+    decision = _decide(session, policies, doc, now)[-1]
+    return decision.to_dict()
+
+
+def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_key: Optional[str],
+           now: datetime, max_attempts: int = 12) -> Created:
+    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
+    if idempotency_key:
+        prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
+        if prior is not None:
+            if prior.request_hash != _hash(doc):
+                raise RequestError("conflict", "idempotency_key_reused",
+                                   "this Idempotency-Key was used with a different request body")
+            return Created(prior, False)
+    order, p_order, paid, p_request, requested, decision = _decide(session, policies, doc, now)
     rr = RefundRequest(
         id=new_request_id(), order_pk=order.id, idempotency_key=idempotency_key, request_hash=_hash(doc),
         status=decision.outcome, reason=p_request.reason, items=list(requested), requested_at=p_request.requested_at,

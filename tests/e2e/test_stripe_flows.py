@@ -133,6 +133,21 @@ def test_subscription_whose_only_event_is_invoice_paid(shop, fake):
     assert (totals["gross"], totals["fees"]) == (2900, 114)
 
 
+def test_subscription_checkout_only(shop, fake):
+    """A Checkout Session in subscription mode names its invoice, not a payment intent: the
+    bridge asks which payment paid the invoice, then for that payment's money."""
+    register(shop, "ord_scs", "software-mor", [SUB_ITEM])
+    fake.add_charge("ch_scs", "pi_scs", 2900, "usd", fee=114, created=T0)
+    fake.add_invoice_payment("in_scs", "pi_scs", 2900)
+    shop.stripe(sp.checkout_session_completed(session_id="cs_scs", mode="subscription", invoice="in_scs",
+                                              subscription="sub_scs", amount_total=2900,
+                                              metadata={"order_id": "ord_scs"}, created=T0 + 30))
+    shop.drain()
+    [payment] = shop.order("ord_scs")["payments"]
+    assert (payment["amount"], payment["fee"], payment["provider_ids"]["charge_id"]) == (2900, 114, "ch_scs")
+    assert sums(shop.ledger("ord_scs")) == {"sale": 2900, "fee": -114}
+
+
 # --- stories told two ways ------------------------------------------------------------------------
 
 def summary(shop, order_id: str) -> dict:

@@ -21,14 +21,13 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import FraudWarning
 from bridge.ledger.models import Order, Payment, RefundRequest
-from bridge.policy import Decision, ItemDecision, Policy, PolicyRegistry
-from bridge.policy import Order as PolicyOrder
+from bridge.policy import PolicyRegistry, fraud_warning_decision
 from bridge.services.policy_inputs import policy_order
 from bridge.services.refund_requests import new_request_id, plan_refunds
 
 log = logging.getLogger("bridge.services.fraud_warnings")
 
-REASON = "fraud_warning"
+REASON = "fraud_warning"  # the policy engine's FRAUD_WARNING_REASON
 
 
 def warning_key(event: FraudWarning) -> str:
@@ -47,7 +46,7 @@ def on_fraud_warning(session: Session, policies: PolicyRegistry, payment: Paymen
     p_order, paid = policy_order(session, order)
     if not p_order.items:
         return
-    decision = decide_fraud_warning(policies.get(order.policy), p_order, event.occurred_at)
+    decision = fraud_warning_decision(policies.get(order.policy), p_order, event.occurred_at)
     if decision is None:  # the policy says ignore: the dispute, if one follows, takes its course
         return
     rr = RefundRequest(
@@ -62,19 +61,3 @@ def on_fraud_warning(session: Session, policies: PolicyRegistry, payment: Paymen
         amounts = {i.item_id: i.refund_amount for i in decision.items if i.refund_amount > 0}
         plan_refunds(session, rr, paid, amounts, now, max_attempts)
     log.info("fraud warning on order %s: refund request %s %s", order.order_id, rr.id, rr.status)
-
-
-# -- the decision ------------------------------------------------------------------------------
-# Until the policy engine's ``[early_fraud_warning]`` rule lands (bridge.policy.fraud, the
-# "policy" work of issue 12), every warning gets that rule's default: review.
-
-_BECAUSE = "the card issuer reported this payment as possibly fraudulent, so our team reviews it"
-
-
-def decide_fraud_warning(policy: Policy, order: PolicyOrder, at: datetime) -> "Decision | None":
-    items = tuple(ItemDecision(item.item_id, "review", 0, 0, (), "early_fraud_warning", _BECAUSE,
-                               item.sku or item.item_id, facts=item.facts) for item in order.items)
-    return Decision(outcome="review", refund_amount=0, fee_deducted=0, currency=order.currency,
-                    policy_id=policy.id, policy_version=policy.version, policy_hash=policy.hash, clauses=(),
-                    explanation=f"We review this refund: {_BECAUSE}.", items=items, reason=REASON,
-                    requested_at=at)

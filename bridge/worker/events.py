@@ -11,6 +11,7 @@ from bridge.ledger.apply import apply_parsed
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
+from bridge.logs import push_context
 from bridge.providers.outcomes import PermanentProviderError
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
@@ -25,6 +26,8 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: Le
         if stored is None:
             raise LookupError(f"webhook event {job.ref_id} not found")
         provider_name, body = stored.provider, stored.body
+        # For this job's records (a thin event's fetch too); the runner undoes it.
+        push_context(event_id=stored.provider_event_id)
     provider = rt.providers[provider_name]
     failure = None
     try:

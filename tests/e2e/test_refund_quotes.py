@@ -46,7 +46,7 @@ def test_quote_equals_the_decision_of_the_request_filed_after_it(shop, fakes, ca
     q = quote(shop, {"order_id": "ord_q", **body})
     assert stored(shop) == before  # nothing stored, nothing queued
     assert outcome is None or q["outcome"] == outcome
-    assert "deadline" in q or q.get("items") is not None
+    assert "deadline" in q and all("deadline" in i for i in q["items"])
     rr = request_refund(shop, "ord_q", **{k: v for k, v in body.items() if k != "requested_at"},
                         at=body["requested_at"])
     assert rr["decision"] == q

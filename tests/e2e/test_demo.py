@@ -18,4 +18,5 @@ def test_demo_runs_end_to_end():
     assert "demo-H  quote before asking: approved 47.28 USD" in text and "(nothing stored: 0 requests)" in text
     assert "demo-H  dispute open (fraudulent), 49.00 USD and a 15.00 USD fee withdrawn: license li_1 suspended" in text
     assert "demo-H  dispute won, money reinstated: license li_1 active" in text
-    assert "demo-I  early fraud warning: refund request review (review)" in text
+    assert "demo-I  early fraud warning: refund request review (review), cites software-mor §6" in text
+    assert ", until 20" in text  # the quote's deadline

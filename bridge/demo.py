@@ -3,8 +3,11 @@
 The bridge (web and worker), a fake Stripe and a fake Paddle run on 127.0.0.1. Orders are
 registered through the API, paid at the fakes (which send signed webhooks to the bridge),
 refunds are requested under the three shipped policies and executed at the fakes by the
-worker; Paddle's approvals arrive as webhooks. Everything goes over HTTP. At the end, a
-summary: each decision with its clauses, each refund with its provider status, the totals.
+worker; Paddle's approvals arrive as webhooks. Everything goes over HTTP. Then a summary:
+each decision with its clauses, each refund with its provider status, the totals. Last, what
+can follow a sale: a refund quote, a dispute suspending a license and its win reinstating it,
+an early fraud warning decided by the order's policy. And the month closed against Stripe's
+own record: a lost webhook recovered by sync, a payout explained to the cent, what is left.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from werkzeug.serving import make_server
 from bridge.app import create_app
 from bridge.domain.money import format_amount
 from bridge.fakes.paddle_server import FakePaddle
-from bridge.fakes.payments import paddle_transaction, stripe_charge
+from bridge.fakes.payments import paddle_transaction, stripe_charge, stripe_dispute, stripe_fraud_warning
 from bridge.fakes.stripe_server import FakeStripe
 from bridge.ledger import schema
 from bridge.ledger.tokens import create_token
@@ -219,13 +222,66 @@ def _play(api, stripe, paddle, say):
         f"refunded {format_amount(totals['refunded'], 'USD')}, "
         f"net {format_amount(totals['paid'] - totals['fees'] - totals['refunded'], 'USD')}")
     say(f"   refunds executed at the fakes: Stripe {len(stripe.applied)}, Paddle {len(paddle.applied)}")
+    _after_the_sale(api, stripe, say, now)
+
+
+def _license_states(api, order_id):
+    return ", ".join(f"{li['item_id']} {li['status']}" for li in api("GET", f"/orders/{order_id}")["licenses"])
+
+
+def _after_the_sale(api, stripe, say, now):
+    iso = lambda t: t.isoformat().replace("+00:00", "Z")  # noqa: E731
+    say("\n6. After the sale: a quote, a dispute, a fraud warning")
+    for order_id, days_ago in (("demo-H", 3), ("demo-I", 1)):
+        api("POST", "/orders", {"order_id": order_id, "policy": "software-mor", "currency": "USD",
+                                "customer": {"id": f"cus_{order_id}", "country": "US"},
+                                "items": [{"item_id": "li_1", "category": "license", "billing": "one_time",
+                                           "amount": 4900, "price_id": "pri_pro_license", "sku": "Pro license"}]})
+        stripe_charge(stripe, charge_id=f"ch_{order_id.replace('-', '')}", amount=4900, currency="usd", fee=172,
+                      order_id=order_id, customer=f"cus_{order_id}", country="US",
+                      created=int((now - timedelta(days=days_ago)).timestamp()))
+    _wait(lambda: all(api("GET", f"/orders/{o}")["status"] == "paid" for o in ("demo-H", "demo-I")), "payments")
+
+    q = api("POST", "/refund-quotes", {"order_id": "demo-H", "reason": "not_satisfied", "requested_at": iso(now)})
+    until = f", until {q['deadline'][:10]}" if q.get("deadline") else ""
+    say(f"   demo-H  quote before asking: {q['outcome']} {format_amount(q['refund_amount'], 'USD')}{until}"
+        f" (nothing stored: {len(api('GET', '/orders/demo-H')['refund_requests'])} requests)")
+
+    charge = "ch_demoH"
+    stripe_dispute(stripe, dispute_id="dp_demoH", charge_id=charge, amount=4900, currency="usd",
+                   status="needs_response", event_type="charge.dispute.created")
+    stripe_dispute(stripe, dispute_id="dp_demoH", charge_id=charge, amount=4900, currency="usd",
+                   status="needs_response", event_type="charge.dispute.funds_withdrawn")
+    _wait(lambda: "suspended" in _license_states(api, "demo-H")
+          and api("GET", "/orders/demo-H")["disputes"][0]["funds_withdrawn"], "the license to be suspended")
+    d = api("GET", "/orders/demo-H")["disputes"][0]
+    say(f"   demo-H  dispute {d['status']} ({d['reason']}), {format_amount(d['funds_withdrawn'], 'USD')} and a "
+        f"{format_amount(d['fee'] or 0, 'USD')} fee withdrawn: license {_license_states(api, 'demo-H')}")
+    stripe_dispute(stripe, dispute_id="dp_demoH", charge_id=charge, amount=4900, currency="usd",
+                   status="won", event_type="charge.dispute.closed")
+    stripe_dispute(stripe, dispute_id="dp_demoH", charge_id=charge, amount=4900, currency="usd",
+                   status="won", event_type="charge.dispute.funds_reinstated")
+    _wait(lambda: "active" in _license_states(api, "demo-H"), "the license to be reinstated")
+    d = api("GET", "/orders/demo-H")["disputes"][0]
+    say(f"   demo-H  dispute {d['status']}, money reinstated: license {_license_states(api, 'demo-H')}")
+
+    stripe_fraud_warning(stripe, warning_id="issfr_demoI", charge_id="ch_demoI")
+
+    def warned():
+        return [r for r in api("GET", "/orders/demo-I")["refund_requests"] if r["reason"] == "fraud_warning"]
+    _wait(warned, "the fraud warning to be decided")
+    rr = warned()[0]
+    d = rr["decision"]
+    cites = "; ".join(f"software-mor §{c['section']}" for c in d["clauses"]) or "the early_fraud_warning rule"
+    say(f"   demo-I  early fraud warning: refund request {rr['status']} ({d['outcome']}), cites {cites}")
+    say(f"            {d['explanation']}")
 
 
 def _close_month(rt, api, stripe, say):
     """The month closed against the provider's own record: a payment whose webhook the fake
     "lost" is recovered by ``bridge sync``, Stripe's payout is explained to the cent, and what
     remains for a person is shown."""
-    say("\n6. Closing the month against Stripe's own record")
+    say("\n7. Closing the month against Stripe's own record")
     api("POST", "/orders", {"order_id": "demo-L", "policy": "software-mor", "currency": "USD",
                             "customer": {"id": "cus_demo-L", "country": "US"},
                             "items": [{"item_id": "li_1", "category": "license", "billing": "one_time",

@@ -176,6 +176,10 @@ class Settings:
     paddle_calls_per_second: float = 4.0
     # How often a submitted refund is checked at the provider when no webhook confirmed it.
     refund_poll_seconds: float = 900.0
+    # How long a payment known only from a Checkout Session or an invoice waits for its charge
+    # event before the bridge asks the provider for the money (most merchants get both within
+    # a second; one subscribed to neither gets it from the fetch).
+    payment_fetch_delay_seconds: float = 5.0
     # Finance API: after ``auth_failure_limit`` 401s from one client IP within
     # ``auth_failure_window_seconds``, that IP gets 429 until the window frees. Counted from the
     # audit rows in the database so it holds across gunicorn workers; 0 turns it off (e.g. when
@@ -235,6 +239,7 @@ class Settings:
             provider_backoff_max_seconds=_float(env, "BRIDGE_PROVIDER_BACKOFF_MAX", 8.0, minimum=0),
             provider_timeout_seconds=_float(env, "BRIDGE_PROVIDER_TIMEOUT", 20.0, minimum=0.001),
             refund_poll_seconds=_float(env, "BRIDGE_REFUND_POLL_SECONDS", 900.0, minimum=0.001),
+            payment_fetch_delay_seconds=_float(env, "BRIDGE_PAYMENT_FETCH_DELAY_SECONDS", 5.0, minimum=0.0),
             stripe_calls_per_second=_float(env, "BRIDGE_STRIPE_CALLS_PER_SECOND", 20.0, minimum=0.001),
             paddle_calls_per_second=_float(env, "BRIDGE_PADDLE_CALLS_PER_SECOND", 4.0, minimum=0.001),
             auth_failure_limit=_int(env, "BRIDGE_AUTH_FAILURE_LIMIT", 10, minimum=0),

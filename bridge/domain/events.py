@@ -147,6 +147,19 @@ class SubscriptionCanceled:
 
 
 @dataclass(frozen=True)
+class FraudWarning:
+    """A card issuer reported a payment as possibly fraudulent (Stripe
+    ``radar.early_fraud_warning.created``): what the order's policy says to do about it is the
+    services' business; the ledger only finds the payment."""
+    provider: str
+    occurred_at: datetime
+    provider_warning_id: str          # issfr_...
+    charge_id: Optional[str] = None
+    payment_intent_id: Optional[str] = None
+    fraud_type: Optional[str] = None  # e.g. made_with_stolen_card, unauthorized_use_of_card
+
+
+@dataclass(frozen=True)
 class Ignored:
     """Stored but nothing to do: an event type we do not handle, or one that carries no news."""
     provider: str
@@ -160,7 +173,7 @@ class Ignored:
 
 
 NeutralEvent = Union[PaymentSucceeded, FeeReported, RefundUpdated, DisputeUpdated,
-                     SubscriptionCanceled, Ignored]
+                     SubscriptionCanceled, FraudWarning, Ignored]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ from typing import Literal, Optional, Protocol
 # Job kinds (the job table's ``kind``). Their ``ref_id`` is the payment's primary key.
 FETCH_FEE = "fetch_fee"          # the payment's processing fee, from the provider's API
 LINK_PAYMENT = "link_invoice"    # which provider payment paid this (invoice) payment
+# The money itself (amount captured, fee) of a payment the bridge knows only from an event that
+# describes it (a Checkout Session, an invoice): asked of the provider instead of waiting for a
+# charge event the merchant may not subscribe to.
+FETCH_PAYMENT = "fetch_payment"
 
 # Why the ledger asks: a payment event was applied, or a fee report for a known payment.
 FollowUpCause = Literal["payment", "fee_reported"]
@@ -20,8 +24,9 @@ FollowUpCause = Literal["payment", "fee_reported"]
 
 @dataclass(frozen=True)
 class FollowUp:
-    kind: str          # FETCH_FEE | LINK_PAYMENT
+    kind: str          # FETCH_FEE | LINK_PAYMENT | FETCH_PAYMENT
     dedupe_key: str    # one job per thing to fetch, however many events ask for it
+    delay_seconds: float = 0.0  # wait this long first (an event may still tell it)
 
 
 class PaymentFacts(Protocol):
@@ -37,6 +42,8 @@ class PaymentFacts(Protocol):
     def currency(self) -> Optional[str]: ...
     @property
     def fee(self) -> Optional[int]: ...
+    @property
+    def captured(self) -> bool: ...     # a money event (charge, transaction) was booked
     @property
     def paid_at(self) -> Optional[datetime]: ...
     @property

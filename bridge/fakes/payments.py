@@ -1,7 +1,8 @@
 """Payments at the fake providers, announced to the bridge the way the providers do: a Stripe
 ``charge.succeeded`` naming its balance transaction (the bridge fetches the fee through the
-API), a Paddle ``transaction.completed`` with its totals and line items. For the demo and
-for trying the bridge by hand; payloads follow the documented shapes."""
+API), a Paddle ``transaction.completed`` with its totals and line items; and what may follow a
+Stripe payment: a dispute's events, an early fraud warning. For the demo and for trying the
+bridge by hand; payloads follow the documented shapes."""
 from __future__ import annotations
 
 import time
@@ -75,5 +76,48 @@ def paddle_transaction(fake: FakePaddle, *, txn_id: str, currency: str, lines: S
     }
     event = {"event_id": fake.new_id("evt_", 26), "event_type": "transaction.completed", "occurred_at": paid,
              "notification_id": fake.new_id("ntf_", 26), "data": data}
+    fake.emit(event)
+    return event
+
+
+def _stripe_event(fake: FakeStripe, event_type: str, obj: dict, created: int) -> dict:
+    return {"id": fake.new_id("evt_", 24), "object": "event", "api_version": API_VERSION, "created": created,
+            "data": {"object": obj}, "livemode": False, "pending_webhooks": 1,
+            "request": {"id": None, "idempotency_key": None}, "type": event_type}
+
+
+def stripe_dispute(fake: FakeStripe, *, dispute_id: str, charge_id: str, amount: int, currency: str,
+                   status: str, event_type: str, fee: int = 1500, reason: str = "fraudulent",
+                   created: Optional[int] = None) -> dict:
+    """Emit a ``charge.dispute.*`` event for a charge of the fake: ``funds_withdrawn`` /
+    ``funds_reinstated`` carry the balance transactions that moved the money (and the fee)."""
+    created = created or int(time.time())
+    pi = "pi_" + charge_id.removeprefix("ch_")
+    bts = []
+    if event_type in ("charge.dispute.funds_withdrawn", "charge.dispute.funds_reinstated") or status in ("won", "lost"):
+        bts.append({"id": f"txn_w_{dispute_id}", "object": "balance_transaction", "amount": -amount, "fee": fee,
+                    "currency": currency.lower(), "created": created, "type": "adjustment"})
+    if status == "won":
+        bts.append({"id": f"txn_r_{dispute_id}", "object": "balance_transaction", "amount": amount, "fee": -fee,
+                    "currency": currency.lower(), "created": created, "type": "adjustment"})
+    obj = {"id": dispute_id, "object": "dispute", "amount": amount, "currency": currency.lower(),
+           "charge": charge_id, "payment_intent": pi, "created": created, "reason": reason, "status": status,
+           "evidence_details": {"due_by": created + 7 * 86400, "has_evidence": False, "past_due": False,
+                                "submission_count": 0},
+           "balance_transactions": bts, "is_charge_refundable": False, "livemode": False, "metadata": {}}
+    event = _stripe_event(fake, event_type, obj, created)
+    fake.emit(event)
+    return event
+
+
+def stripe_fraud_warning(fake: FakeStripe, *, warning_id: str, charge_id: str,
+                         fraud_type: str = "made_with_stolen_card", created: Optional[int] = None) -> dict:
+    """Emit ``radar.early_fraud_warning.created`` for a charge of the fake (and serve the warning)."""
+    created = created or int(time.time())
+    obj = {"id": warning_id, "object": "radar.early_fraud_warning", "actionable": True, "charge": charge_id,
+           "created": created, "fraud_type": fraud_type, "livemode": False,
+           "payment_intent": "pi_" + charge_id.removeprefix("ch_")}
+    fake.put_object(obj)
+    event = _stripe_event(fake, "radar.early_fraud_warning.created", obj, created)
     fake.emit(event)
     return event

@@ -18,6 +18,13 @@ Behaviour that matters to the bridge, as Stripe documents it (../shared/referenc
   payouts listed as Stripe lists them, and dashboard refunds, disputes and payouts.
 - **Webhooks.** With ``webhook_url``/``webhook_secret``: ``refund.created`` and
   ``charge.refunded`` on creation; ``refund.updated`` (and ``refund.failed``) on settlement.
+- **Objects the bridge fetches.** ``GET /v1/payment_intents/{id}`` (built from the charges that
+  name it, ``expand[]=latest_charge`` / ``latest_charge.balance_transaction``; ``put_object``
+  overrides it, e.g. an uncaptured one), and for any object given to ``put_object``:
+  ``/v1/checkout/sessions``, ``/v1/invoices``, ``/v1/invoice_payments``, ``/v1/disputes``,
+  ``/v1/subscriptions``, ``/v1/radar/early_fraud_warnings`` (``/{id}``).
+- **Thin events.** ``thin_event(type, obj)`` stores ``obj`` (so a fetch finds it) and returns
+  the ``v1.<type>`` event notification that names it (``object: "v2.core.event"``).
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import json
 import string
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
 from flask import Flask, Response, request
@@ -49,6 +57,15 @@ class FakeCharge:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+# Stripe object name -> its collection's path (what a thin event's related_object.url names).
+_PATHS = {
+    "charge": "/v1/charges", "refund": "/v1/refunds", "payment_intent": "/v1/payment_intents",
+    "checkout.session": "/v1/checkout/sessions", "invoice": "/v1/invoices",
+    "invoice_payment": "/v1/invoice_payments", "dispute": "/v1/disputes",
+    "subscription": "/v1/subscriptions", "radar.early_fraud_warning": "/v1/radar/early_fraud_warnings",
+}
+
+
 class _ParamError(Exception):
     def __init__(self, message: str, param: Optional[str], code: Optional[str] = None):
         super().__init__(message)
@@ -64,6 +81,7 @@ class FakeStripe(StripeBooks, FakeProviderServer):
         self.invoice_payments: dict[str, list[dict[str, Any]]] = {}
         self.balance_transactions: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}        # insertion order = creation order
+        self.objects: dict[str, dict[str, Any]] = {}        # id -> object, as put_object stored it
         self._idempotency: dict[str, tuple[str, int, str]] = {}  # key -> (params, status, body)
         self.refund_status_on_create = "succeeded"
         # presentment currency -> (balance currency, rate): e.g. {"eur": ("usd", 1.1)}.
@@ -76,13 +94,14 @@ class FakeStripe(StripeBooks, FakeProviderServer):
     def add_charge(self, charge_id: str, payment_intent_id: Optional[str] = None, amount: int = 1000,
                    currency: str = "usd", fee: Optional[int] = None,
                    balance_transaction_id: Optional[str] = None,
-                   metadata: Optional[Mapping[str, str]] = None) -> FakeCharge:
+                   metadata: Optional[Mapping[str, str]] = None,
+                   created: Optional[int] = None) -> FakeCharge:
         """Register a captured charge. ``fee=None`` and no ``balance_transaction_id``: the
         balance transaction does not exist yet (``automatic_async`` capture)."""
         with self.lock:
             if fee is not None and balance_transaction_id is None:
                 balance_transaction_id = self.new_id("txn_", 24, _ID_CHARS)
-            now = int(self.time())
+            now = created or int(self.time())
             if balance_transaction_id is not None:
                 fee = fee or 0
                 # A currency the account settles in another (``settlement``): the balance
@@ -210,6 +229,10 @@ class FakeStripe(StripeBooks, FakeProviderServer):
         app.get("/v1/balance_transactions/<bt_id>")(self._get_balance_transaction)
         app.get("/v1/invoice_payments")(self._list_invoice_payments)
         self._book_routes(app)
+        app.get("/v1/payment_intents/<object_id>")(self._get_payment_intent)
+        for path in _PATHS.values():
+            if path not in ("/v1/charges", "/v1/refunds", "/v1/payment_intents"):
+                app.add_url_rule(path + "/<object_id>", f"get {path}", self._get_object, methods=["GET"])
 
     @staticmethod
     def _fingerprint() -> str:
@@ -335,6 +358,8 @@ class FakeStripe(StripeBooks, FakeProviderServer):
     def _get_refund(self, refund_id: str) -> Response:
         with self.lock:
             refund = self.refunds.get(refund_id)
+            if refund is None and (self.objects.get(refund_id) or {}).get("object") == "refund":
+                refund = self.objects[refund_id]
             if refund is None:
                 return self._error(404, "resource_missing", f"No such refund: '{refund_id}'", param="id")
             return self.json_response(refund)
@@ -342,10 +367,24 @@ class FakeStripe(StripeBooks, FakeProviderServer):
     def _get_charge(self, charge_id: str) -> Response:
         expand = [v for k, v in request.args.items(multi=True) if k.startswith("expand")]
         with self.lock:
-            charge = self.charges.get(charge_id)
-            if charge is None:
-                return self._error(404, "resource_missing", f"No such charge: '{charge_id}'", param="id")
-            return self.json_response(self._charge_object(charge, "balance_transaction" in expand))
+            found = self._charge_dict(charge_id, "balance_transaction" in expand)
+        if found is None:
+            return self._error(404, "resource_missing", f"No such charge: '{charge_id}'", param="id")
+        return self.json_response(found)
+
+    def _charge_dict(self, charge_id: str, expand_bt: bool) -> Optional[dict[str, Any]]:
+        """A charge the fake models (refundable), else one given to ``put_object`` (under the lock)."""
+        charge = self.charges.get(charge_id)
+        if charge is not None:
+            return self._charge_object(charge, expand_bt)
+        stored = self.objects.get(charge_id)
+        if stored is None or stored.get("object") != "charge":
+            return None
+        stored = json.loads(json.dumps(stored))
+        bt = stored.get("balance_transaction")
+        if expand_bt and isinstance(bt, str) and bt in self.balance_transactions:
+            stored["balance_transaction"] = self.balance_transactions[bt]
+        return stored
 
     def add_invoice_payment(self, invoice_id: str, payment_intent_id: str, amount: int,
                             currency: str = "usd") -> None:
@@ -365,6 +404,59 @@ class FakeStripe(StripeBooks, FakeProviderServer):
             data = list(self.invoice_payments.get(invoice or "", []))
         return self.json_response({"object": "list", "data": data, "has_more": False,
                                    "url": "/v1/invoice_payments"})
+
+    # --- objects the bridge fetches, and thin events ---------------------------------------
+
+    def put_object(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Store an object (any type with an ``id`` and ``object``) for the retrieve routes."""
+        with self.lock:
+            stored = json.loads(json.dumps(obj))
+            self.objects[stored["id"]] = stored
+            return stored
+
+    def thin_event(self, event_type: str, obj: Mapping[str, Any], *,
+                   created: Optional[int] = None) -> dict[str, Any]:
+        """The thin event notification ``v1.<event_type>`` naming ``obj``; a charge or refund
+        the fake already models is served from its own state, anything else is stored."""
+        kind = obj["object"]
+        if kind not in ("charge", "refund") or obj["id"] not in (self.charges if kind == "charge" else self.refunds):
+            self.put_object(obj)
+        when = datetime.fromtimestamp(created or int(self.time()), timezone.utc)
+        return {"id": self.new_id("evt_", 24, _ID_CHARS), "object": "v2.core.event",
+                "type": f"v1.{event_type}", "created": when.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "livemode": False, "context": None, "reason": None,
+                "related_object": {"id": obj["id"], "type": kind, "url": f"{_PATHS[kind]}/{obj['id']}"}}
+
+    def _expand(self) -> list[str]:
+        return [v for k, v in request.args.items(multi=True) if k.startswith("expand")]
+
+    def _get_object(self, object_id: str) -> Response:
+        with self.lock:
+            obj = self.objects.get(object_id)
+            if obj is None or request.path.rsplit("/", 1)[0] != _PATHS.get(obj.get("object")):
+                return self._error(404, "resource_missing", f"No such object: '{object_id}'", param="id")
+            return self.json_response(obj)
+
+    def _get_payment_intent(self, object_id: str) -> Response:
+        expand = self._expand()
+        with self.lock:
+            pi = self.objects.get(object_id)
+            charges = [c for c in self.charges.values() if c.payment_intent == object_id]
+            if pi is None and not charges:
+                return self._error(404, "resource_missing", f"No such payment_intent: '{object_id}'", param="id")
+            if pi is None:
+                charge = charges[-1]
+                pi = {"id": object_id, "object": "payment_intent", "amount": charge.amount,
+                      "amount_capturable": 0, "amount_received": charge.amount, "capture_method": "automatic",
+                      "created": charge.created, "currency": charge.currency, "customer": None,
+                      "latest_charge": charge.id, "livemode": False, "metadata": dict(charge.metadata),
+                      "status": "succeeded"}
+            pi = json.loads(json.dumps(pi))
+            latest = pi.get("latest_charge")
+            if isinstance(latest, str) and ("latest_charge" in expand
+                                            or "latest_charge.balance_transaction" in expand):
+                pi["latest_charge"] = self._charge_dict(latest, "latest_charge.balance_transaction" in expand) or latest
+            return self.json_response(pi)
 
     def _get_balance_transaction(self, bt_id: str) -> Response:
         with self.lock:

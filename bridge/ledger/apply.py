@@ -8,13 +8,13 @@ transaction; they write their own rows and jobs there. Nothing here knows a prov
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.domain.events import (DisputeUpdated, FeeReported, Ignored, ParsedEvent, PaymentSucceeded,
-                                  RefundUpdated, SubscriptionCanceled)
+from bridge.domain.events import (DisputeUpdated, FeeReported, FraudWarning, Ignored, ParsedEvent,
+                                  PaymentSucceeded, RefundUpdated, SubscriptionCanceled)
 from bridge.ledger import disputes, orders, payments, refunds
 from bridge.ledger.db import serialize_ledger_writes
 from bridge.ledger.effects import LedgerEffects
@@ -65,6 +65,15 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
             effects.on_dispute(session, row, before, now)
         elif isinstance(ev, SubscriptionCanceled):
             effects.on_subscription_canceled(session, ev, now)
+        elif isinstance(ev, FraudWarning):
+            payment = payments.find_payment(session, ev.provider, charge_id=ev.charge_id,
+                                            payment_intent_id=ev.payment_intent_id)
+            if payment is None or payment.order_pk is None:
+                # Out of order (the warning before its payment) or a payment of no order yet:
+                # retried until the order is known, since the decision is the order policy's.
+                raise refunds.EventParked("fraud warning for a payment of no known order yet")
+            effects.on_fraud_warning(session, payment, ev, now)
+            touched.add(payment.order_pk)
         elif isinstance(ev, Ignored):
             continue
     session.flush()
@@ -76,7 +85,8 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
 def _follow_up(effects: LedgerEffects, session: Session, payment, after, now: datetime) -> None:
     """The fetches the payment's provider says it needs, as jobs (one per dedupe key)."""
     for f in effects.follow_ups(payment, after):
-        enqueue(session, f.kind, str(payment.id), now, dedupe_key=f.dedupe_key)
+        enqueue(session, f.kind, str(payment.id), now, dedupe_key=f.dedupe_key,
+                run_at=now + timedelta(seconds=f.delay_seconds) if f.delay_seconds else None)
 
 
 def _replay_on_order(effects: LedgerEffects, session: Session, payment, now: datetime) -> None:

@@ -11,7 +11,7 @@ from typing import Optional, Protocol, Sequence
 
 from sqlalchemy.orm import Session
 
-from bridge.domain.events import SubscriptionCanceled
+from bridge.domain.events import FraudWarning, SubscriptionCanceled
 from bridge.domain.follow_ups import FollowUp, FollowUpCause
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.models import Dispute, Order, Payment, Refund
@@ -36,3 +36,6 @@ class LedgerEffects(Protocol):
     def on_dispute(self, session: Session, dispute: Dispute, before: Optional[str], now: datetime) -> None: ...
 
     def on_subscription_canceled(self, session: Session, event: SubscriptionCanceled, now: datetime) -> None: ...
+
+    def on_fraud_warning(self, session: Session, payment: Payment, event: FraudWarning, now: datetime) -> None:
+        """A card issuer's fraud report on a payment of an order (idempotent per warning)."""

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import FeeReported, PaymentSucceeded
+from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.domain.ids import id_problem, printable
 from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute, Job, LedgerEntry, Order, OrderItem, Payment, PaymentItem, Refund
@@ -38,9 +39,11 @@ def _merge(session: Session, keep: Payment, other: Payment) -> None:
         session.execute(update(model).where(model.payment_pk == other.id).values(payment_pk=keep.id))
     for model in (Refund, Dispute, LedgerEntry):
         session.execute(update(model).where(model.payment_pk == other.id).values(payment_pk=keep.id))
-    # A fee fetch queued for the row that goes away would find nothing, and its dedupe key (the
-    # balance transaction) keeps it from ever being queued again: it fetches for the kept row.
-    session.execute(update(Job).where(Job.kind == "fetch_fee", Job.ref_id == str(other.id))
+    # A follow-up fetch queued for the row that goes away would find nothing, and its dedupe key
+    # (the balance transaction, the payment intent) keeps it from ever being queued again: it
+    # fetches for the kept row.
+    session.execute(update(Job).where(Job.kind.in_((FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT)),
+                                      Job.ref_id == str(other.id))
                     .values(ref_id=str(keep.id)))
     carried = {f: getattr(other, f) for f in (*ID_FIELDS, "subscription_id", "balance_transaction_id")}
     if other.captured and not keep.captured:

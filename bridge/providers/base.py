@@ -83,6 +83,12 @@ class Provider(Protocol):
         """The id, type and time of a verified, ``json.loads``-ed body (no validation beyond)."""
 
     # -- the worker ------------------------------------------------------------------------------
+    def expand(self, payload: dict) -> dict:
+        """A verified body that only points at its object (a Stripe thin event) as the snapshot
+        body it stands for, the object fetched from the API; any other body as it is. Called
+        by the worker outside any transaction; raises ``PayloadError`` for a body it cannot
+        read and the ``outcomes`` errors for the fetch."""
+
     def parse(self, payload: dict) -> ParsedEvent:
         """A verified body as neutral events; raises ``PayloadError`` for a handled type it
         cannot read, gives ``Ignored`` for anything else."""
@@ -92,6 +98,12 @@ class Provider(Protocol):
 
     def fetch_fee(self, payment: PaymentFacts) -> Optional[tuple[int, str]]:
         """``(fee, currency)`` of the payment from the provider's API, None while unknown."""
+
+    def fetch_payment(self, payment: PaymentFacts, now: datetime) -> Optional[ParsedEvent]:
+        """The money of a payment known only from an event that describes it (a Checkout
+        Session, an invoice), from the provider's API, as the event that books it (None: this
+        provider's payment events always carry their money); raises LookupError while the
+        provider has taken no money yet (the job retries)."""
 
     def link_payment(self, payment: PaymentFacts, now: datetime) -> Optional[ParsedEvent]:
         """The event linking an invoice-like payment to the provider payment that paid it

@@ -15,29 +15,30 @@ from typing import Callable, Mapping, Optional, Sequence
 
 from sqlalchemy.orm import Session
 
-from bridge.domain.events import SubscriptionCanceled
+from bridge.domain.events import FraudWarning, SubscriptionCanceled
 from bridge.domain.follow_ups import FollowUp, FollowUpCause
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.models import Dispute, Order, Payment, Refund
 from bridge.providers.base import Provider
 from bridge.runtime import Runtime
-from bridge.services import licenses, refund_requests
+from bridge.services import fraud_warnings, licenses, refund_requests
 
 
 class ServiceEffects:
     def __init__(self, providers: Mapping[str, Provider], policies: Callable[[], object],
-                 catalog_path: Path, default_policy: Optional[str]):
+                 catalog_path: Path, default_policy: Optional[str], max_attempts: int = 12):
         self._providers = providers
         self._policies = policies          # read when needed: the registry loads lazily
         self._catalog_path = catalog_path
         self._catalog: Optional[Catalog] = None
         self._lock = threading.Lock()
         self.default_policy = default_policy
+        self._max_attempts = max_attempts   # of the refund jobs a fraud warning may plan
 
     @classmethod
     def of(cls, rt: Runtime) -> "ServiceEffects":
         return cls(rt.providers, lambda: rt.policies, rt.settings.config_dir / "catalog.toml",
-                   rt.settings.default_policy)
+                   rt.settings.default_policy, rt.settings.job_max_attempts)
 
     @property
     def catalog(self) -> Catalog:
@@ -61,3 +62,6 @@ class ServiceEffects:
 
     def on_subscription_canceled(self, session: Session, event: SubscriptionCanceled, now: datetime) -> None:
         licenses.on_subscription_canceled(session, event, now)
+
+    def on_fraud_warning(self, session: Session, payment: Payment, event: FraudWarning, now: datetime) -> None:
+        fraud_warnings.on_fraud_warning(session, self._policies(), payment, event, now, self._max_attempts)

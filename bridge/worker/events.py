@@ -14,6 +14,7 @@ from bridge.ledger.holds import AmountHeld
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
 from bridge.logs import push_context
+from bridge.providers.outcomes import PermanentProviderError
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
 from bridge.worker.errors import permanent_reason, printable
@@ -23,13 +24,33 @@ from bridge.worker.runner import Reschedule
 log = logging.getLogger("bridge.worker.events")
 
 def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: LedgerEffects) -> None:
+    with rt.reads() as s:
+        stored = s.get(WebhookEvent, int(job.ref_id))
+        if stored is None:
+            raise LookupError(f"webhook event {job.ref_id} not found")
+        provider_name, body = stored.provider, stored.body
+        # For this job's records (a thin event's fetch too); the runner undoes it.
+        push_context(event_id=stored.provider_event_id)
+    provider = rt.providers[provider_name]
+    failure = None
+    try:
+        # Outside the transaction: a thin event's object is fetched here (a provider error
+        # fails the job, which is retried with backoff).
+        payload = provider.expand(json.loads(body))
+    except PayloadError as err:
+        failure, payload = err, None
+    except PermanentProviderError as err:
+        if err.http_status != 404:  # a key or configuration problem: retried, never dropped
+            raise
+        failure, payload = PayloadError("related_object", f"not found at the provider: {err.code}"), None
     event = session.get(WebhookEvent, int(job.ref_id))
     if event is None:
         raise LookupError(f"webhook event {job.ref_id} not found")
-    push_context(event_id=event.provider_event_id)  # for this job's records; the runner undoes it
     now = rt.clock()
     try:
-        parsed = rt.providers[event.provider].parse(json.loads(event.body))
+        if failure is not None:
+            raise failure
+        parsed = provider.parse(payload)
     except PayloadError as err:
         # Retrying cannot fix a payload: record it, visible to finance as event_failed.
         event.status, event.error, event.processed_at = "failed", printable(str(err)), now

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from bridge.domain.follow_ups import FETCH_FEE, LINK_PAYMENT
+from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.ledger.inbox import PROCESS_EVENT
 from bridge.services import refund_requests
 from bridge.services.effects import ServiceEffects
 from bridge.services.notices import DELIVER_NOTICE
 from bridge.worker.events import process_event
 from bridge.worker.notices import deliver_notice
+from bridge.worker.payments import fetch_payment
 from bridge.worker.refunds import CONFIRM_REFUND, confirm_refund, execute_refund, fetch_fee, link_payment
 
 
@@ -23,5 +24,6 @@ def all_handlers(rt) -> dict:
         CONFIRM_REFUND: partial(confirm_refund, effects=effects),
         FETCH_FEE: fetch_fee,
         LINK_PAYMENT: partial(link_payment, effects=effects),
+        FETCH_PAYMENT: partial(fetch_payment, effects=effects),
         DELIVER_NOTICE: deliver_notice,
     }

@@ -39,7 +39,7 @@ from bridge.providers.outcomes import (OutcomeUnknown, PermanentProviderError, P
 from bridge.runtime import Runtime
 from bridge.services.refund_requests import sync_status
 from bridge.worker.queue import ClaimedJob
-from bridge.worker.runner import Postpone
+from bridge.worker.runner import Postpone, Reschedule
 
 log = logging.getLogger("bridge.worker.refunds")
 
@@ -260,8 +260,8 @@ def fetch_fee(rt: Runtime, job: ClaimedJob, session: Session) -> None:
             return
         s.expunge(p)
     found = rt.providers[p.provider].fetch_fee(p)
-    if found is None:
-        return
+    if found is None:  # not set at the provider yet (a Paddle transaction paid, not completed)
+        return Reschedule("fee not known at the provider yet")
     fee, currency = found
     serialize_ledger_writes(session)
     payment = session.get(Payment, int(job.ref_id))

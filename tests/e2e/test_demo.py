@@ -13,6 +13,13 @@ def test_demo_runs_end_to_end():
     assert "demo-D  denied" in text and "demo-E  denied" in text and "demo-G  review" in text
     assert "refunds executed at the fakes: Stripe 3, Paddle 2" in text
     assert "demo-B  request refunded  paddle" in text
+    # What can follow a sale: a quote that stores nothing, a dispute suspending then reinstating
+    # a license, a fraud warning decided by the order's policy.
+    assert "demo-H  quote before asking: approved 47.28 USD" in text and "(nothing stored: 0 requests)" in text
+    assert "demo-H  dispute open (fraudulent), 49.00 USD and a 15.00 USD fee withdrawn: license li_1 suspended" in text
+    assert "demo-H  dispute won, money reinstated: license li_1 active" in text
+    assert "demo-I  early fraud warning: refund request review (review), cites software-mor §6" in text
+    assert ", until 20" in text  # the quote's deadline
     # The month closed against the provider's own record.
     assert "its webhook was lost (order awaiting_payment)" in text
     assert "1 new (charge.succeeded 1)" in text and "demo-L now paid" in text

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bridge.domain.follow_ups import FETCH_FEE, LINK_PAYMENT
+from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.providers import registry
 from bridge.providers.base import Provider, ProviderBooks
 from bridge.providers.outcomes import PermanentProviderError
@@ -28,7 +28,7 @@ MEMBERS = sorted(n for n in {*vars(Provider), *Provider.__annotations__}
 def _payment(**kw):
     fields = dict(id=7, provider="stripe", amount=4900, currency="USD", fee=None, paid_at=NOW, order_ref="ord_1",
                   purchase="initial", transaction_id=None, charge_id=None, payment_intent_id=None, invoice_id=None,
-                  subscription_id=None, balance_transaction_id=None)
+                  subscription_id=None, balance_transaction_id=None, captured=False)
     fields.update(kw)
     return SimpleNamespace(**fields)
 
@@ -108,16 +108,28 @@ def test_follow_ups_are_the_providers_answer():
     invoice_only = _payment(invoice_id="in_1")
     assert [(f.kind, f.dedupe_key) for f in stripe.follow_ups(invoice_only, after="payment")] == [
         (LINK_PAYMENT, "invoice:stripe:in_1")]
-    fee_unknown = _payment(charge_id="ch_1", balance_transaction_id="txn_bt")
+    fee_unknown = _payment(charge_id="ch_1", balance_transaction_id="txn_bt", captured=True)
     assert [(f.kind, f.dedupe_key) for f in stripe.follow_ups(fee_unknown, after="payment")] == [
         (FETCH_FEE, "fee:stripe:txn_bt")]
     # A fee report names a balance transaction for a payment found by its payment intent.
-    by_intent = _payment(payment_intent_id="pi_1", balance_transaction_id="txn_bt")
+    by_intent = _payment(payment_intent_id="pi_1", balance_transaction_id="txn_bt", captured=True)
     assert stripe.follow_ups(by_intent, after="payment") == ()
     assert [f.kind for f in stripe.follow_ups(by_intent, after="fee_reported")] == [FETCH_FEE]
-    assert stripe.follow_ups(_payment(charge_id="ch_1", balance_transaction_id="b", fee=10), after="payment") == ()
-    assert paddle.follow_ups(_payment(provider="paddle", transaction_id="txn_1", invoice_id="in_1"),
+    assert stripe.follow_ups(_payment(charge_id="ch_1", balance_transaction_id="b", fee=10, captured=True),
                              after="payment") == ()
+    # Known only from a Checkout Session (or an invoice linked to its payment intent): the
+    # money is asked for, once per payment intent; a captured payment needs no such fetch.
+    session_only = _payment(payment_intent_id="pi_9", checkout_session_id="cs_9")
+    assert [(f.kind, f.dedupe_key) for f in stripe.follow_ups(session_only, after="payment")] == [
+        (FETCH_PAYMENT, "payment:stripe:pi_9")]
+    assert stripe.follow_ups(session_only, after="fee_reported") == ()
+    assert paddle.fetch_payment(_payment(provider="paddle", transaction_id="txn_1"), NOW) is None
+    assert paddle.follow_ups(_payment(provider="paddle", transaction_id="txn_1", invoice_id="in_1", fee=400,
+                                      captured=True), after="payment") == ()
+    # transaction.paid before its fee is set: fetched later, unless transaction.completed tells it.
+    assert [(f.kind, f.dedupe_key) for f in paddle.follow_ups(
+        _payment(provider="paddle", transaction_id="txn_1", captured=True), after="payment")] == [
+        (FETCH_FEE, "fee:paddle:txn_1")]
     assert paddle.link_payment(_payment(provider="paddle", transaction_id="txn_1"), NOW) is None
 
 

@@ -15,8 +15,10 @@ Rules (reference/paddle.md is the source of the facts):
 * ``occurred_at`` is the envelope's ``occurred_at``. Dedupe is by ``event_id`` (a replay gets a
   new ``notification_id``), which is what ``ParsedEvent.provider_event_id`` carries.
 
-Handled types: ``transaction.completed`` (one-time purchases and renewals), ``adjustment.created``
-and ``adjustment.updated`` (every action), ``subscription.canceled``.
+Handled types: ``transaction.completed`` (one-time purchases and renewals), ``transaction.paid``
+and ``transaction.updated`` when the transaction is ``paid`` or ``completed`` (the same payment,
+its fee possibly not set yet), ``adjustment.created`` and ``adjustment.updated`` (every action),
+``subscription.canceled``.
 """
 from __future__ import annotations
 
@@ -244,6 +246,22 @@ def _transaction_completed(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
     )]
 
 
+# A transaction's money is taken when it is ``paid``; ``completed`` follows once Paddle has
+# processed it (fee set). Any other status (draft, ready, billed, past_due, canceled) has taken
+# no money, whatever the totals say.
+_MONEY_STATUSES = ("paid", "completed")
+
+
+def _transaction_paid(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
+    """transaction.paid / transaction.updated: the payment of ``transaction.completed`` (merged
+    with it by the transaction id) once its money is taken; before that, nothing. A fee still
+    null here is fetched later (``follow_ups``) or told by ``transaction.completed``."""
+    status = req_str(data, "status", DATA)
+    if status not in _MONEY_STATUSES:
+        return [ctx.ignored(f"transaction {status}: no money taken")]
+    return _transaction_completed(ctx, data)
+
+
 # --- adjustments ------------------------------------------------------------------------------
 
 _REFUND_STATUS = {
@@ -407,6 +425,8 @@ def _subscription_canceled(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
 
 _HANDLERS: dict[str, Callable[[_Ctx, dict], list]] = {
     "transaction.completed": _transaction_completed,
+    "transaction.paid": _transaction_paid,
+    "transaction.updated": _transaction_paid,
     "adjustment.created": _adjustment,
     "adjustment.updated": _adjustment,
     "subscription.canceled": _subscription_canceled,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional, Sequence
 
 from bridge.domain.events import PADDLE, ParsedEvent
-from bridge.domain.follow_ups import FollowUp, FollowUpCause, PaymentFacts
+from bridge.domain.follow_ups import FETCH_FEE, FollowUp, FollowUpCause, PaymentFacts
 from bridge.providers.base import BookPage, Envelope, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
 from bridge.providers.outcomes import PermanentProviderError, RefundResult
@@ -76,16 +76,27 @@ class PaddleProvider:
         return Envelope(doc.get("event_id"), doc.get("event_type"), occurred)
 
     # -- the worker ---------------------------------------------------------------------------
+    def expand(self, payload: dict) -> dict:
+        return payload  # every Paddle notification carries its entity
+
     def parse(self, payload: dict) -> ParsedEvent:
         return events.parse(payload)
 
     def follow_ups(self, payment: PaymentFacts, *, after: FollowUpCause) -> Sequence[FollowUp]:
-        return ()  # transaction.completed carries the fee and names the transaction itself
+        # transaction.completed carries the fee; a merchant subscribed to transaction.paid only
+        # would never learn it: asked for after a while (completed usually comes first).
+        if after == "payment" and payment.fee is None and payment.transaction_id:
+            return (FollowUp(FETCH_FEE, f"fee:paddle:{payment.transaction_id}",
+                             self._settings.payment_fetch_delay_seconds),)
+        return ()
 
     def fetch_fee(self, payment: PaymentFacts) -> Optional[tuple[int, str]]:
         if not payment.transaction_id:
             return None
         return self.api.get_transaction_fee(payment.transaction_id)
+
+    def fetch_payment(self, payment: PaymentFacts, now: datetime) -> Optional[ParsedEvent]:
+        return None  # a Paddle transaction event is the money itself
 
     def link_payment(self, payment: PaymentFacts, now: datetime) -> Optional[ParsedEvent]:
         return None  # a Paddle transaction is the payment: there is nothing to link

@@ -302,6 +302,38 @@ class StripeApi:
             return out
         return self._run(fetch, operation="stripe invoice_payments")
 
+    # --- objects ---------------------------------------------------------------------------
+
+    def get_payment_intent(self, pi_id: str) -> dict[str, Any]:
+        """A PaymentIntent with its latest charge and that charge's balance transaction
+        expanded: the money (amount received, capture time) and the fee in one call."""
+        return self.retrieve("payment_intent", pi_id)
+
+    def retrieve(self, kind: str, object_id: str) -> dict[str, Any]:
+        """The current state of one object, as plain dicts, expanded the way the bridge reads
+        it (``kind`` is a Stripe object name: ``charge``, ``checkout.session``, ...)."""
+        try:
+            service, expand = self._retrievers()[kind]
+        except KeyError:
+            raise ValueError(f"cannot retrieve a {kind!r}") from None
+        params = {"expand": list(expand)} if expand else None
+        return self._run(lambda: _plain(service().retrieve(object_id, params)),
+                         operation=f"stripe retrieve {kind}")
+
+    def _retrievers(self) -> dict[str, tuple[Callable[[], Any], tuple[str, ...]]]:
+        v1 = self._client.v1
+        return {
+            "charge": (lambda: v1.charges, ("balance_transaction",)),
+            "payment_intent": (lambda: v1.payment_intents, ("latest_charge.balance_transaction",)),
+            "checkout.session": (lambda: v1.checkout.sessions, ("line_items",)),
+            "invoice": (lambda: v1.invoices, ()),
+            "invoice_payment": (lambda: v1.invoice_payments, ()),
+            "refund": (lambda: v1.refunds, ()),
+            "dispute": (lambda: v1.disputes, ()),
+            "subscription": (lambda: v1.subscriptions, ()),
+            "radar.early_fraud_warning": (lambda: v1.radar.early_fraud_warnings, ()),
+        }
+
     # --- fees ------------------------------------------------------------------------------
 
     def get_balance_transaction(self, bt_id: str) -> tuple[int, str]:

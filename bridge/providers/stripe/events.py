@@ -20,10 +20,16 @@ Rules (reference/stripe.md is the source of the facts):
   ``fee=None`` so that the worker fetches it. Never 0 by default.
 
 Handled types: ``checkout.session.completed`` / ``.async_payment_succeeded``,
-``payment_intent.succeeded``, ``charge.succeeded``, ``charge.updated``, ``invoice.paid`` /
-``invoice.payment_succeeded``, ``charge.refunded``, ``refund.created|updated|failed``,
-``charge.refund.updated``, ``charge.dispute.created|updated|closed|funds_withdrawn|
-funds_reinstated``, ``customer.subscription.deleted``.
+``payment_intent.succeeded``, ``charge.succeeded``, ``charge.captured`` (manual capture),
+``charge.updated``, ``invoice.paid`` / ``invoice.payment_succeeded``, ``invoice_payment.paid``,
+``charge.refunded``, ``refund.created|updated|failed``, ``charge.refund.updated``,
+``charge.dispute.created|updated|closed|funds_withdrawn|funds_reinstated``,
+``customer.subscription.deleted``, ``radar.early_fraud_warning.created``.
+
+Thin events (``object: "v2.core.event"``, type ``v1.<one of the above>``) name only their
+object: the provider fetches it first (``bridge.providers.stripe.thin``) and hands the
+resulting snapshot here. One that reaches ``parse`` unfetched is a PayloadError, never a
+silent Ignored.
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ from datetime import datetime
 from typing import Callable, Optional
 
 from bridge.domain.events import (
-    STRIPE, DisputeUpdated, FeeReported, Ignored, LineItem, NeutralEvent, ParsedEvent,
+    STRIPE, DisputeUpdated, FeeReported, FraudWarning, Ignored, LineItem, NeutralEvent, ParsedEvent,
     PaymentSucceeded, RefundUpdated, SubscriptionCanceled,
 )
 from bridge.providers.stripe import units
@@ -41,6 +47,7 @@ from bridge.providers.payload_errors import (
     opt_dict, opt_id, opt_int, opt_list, opt_ref, opt_str, opt_stripe_list, opt_unix, req_amount,
     req_currency, req_dict, req_str, req_unix,
 )
+from bridge.providers.stripe.thin import THIN_OBJECT
 
 __all__ = ["parse", "PayloadError", "HANDLED_TYPES"]
 
@@ -72,6 +79,8 @@ def parse(payload: dict) -> ParsedEvent:
     event = as_dict(payload, "event")
     event_id = req_str(event, "id", "")
     event_type = req_str(event, "type", "")
+    if event.get("object") == THIN_OBJECT and event_type.startswith("v1.") and event_type[3:] in _HANDLERS:
+        raise PayloadError("related_object", "a thin event: its related object was not fetched")
     handler = _HANDLERS.get(event_type)
     if handler is None:
         try:
@@ -127,7 +136,10 @@ def _purchase_from_own_metadata(order_ref: Optional[str]) -> Optional[str]:
 # --- charges and payment intents --------------------------------------------------------------
 
 def _charge_payment(ctx: _Ctx, ch: dict) -> list[NeutralEvent]:
-    """charge.succeeded / charge.updated: a captured charge, plus its fee when known."""
+    """charge.succeeded / charge.captured / charge.updated: a captured charge, plus its fee when
+    known. An authorization (manual capture: ``captured`` false) books nothing; the money is
+    ``amount_captured`` (a partial capture takes less than ``amount``) once ``charge.captured``
+    (or a later ``charge.updated``) says it was taken."""
     status = opt_str(ch, "status", OBJ)
     if status != "succeeded":
         return [ctx.ignored(f"charge status {status!r}: no money captured")]
@@ -498,6 +510,54 @@ def _invoice(ctx: _Ctx, inv: dict) -> list[NeutralEvent]:
     )]
 
 
+def _invoice_payment(ctx: _Ctx, ip: dict) -> list[NeutralEvent]:
+    """invoice_payment.paid: the link between an invoice (order, renewal, period) and the
+    payment intent or charge that paid it (since basil neither names the other). A link, not
+    the money: the charge events or a fetch of the payment intent book that."""
+    status = opt_str(ip, "status", OBJ)
+    if status != "paid":
+        return [ctx.ignored(f"invoice payment status {status!r}: not paid")]
+    ppath = join(OBJ, "payment")
+    payment = req_dict(ip, "payment", OBJ)
+    pi_id = opt_id(payment, "payment_intent", ppath)
+    charge_id = opt_id(payment, "charge", ppath)
+    if pi_id is None and charge_id is None:
+        return [ctx.ignored(f"invoice paid by {opt_str(payment, 'type', ppath)!r}: no card payment to link")]
+    transitions = opt_dict(ip, "status_transitions", OBJ) or {}
+    paid_at = opt_unix(transitions, "paid_at", join(OBJ, "status_transitions")) or ctx.occurred_at
+    return [PaymentSucceeded(
+        provider=STRIPE,
+        occurred_at=ctx.occurred_at,
+        amount=opt_amount(ip, "amount_paid", OBJ, nonneg=True),
+        currency=opt_currency(ip, "currency", OBJ),
+        paid_at=paid_at,
+        invoice_id=req_str(ip, "invoice", OBJ),
+        payment_intent_id=pi_id,
+        charge_id=charge_id,
+    )]
+
+
+# --- early fraud warnings ---------------------------------------------------------------------
+
+def _early_fraud_warning(ctx: _Ctx, w: dict) -> list[NeutralEvent]:
+    """radar.early_fraud_warning.created. ``actionable`` false means Stripe says nothing can be
+    done any more (the charge is refunded in full or already disputed): nothing to decide."""
+    if opt_bool(w, "actionable", OBJ) is False:
+        return [ctx.ignored("early fraud warning not actionable: charge refunded or disputed")]
+    charge_id = opt_id(w, "charge", OBJ)
+    pi_id = opt_id(w, "payment_intent", OBJ)
+    if charge_id is None and pi_id is None:
+        raise PayloadError(join(OBJ, "charge"), "an early fraud warning names no charge")
+    return [FraudWarning(
+        provider=STRIPE,
+        occurred_at=ctx.occurred_at,
+        provider_warning_id=req_str(w, "id", OBJ),
+        charge_id=charge_id,
+        payment_intent_id=pi_id,
+        fraud_type=opt_str(w, "fraud_type", OBJ),
+    )]
+
+
 # --- refunds ----------------------------------------------------------------------------------
 
 _REFUND_STATUS = {
@@ -711,9 +771,11 @@ _HANDLERS: dict[str, tuple[str, _Handler]] = {
     "checkout.session.async_payment_succeeded": ("checkout.session", _checkout_session),
     "payment_intent.succeeded": ("payment_intent", _payment_intent),
     "charge.succeeded": ("charge", _charge_payment),
+    "charge.captured": ("charge", _charge_payment),   # manual capture: the money is taken now
     "charge.updated": ("charge", _charge_payment),
     "invoice.paid": ("invoice", _invoice),
     "invoice.payment_succeeded": ("invoice", _invoice),
+    "invoice_payment.paid": ("invoice_payment", _invoice_payment),
     "charge.refunded": ("charge", _charge_refunded),
     "refund.created": ("refund", _refund_event),
     "refund.updated": ("refund", _refund_event),
@@ -725,6 +787,7 @@ _HANDLERS: dict[str, tuple[str, _Handler]] = {
     "charge.dispute.funds_withdrawn": ("dispute", _dispute),
     "charge.dispute.funds_reinstated": ("dispute", _dispute),
     "customer.subscription.deleted": ("subscription", _subscription_deleted),
+    "radar.early_fraud_warning.created": ("radar.early_fraud_warning", _early_fraud_warning),
 }
 
 HANDLED_TYPES = frozenset(_HANDLERS)

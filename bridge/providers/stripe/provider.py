@@ -13,12 +13,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional, Sequence
 
 from bridge.domain.events import STRIPE, ParsedEvent, PaymentSucceeded
-from bridge.domain.follow_ups import FETCH_FEE, LINK_PAYMENT, FollowUp, FollowUpCause, PaymentFacts
+from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT, FollowUp, FollowUpCause, PaymentFacts
 from bridge.providers.base import BookPage, Envelope, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
 from bridge.providers.outcomes import RefundResult
 from bridge.providers.retry import RateLimiter
-from bridge.providers.stripe import books, events, payouts
+from bridge.providers.stripe import books, events, payouts, thin
 from bridge.providers.stripe.signature import HEADER, verify_stripe
 
 
@@ -59,6 +59,8 @@ class StripeProvider:
                              tolerance=self._settings.stripe_tolerance_seconds)
 
     def envelope(self, doc: dict) -> Envelope:
+        if thin.is_thin(doc):  # a thin event's time is an RFC 3339 string
+            return Envelope(doc.get("id"), doc.get("type"), thin.created_at(doc))
         created = doc.get("created")
         occurred = None
         if isinstance(created, int) and not isinstance(created, bool) and 0 < created < 2**40:
@@ -66,6 +68,9 @@ class StripeProvider:
         return Envelope(doc.get("id"), doc.get("type"), occurred)
 
     # -- the worker ---------------------------------------------------------------------------
+    def expand(self, payload: dict) -> dict:
+        return thin.expand(payload, events.HANDLED_TYPES, self.api.retrieve)
+
     def parse(self, payload: dict) -> ParsedEvent:
         return events.parse(payload)
 
@@ -75,6 +80,11 @@ class StripeProvider:
                 and not payment.charge_id):
             # Since basil an invoice names no charge: ask Stripe which payment paid it.
             out.append(FollowUp(LINK_PAYMENT, f"invoice:stripe:{payment.invoice_id}"))
+        if after == "payment" and not payment.captured and payment.payment_intent_id:
+            # Known from a Checkout Session or an invoice only: the merchant may subscribe to
+            # nothing that carries the money, so ask for it rather than wait.
+            out.append(FollowUp(FETCH_PAYMENT, f"payment:stripe:{payment.payment_intent_id}",
+                                self._settings.payment_fetch_delay_seconds))
         if (payment.fee is None and payment.balance_transaction_id
                 and (after == "fee_reported" or payment.charge_id)):
             # Webhooks name the balance transaction; its fee comes from the API.
@@ -85,6 +95,21 @@ class StripeProvider:
         if not payment.balance_transaction_id:
             return None
         return self.api.get_balance_transaction(payment.balance_transaction_id)
+
+    def fetch_payment(self, payment: PaymentFacts, now: datetime) -> Optional[ParsedEvent]:
+        """The PaymentIntent with its latest charge and balance transaction expanded, read as
+        the ``payment_intent.succeeded`` it amounts to: a money event with the fee."""
+        if not payment.payment_intent_id:
+            return None
+        pi = self.api.get_payment_intent(payment.payment_intent_id)
+        doc = {"id": f"fetch:{payment.payment_intent_id}", "object": "event",
+               "type": "payment_intent.succeeded", "created": int(now.timestamp()),
+               "data": {"object": pi}}
+        parsed = events.parse(doc)
+        if not any(isinstance(e, PaymentSucceeded) for e in parsed.events):
+            status = pi.get("status") if isinstance(pi, dict) else None
+            raise LookupError(f"payment intent {payment.payment_intent_id} is {status!r}: no money taken yet")
+        return parsed
 
     def link_payment(self, payment: PaymentFacts, now: datetime) -> Optional[ParsedEvent]:
         """A Stripe invoice (which carries the order and the renewal) and the charge that paid

@@ -78,9 +78,9 @@ def _print_table(rows: list, columns: list, empty: str) -> None:
 def _shown(value) -> str:
     """A value for the terminal: control characters (an event id is chosen by whoever signed
     the event) escaped, never sent to the operator's terminal as they are."""
-    from bridge.logs import escape_controls
+    from bridge.domain.ids import escape_unprintable
     text = "-" if value is None or value == "" else str(value)
-    return text if text.isprintable() else escape_controls(text).encode("ascii", "backslashreplace").decode()
+    return text if text.isprintable() else escape_unprintable(text)
 
 
 def _print_json(value) -> None:

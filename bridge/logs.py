@@ -18,21 +18,21 @@ import re
 import sys
 from typing import Iterator
 
+from bridge.domain.ids import escape_unprintable
+
 _SECRETISH = re.compile(
     r"(whsec_[A-Za-z0-9+/=_-]+|pdl_[a-z]+_[A-Za-z0-9_]+|sk_(live|test)_[A-Za-z0-9]+|brg_[A-Za-z0-9_-]+"
     r"|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|v1=[0-9a-f]{16,}|h1=[0-9a-f]{16,})")
 # A URL's query string, as a request line or URL shows it (not one already removed).
 _QUERY = re.compile(r"\?(?!\[query removed\])[^\s\"']*")
-# C0 and C1 controls, DEL, and the Unicode line/paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 # Ids of what the current thread works on (a job, a request), added to every record.
 _context: contextvars.ContextVar[dict] = contextvars.ContextVar("bridge_log_context", default={})
 
 
 def escape_controls(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                        else f"\\u{ord(m.group()):04x}", text)
+    """Control and other unprintable characters escaped as everywhere else (one form)."""
+    return escape_unprintable(text)
 
 
 def strip_queries(text: str) -> str:

@@ -27,9 +27,17 @@ def id_problem(value: object, max_len: int = MAX_ID_LENGTH) -> Optional[str]:
     return None
 
 
-def printable(text: str, limit: int = 2000) -> str:
-    """``text`` safe to store and log: surrogates and other unprintable characters escaped
-    (``\\ud800``, ``\\x00``), cut to ``limit`` characters."""
+def escape_unprintable(text: str) -> str:
+    """``text`` with surrogates and every unprintable character (controls, line separators,
+    invisible format characters such as a right-to-left override) written as Python escapes
+    (``\\ud800``, ``\\n``, ``\\x00``, ``\\u202e``): one form wherever text from outside is
+    stored, logged or printed, so a newline in an id can never start a forged line."""
     out = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    out = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in out)
-    return out[:limit]
+    if out.isprintable():
+        return out
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in out)
+
+
+def printable(text: str, limit: int = 2000) -> str:
+    """``text`` safe to store and log (:func:`escape_unprintable`), cut to ``limit`` characters."""
+    return escape_unprintable(text)[:limit]

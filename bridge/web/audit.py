@@ -15,6 +15,7 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from bridge.domain.ids import printable
 from bridge.ledger.models import ApiAudit
 from bridge.web.api import bp as api_bp
 
@@ -35,10 +36,8 @@ def is_api_request() -> bool:
 
 def _clean(value: str, size: int) -> str:
     # Paths and (behind a proxy) addresses come from the client: a control character such as
-    # NUL would make PostgreSQL refuse the row, so store a visible stand-in; cut to the column.
-    if not value.isprintable():
-        value = "".join(c if c.isprintable() else "?" for c in value)
-    return value[:size]
+    # NUL would make PostgreSQL refuse the row, so store it escaped; cut to the column.
+    return printable(value, size)
 
 
 def client_ip() -> str:

@@ -20,8 +20,10 @@ from bridge.providers.retry import RetryPolicy
 from bridge.providers.stripe.api import StripeApi, stripe_reason
 
 POLICY = RetryPolicy.for_tests(attempts=4)
-CLIENT_TIMEOUT = 0.3   # read timeout of the clients in these tests
-HANG = 0.6             # how long the fakes hold a "timeout" request (> CLIENT_TIMEOUT)
+# Read timeout of the clients in these tests: long enough that a normal answer from the fake
+# never misses it on a busy CI machine (0.3 s did), short enough to keep the timeout tests quick.
+CLIENT_TIMEOUT = 1.0
+HANG = 2.0             # how long the fakes hold a "timeout" request (> CLIENT_TIMEOUT)
 
 
 # --- fixtures -------------------------------------------------------------------------------

@@ -334,7 +334,10 @@ class LedgerEntry(Base):
     # sale | fee | refund | refund_reversal | chargeback | chargeback_fee | chargeback_reversal
     # | chargeback_fee_reversal
     kind: Mapped[str] = mapped_column(String(32))
-    order_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True)
+    # active_history: the append-only guard must see the link's old value even when the
+    # attribute was not loaded before it was set (filled once from empty, never moved).
+    order_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True,
+                                                    active_history=True)
     payment_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("payments.id"), nullable=True, index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))

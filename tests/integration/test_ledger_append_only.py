@@ -84,6 +84,13 @@ def test_the_order_link_is_filled_once_and_never_moved(runtime):
         with runtime.sessions.begin() as s:
             s.execute(select(LedgerEntry)).scalar_one().order_pk = ids[1]
             s.flush()
+    # Also when the link was not loaded before it was set (expired, or a partial load).
+    with pytest.raises(LedgerImmutable, match="order link"):
+        with runtime.sessions.begin() as s:
+            entry = s.execute(select(LedgerEntry)).scalar_one()
+            s.expire(entry, ["order_pk"])
+            entry.order_pk = ids[1]
+            s.flush()
 
 
 # --- the database's own guard (any client, raw SQL) -------------------------------------------------------

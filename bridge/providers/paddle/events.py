@@ -23,7 +23,6 @@ its fee possibly not set yet), ``adjustment.created`` and ``adjustment.updated``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Optional
 
@@ -31,6 +30,7 @@ from bridge.domain.events import (
     PADDLE, DisputeUpdated, Ignored, LineItem, NeutralEvent, ParsedEvent, PaymentSucceeded,
     RefundItem, RefundUpdated, SubscriptionCanceled,
 )
+from bridge.providers.parse_context import ParseContext as _Ctx
 from bridge.providers.payload_errors import (
     PayloadError, as_dict, join, normalize_billing, opt_amount, opt_currency, opt_dict, opt_int,
     opt_iso, opt_list, opt_ref, opt_str, req_amount, req_currency, req_dict, req_iso, req_list,
@@ -42,18 +42,6 @@ __all__ = ["parse", "PayloadError", "HANDLED_TYPES", "extract_refund_request_id"
 DATA = "data"
 
 
-@dataclass(frozen=True)
-class _Ctx:
-    event_type: str
-    occurred_at: datetime
-
-    def ignored(self, why: str) -> Ignored:
-        return Ignored(PADDLE, self.occurred_at, self.event_type, why)
-
-    def unknown(self, path: str, value: str) -> Ignored:
-        """A value of a Paddle enum the bridge does not know: noted, never a parse failure."""
-        return Ignored(PADDLE, self.occurred_at, self.event_type, "unknown value",
-                       unknown_value=f"{path}={value!r}")
 
 
 def parse(payload: dict) -> ParsedEvent:
@@ -75,7 +63,7 @@ def parse(payload: dict) -> ParsedEvent:
                            (Ignored(PADDLE, occurred, event_type),))
     occurred_at = req_iso(event, "occurred_at", "")
     data = req_dict(event, "data", "")
-    events = handler(_Ctx(event_type, occurred_at), data)
+    events = handler(_Ctx(PADDLE, event_type, occurred_at), data)
     return ParsedEvent(PADDLE, event_id, event_type, occurred_at, tuple(events))
 
 

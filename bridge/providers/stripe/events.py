@@ -33,7 +33,6 @@ silent Ignored.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Optional
 
@@ -42,6 +41,7 @@ from bridge.domain.events import (
     PaymentSucceeded, RefundUpdated, SubscriptionCanceled,
 )
 from bridge.providers.stripe import units
+from bridge.providers.parse_context import ParseContext as _Ctx
 from bridge.providers.payload_errors import (
     PayloadError, as_dict, join, normalize_billing, opt_amount, opt_bool, opt_country, opt_currency,
     opt_dict, opt_id, opt_int, opt_list, opt_ref, opt_str, opt_stripe_list, opt_unix, req_amount,
@@ -54,18 +54,6 @@ __all__ = ["parse", "PayloadError", "HANDLED_TYPES"]
 OBJ = "data.object"
 
 
-@dataclass(frozen=True)
-class _Ctx:
-    event_type: str
-    occurred_at: datetime
-
-    def ignored(self, why: str) -> Ignored:
-        return Ignored(STRIPE, self.occurred_at, self.event_type, why)
-
-    def unknown(self, path: str, value: str) -> Ignored:
-        """A value of a Stripe enum the bridge does not know: noted, never a parse failure."""
-        return Ignored(STRIPE, self.occurred_at, self.event_type, "unknown value",
-                       unknown_value=f"{path}={value!r}")
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -96,7 +84,7 @@ def parse(payload: dict) -> ParsedEvent:
     kind = obj.get("object")
     if kind is not None and kind != expected_object:
         raise PayloadError(join(OBJ, "object"), f"expected {expected_object!r} for {event_type}, got {kind!r}")
-    events = fn(_Ctx(event_type, occurred_at), obj)
+    events = fn(_Ctx(STRIPE, event_type, occurred_at), obj)
     try:
         # Stripe's ISK is two-decimal; ours is ISO 4217's (zero): see units.py.
         events = [units.neutral_to_iso(e) for e in events]

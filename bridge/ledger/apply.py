@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import (DisputeUpdated, FeeReported, Ignored, ParsedEvent, PaymentSucceeded,
-                                  RefundUpdated, SubscriptionCanceled)
-from bridge.ledger import disputes, orders, payments, refunds
+                                  PayoutUpdated, RefundUpdated, SubscriptionCanceled)
+from bridge.ledger import disputes, orders, payments, payouts, refunds
 from bridge.ledger.db import serialize_ledger_writes
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.jobs import enqueue
@@ -65,6 +65,8 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
             effects.on_dispute(session, row, before, now)
         elif isinstance(ev, SubscriptionCanceled):
             effects.on_subscription_canceled(session, ev, now)
+        elif isinstance(ev, PayoutUpdated):
+            payouts.apply_payout(session, ev, now)
         elif isinstance(ev, Ignored):
             continue
     session.flush()

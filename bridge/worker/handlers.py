@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from bridge.domain.follow_ups import FETCH_FEE, LINK_PAYMENT
+from bridge.domain.follow_ups import FETCH_FEE, ITEMIZE_PAYOUT, LINK_PAYMENT
 from bridge.ledger.inbox import PROCESS_EVENT
 from bridge.services import refund_requests
 from bridge.services.effects import ServiceEffects
 from bridge.services.notices import DELIVER_NOTICE
 from bridge.worker.events import process_event
 from bridge.worker.notices import deliver_notice
+from bridge.worker.payouts import itemize_payout
 from bridge.worker.refunds import CONFIRM_REFUND, confirm_refund, execute_refund, fetch_fee, link_payment
 
 
@@ -24,4 +25,5 @@ def all_handlers(rt) -> dict:
         FETCH_FEE: fetch_fee,
         LINK_PAYMENT: partial(link_payment, effects=effects),
         DELIVER_NOTICE: deliver_notice,
+        ITEMIZE_PAYOUT: itemize_payout,
     }

@@ -23,7 +23,7 @@ Handled types: ``checkout.session.completed`` / ``.async_payment_succeeded``,
 ``payment_intent.succeeded``, ``charge.succeeded``, ``charge.updated``, ``invoice.paid`` /
 ``invoice.payment_succeeded``, ``charge.refunded``, ``refund.created|updated|failed``,
 ``charge.refund.updated``, ``charge.dispute.created|updated|closed|funds_withdrawn|
-funds_reinstated``, ``customer.subscription.deleted``.
+funds_reinstated``, ``customer.subscription.deleted``, ``payout.*`` (payouts.py).
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from bridge.domain.events import (
     STRIPE, DisputeUpdated, FeeReported, Ignored, LineItem, NeutralEvent, ParsedEvent,
     PaymentSucceeded, RefundUpdated, SubscriptionCanceled,
 )
-from bridge.providers.stripe import units
+from bridge.providers.stripe import payouts, units
 from bridge.providers.payload_errors import (
     PayloadError, as_dict, join, normalize_billing, opt_amount, opt_bool, opt_country, opt_currency,
     opt_dict, opt_id, opt_int, opt_list, opt_ref, opt_str, opt_stripe_list, opt_unix, req_amount,
@@ -725,6 +725,7 @@ _HANDLERS: dict[str, tuple[str, _Handler]] = {
     "charge.dispute.funds_withdrawn": ("dispute", _dispute),
     "charge.dispute.funds_reinstated": ("dispute", _dispute),
     "customer.subscription.deleted": ("subscription", _subscription_deleted),
+    **{t: ("payout", payouts.payout_event) for t in payouts.EVENT_TYPES},
 }
 
 HANDLED_TYPES = frozenset(_HANDLERS)

@@ -17,6 +17,7 @@ from typing import Optional
 from sqlalchemy.orm import Session
 
 from bridge.ledger import payouts as store
+from bridge.ledger.db import serialize_ledger_writes
 from bridge.ledger.models import Payout
 from bridge.providers.base import PayoutLineRecord, PayoutLinesNotReady, PayoutRecord, ProviderPayouts
 from bridge.providers.outcomes import PermanentProviderError
@@ -53,6 +54,8 @@ def fetch_lines(books: ProviderPayouts, rec: PayoutRecord) -> Optional[list[Payo
 
 
 def store_lines(session: Session, name: str, rec, lines: list[PayoutLineRecord], now: datetime) -> None:
+    # One writer at a time (sync and the worker's job may itemize the same payout at once).
+    serialize_ledger_writes(session)
     row = store.upsert_payout(session, name, rec, now)
     store.replace_lines(session, row, lines)
 
@@ -100,6 +103,7 @@ def itemize_payout(rt, session: Session, payout_pk: int) -> bool:
     lines = fetch_lines(books, rec)
     if lines is None:
         return False
+    serialize_ledger_writes(session)
     row = session.get(Payout, payout_pk)
     if not row.itemized:  # sync may have itemized it meanwhile
         store.replace_lines(session, row, lines)

@@ -160,6 +160,25 @@ class FraudWarning:
 
 
 @dataclass(frozen=True)
+class PayoutUpdated:
+    """A payout to the merchant's bank as the provider now reports it (Stripe ``payout.*``,
+    Paddle ``payout.created``/``payout.paid``). ``status`` is ours: ``pending``,
+    ``in_transit``, ``paid``, ``failed``, ``canceled``. ``itemizable``: the provider can now
+    say which movements of money make it up (the ledger then asks for them)."""
+    provider: str
+    occurred_at: datetime
+    payout_id: str
+    amount: int                      # what reaches the bank, minor units of ``currency``
+    currency: str
+    status: str
+    created: datetime
+    automatic: bool
+    itemizable: bool
+    arrival_date: Optional[datetime] = None
+    reference: Optional[str] = None  # on the remittance advice (Paddle ``remittance_reference``)
+
+
+@dataclass(frozen=True)
 class Ignored:
     """Stored but nothing to do: an event type we do not handle, or one that carries no news."""
     provider: str
@@ -173,7 +192,7 @@ class Ignored:
 
 
 NeutralEvent = Union[PaymentSucceeded, FeeReported, RefundUpdated, DisputeUpdated,
-                     SubscriptionCanceled, FraudWarning, Ignored]
+                     SubscriptionCanceled, FraudWarning, PayoutUpdated, Ignored]
 
 
 @dataclass(frozen=True)

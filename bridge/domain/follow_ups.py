@@ -10,13 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Optional, Protocol
 
-# Job kinds (the job table's ``kind``). Their ``ref_id`` is the payment's primary key.
+# Job kinds (the job table's ``kind``). Their ``ref_id`` is the payment's primary key, except
+# where said.
 FETCH_FEE = "fetch_fee"          # the payment's processing fee, from the provider's API
 LINK_PAYMENT = "link_invoice"    # which provider payment paid this (invoice) payment
 # The money itself (amount captured, fee) of a payment the bridge knows only from an event that
 # describes it (a Checkout Session, an invoice): asked of the provider instead of waiting for a
 # charge event the merchant may not subscribe to.
 FETCH_PAYMENT = "fetch_payment"
+# The movements of money that make up a payout, from its provider (``ref_id``: the payout's
+# primary key): asked for once a payout event says the provider can list them.
+ITEMIZE_PAYOUT = "itemize_payout"
 
 # Why the ledger asks: a payment event was applied, or a fee report for a known payment.
 FollowUpCause = Literal["payment", "fee_reported"]

@@ -112,23 +112,38 @@ class PaddleBooks:
     def pay_out(self, currency: str = "USD") -> Optional[dict[str, Any]]:
         """Paddle pays the balance of ``currency`` out: ``payout.created`` (unpaid), then
         ``payout.paid``. The entity has no timestamps (the events' ``occurred_at`` say when) and
-        a ``remittance_reference``, sent as a number in ``payout.paid`` as Paddle's docs show."""
+        a ``remittance_reference``, sent as a number in ``payout.paid`` as Paddle's docs show.
+        Each balance movement paid out is kept as its payout reconciliation report row
+        (``paddle_reports``): sales net of Paddle's fee, refunds net of the fee share Paddle
+        gives back, chargebacks with their fee, reversals."""
         currency = currency.upper()
         with self.lock:
             paid = getattr(self, "_paid_out", set())
             self._paid_out = paid
             movements = 0
+            rows: list[dict[str, Any]] = []
             for txn in self.transactions.values():
                 if txn.status == "completed" and txn.currency == currency and txn.id not in paid:
                     movements += txn.total - (txn.fee or 0)
+                    rows.append(movement_row("sale", txn.id, None, currency, txn.total, fee=txn.fee or 0,
+                                             when=txn.created_at))
                     paid.add(txn.id)
             for adj in self.adjustments.values():
                 if adj["status"] == "approved" and adj["currency_code"] == currency and adj["id"] not in paid:
-                    sign = 1 if adj["action"] == "chargeback_reverse" else -1
-                    movements += sign * int(adj["totals"]["earnings"] if adj["action"] == "refund"
-                                            else adj["totals"]["total"])
-                    fee = (adj["payout_totals"].get("chargeback_fee") or {}).get("amount")
-                    movements -= int(fee or 0)
+                    total = int(adj["totals"]["total"])
+                    fee = int((adj["payout_totals"].get("chargeback_fee") or {}).get("amount") or 0)
+                    if adj["action"] == "refund":  # Paddle gives its fee share back
+                        share = total - int(adj["totals"]["earnings"])
+                        row = movement_row("refund", adj["transaction_id"], adj["id"], currency, -total, fee=-share,
+                                           when=adj["updated_at"])
+                    elif adj["action"] == "chargeback_reverse":  # the chargeback fee stays taken
+                        row = movement_row("chargeback_reverse", adj["transaction_id"], adj["id"], currency, total,
+                                           when=adj["created_at"])
+                    else:
+                        row = movement_row(adj["action"], adj["transaction_id"], adj["id"], currency, -total,
+                                           chargeback_fee=fee, when=adj["created_at"])
+                    movements += row["_movement"]
+                    rows.append(row)
                     paid.add(adj["id"])
             if movements <= 0:
                 return None
@@ -137,6 +152,7 @@ class PaddleBooks:
             payout = {"id": self.new_id("payout_", 26, _ID_CHARS), "status": "unpaid", "amount": str(movements),
                       "currency_code": currency, "remittance_reference": reference}
             self.payouts[payout["id"]] = payout
+            self.payout_rows[reference] = rows
         self.emit(self._event("payout.created", _copy(payout)))
         with self.lock:
             payout["status"] = "paid"
@@ -155,7 +171,9 @@ class PaddleBooks:
             return self._error(400, "invalid_field", "per_page must be an integer.")
         if not 1 <= per_page <= max_per_page:
             return self._error(400, "invalid_field", f"per_page must be between 1 and {max_per_page}.")
+        # Paddle takes the direction in either case (the SDK's Pager sends ``id[asc]``).
         order = args.get("order_by", "id[ASC]" if not sortable else "id[DESC]")
+        order = order[:3] + order[3:].upper() if order.lower() in ("id[asc]", "id[desc]") else order
         if order not in ("id[ASC]", "id[DESC]"):
             return self._error(400, "invalid_field", "order_by must be id[ASC] or id[DESC].")
         descending = order == "id[DESC]"
@@ -215,6 +233,16 @@ class PaddleBooks:
                     if (statuses is None or t.status in statuses) and (ids is None or t.id in ids)
                     and all(fn(_parse_iso(t.created_at), b) for fn, b in bounds)]
         return self._paddle_page(rows, "/transactions", 30, 30)
+
+
+def movement_row(movement: str, txn_id: str, adj_id: Optional[str], currency: str, gross: int, *,
+                 fee: int = 0, chargeback_fee: int = 0, when: str = "") -> dict[str, Any]:
+    """One balance movement of a payout, in minor units (``paddle_reports`` writes the CSV).
+    ``gross`` is signed (money in +); fees are positive when taken, negative when given back."""
+    return {"balance_movement_type": movement, "balance_movement_date": when, "transaction_id": txn_id,
+            "adjustment_id": adj_id or "", "balance_currency_code": currency, "transaction_currency_code": currency,
+            "gross": gross, "tax": 0, "paddle_fee": fee, "fx_fee": 0, "chargeback_fee": chargeback_fee,
+            "rebates_and_fees": 0, "_movement": gross - fee - chargeback_fee}
 
 
 def book_totals(fake) -> dict[tuple[str, str], tuple[int, int]]:

@@ -18,8 +18,10 @@ Routes: ``POST /adjustments`` (JSON: ``action`` refund, ``type`` full|partial, `
 - No idempotency key (Paddle has none): the same request twice makes two adjustments.
 - The books (``paddle_books``): events and transactions listed as Paddle lists them, and
   sales, approved refunds and chargebacks made at the fake.
+- Payouts (``paddle_books.pay_out``) and the payout reconciliation report that itemizes them
+  (``paddle_reports``: reports first pending, then ready, then a CSV behind a 3-minute link).
 - Webhooks (with ``webhook_url``/``webhook_secret``): ``adjustment.created`` on creation,
-  ``adjustment.updated`` on a decision.
+  ``adjustment.updated`` on a decision, ``payout.created`` and ``payout.paid`` on a payout.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from flask import Flask, Response, request
 
 from bridge.fakes.base import AppliedRefund, Fault, FakeProviderServer
 from bridge.fakes.paddle_books import PaddleBooks
+from bridge.fakes.paddle_reports import PaddleReports
 from bridge.providers.paddle.signature import sign_paddle
 
 _ID_CHARS = string.ascii_lowercase + string.digits
@@ -72,7 +75,7 @@ class _Refusal(Exception):
         self.status, self.code, self.detail, self.errors = status, code, detail, errors
 
 
-class FakePaddle(PaddleBooks, FakeProviderServer):
+class FakePaddle(PaddleBooks, PaddleReports, FakeProviderServer):
     name = "paddle"
     signature_header = "Paddle-Signature"
 
@@ -81,6 +84,7 @@ class FakePaddle(PaddleBooks, FakeProviderServer):
         self.adjustments: dict[str, dict[str, Any]] = {}   # insertion order = creation order
         self.auto_approve = auto_approve
         self.per_page = per_page
+        self._init_reports()
         super().__init__(**kwargs)
 
     # --- test set-up and control -----------------------------------------------------------
@@ -261,6 +265,7 @@ class FakePaddle(PaddleBooks, FakeProviderServer):
         app.get("/adjustments")(self._list_adjustments)
         app.get("/transactions/<txn_id>")(self._get_transaction)
         self._book_routes(app)
+        self._report_routes(app)
 
     def _create_adjustment(self) -> Response:
         body = request.get_json(silent=True)

@@ -63,6 +63,7 @@ _PATHS = {
     "checkout.session": "/v1/checkout/sessions", "invoice": "/v1/invoices",
     "invoice_payment": "/v1/invoice_payments", "dispute": "/v1/disputes",
     "subscription": "/v1/subscriptions", "radar.early_fraud_warning": "/v1/radar/early_fraud_warnings",
+    "payout": "/v1/payouts",
 }
 
 
@@ -231,7 +232,8 @@ class FakeStripe(StripeBooks, FakeProviderServer):
         self._book_routes(app)
         app.get("/v1/payment_intents/<object_id>")(self._get_payment_intent)
         for path in _PATHS.values():
-            if path not in ("/v1/charges", "/v1/refunds", "/v1/payment_intents"):
+            # Charges, refunds and payouts are served from the fake's own state (their routes above).
+            if path not in ("/v1/charges", "/v1/refunds", "/v1/payment_intents", "/v1/payouts"):
                 app.add_url_rule(path + "/<object_id>", f"get {path}", self._get_object, methods=["GET"])
 
     @staticmethod
@@ -416,10 +418,13 @@ class FakeStripe(StripeBooks, FakeProviderServer):
 
     def thin_event(self, event_type: str, obj: Mapping[str, Any], *,
                    created: Optional[int] = None) -> dict[str, Any]:
-        """The thin event notification ``v1.<event_type>`` naming ``obj``; a charge or refund
-        the fake already models is served from its own state, anything else is stored."""
+        """The thin event notification ``v1.<event_type>`` naming ``obj``; a charge, refund or
+        payout the fake already models is served from its own state, anything else is stored."""
         kind = obj["object"]
-        if kind not in ("charge", "refund") or obj["id"] not in (self.charges if kind == "charge" else self.refunds):
+        modelled = {"charge": self.charges, "refund": self.refunds, "payout": self.payouts}.get(kind, {})
+        if obj["id"] not in modelled:
+            if kind == "payout":
+                raise ValueError("a thin payout event names a payout the fake made (pay_out)")
             self.put_object(obj)
         when = datetime.fromtimestamp(created or int(self.time()), timezone.utc)
         return {"id": self.new_id("evt_", 24, _ID_CHARS), "object": "v2.core.event",

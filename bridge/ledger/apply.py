@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import (DisputeUpdated, FeeReported, FraudWarning, Ignored, ParsedEvent,
-                                  PaymentSucceeded, RefundUpdated, SubscriptionCanceled)
-from bridge.ledger import disputes, orders, payments, refunds
+                                  PaymentSucceeded, PayoutUpdated, RefundUpdated, SubscriptionCanceled)
+from bridge.ledger import disputes, orders, payments, payouts, refunds
 from bridge.ledger.db import serialize_ledger_writes
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.jobs import enqueue
@@ -74,6 +74,8 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
                 raise refunds.EventParked("fraud warning for a payment of no known order yet")
             effects.on_fraud_warning(session, payment, ev, now)
             touched.add(payment.order_pk)
+        elif isinstance(ev, PayoutUpdated):
+            payouts.apply_payout(session, ev, now)
         elif isinstance(ev, Ignored):
             continue
     session.flush()

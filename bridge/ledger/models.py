@@ -441,6 +441,9 @@ class Payout(Base):
     arrival_date: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     automatic: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The provider's reference on the remittance advice, when it has one (Paddle's
+    # ``remittance_reference``: its payout reconciliation report is asked for by it).
+    reference: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     # True once every balance movement of it was listed (Stripe: reconciliation completed).
     itemized: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

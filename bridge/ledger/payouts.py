@@ -1,5 +1,5 @@
-"""Payouts and their lines: stored from the provider's record, and read for finance (the API
-and the console call these). Breakdowns and the link of each line to its ledger entry are SQL
+"""Payouts and their lines: stored from the provider's record (its payout events, and what
+``bridge sync`` lists), and read for finance (the API and the console call these). Breakdowns and the link of each line to its ledger entry are SQL
 over indexed tables (``payout_lines.source_ref`` = ``ledger_entries.provider_ref``)."""
 from __future__ import annotations
 
@@ -9,23 +9,50 @@ from typing import Optional, Sequence
 from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.orm import Session, aliased
 
+from bridge.domain.follow_ups import ITEMIZE_PAYOUT
+from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import LedgerEntry, Order, Payout, PayoutLine
 
 BREAKDOWN = ("gross", "fees", "tax", "refunds", "chargebacks", "chargeback_fees", "adjustments", "fx", "other")
 
 
+# A payout's statuses only move forward (Stripe: pending -> in_transit -> paid, and a paid one
+# may still fail; Paddle: unpaid -> paid): a late or replayed event of an earlier status, or a
+# sync that listed it before the event came, never takes a payout back.
+STATUS_RANK = {"pending": 0, "in_transit": 1, "paid": 2, "failed": 3, "canceled": 3}
+
+
+def find_payout(session: Session, provider: str, payout_id: str) -> Optional[Payout]:
+    return session.execute(select(Payout).where(Payout.provider == provider, Payout.payout_id == payout_id)
+                           ).scalar_one_or_none()
+
+
 def upsert_payout(session: Session, provider: str, rec, now: datetime) -> Payout:
-    """The payout as the provider now says (a status may move from paid to failed)."""
-    row = session.execute(select(Payout).where(Payout.provider == provider, Payout.payout_id == rec.payout_id)
-                          ).scalar_one_or_none()
+    """The payout as the provider now says (a status may move from paid to failed, never back).
+    ``rec`` has the fields of ``PayoutUpdated`` (a ``PayoutRecord`` from sync has them too)."""
+    row = find_payout(session, provider, rec.payout_id)
     if row is None:
-        row = Payout(provider=provider, payout_id=rec.payout_id, itemized=False)
+        row = Payout(provider=provider, payout_id=rec.payout_id, itemized=False, status=rec.status)
         session.add(row)
-    row.amount, row.currency, row.status = rec.amount, rec.currency, rec.status
+    row.amount, row.currency = rec.amount, rec.currency
+    if STATUS_RANK.get(rec.status, 0) >= STATUS_RANK.get(row.status, 0):
+        row.status = rec.status
+    row.reference = getattr(rec, "reference", None) or row.reference
     # Paddle says when through its events: keep the earliest seen as the payout's creation.
     created = rec.created if row.created is None else min(row.created, rec.created)
-    row.arrival_date, row.created, row.automatic, row.updated_at = rec.arrival_date, created, rec.automatic, now
+    row.arrival_date = rec.arrival_date or row.arrival_date
+    row.created, row.automatic, row.updated_at = created, rec.automatic, now
     session.flush()
+    return row
+
+
+def apply_payout(session: Session, ev, now: datetime) -> Payout:
+    """A payout event (``PayoutUpdated``): the payout stored as it says, and, when its provider
+    can now list what is in it and that was not stored yet, one job to fetch its lines (the
+    worker runs it through the provider, outside this transaction)."""
+    row = upsert_payout(session, ev.provider, ev, now)
+    if ev.itemizable and not row.itemized:
+        enqueue(session, ITEMIZE_PAYOUT, str(row.id), now, dedupe_key=f"{ITEMIZE_PAYOUT}:{row.provider}:{row.payout_id}")
     return row
 
 

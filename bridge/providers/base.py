@@ -184,6 +184,9 @@ class PayoutRecord:
     created: datetime
     automatic: bool
     itemizable: bool                  # the provider can list every movement in it now
+    # The provider's reference of the payout on its remittance advice (Paddle's
+    # ``remittance_reference``, as a string), when it has one.
+    reference: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -202,14 +205,23 @@ class PayoutLineRecord:
     source_ref: Optional[str]         # what moved it (charge, refund, dispute): ledger provider_ref
 
 
+class PayoutLinesNotReady(Exception):
+    """The provider is still preparing what is in a payout (Paddle: its payout reconciliation
+    report is pending): nothing is wrong, ask again later. The payout stays without lines."""
+
+
 @runtime_checkable
 class ProviderPayouts(Protocol):
-    """Providers whose API lists payouts and what is in them (Stripe; Paddle has no payout API)."""
+    """Providers that can say which payouts they made and what is in them: Stripe lists them
+    through its API; Paddle has no payout API, so its payouts come from its ``payout.*``
+    notifications (the Events list) and their movements from its payout reconciliation report."""
 
     def list_payouts(self, since: datetime, cursor: Optional[str]
                      ) -> tuple[tuple[PayoutRecord, ...], Optional[str]]:
         """Payouts created at or after ``since``, a page at a time (None: no more)."""
 
-    def payout_lines(self, payout_id: str, cursor: Optional[str]
+    def payout_lines(self, payout: PayoutRecord, cursor: Optional[str]
                      ) -> tuple[tuple[PayoutLineRecord, ...], Optional[str]]:
-        """The movements of one payout, a page at a time (the payout's own entry excluded)."""
+        """The movements of one itemizable payout, a page at a time (the payout's own entry
+        excluded). Raises :class:`PayoutLinesNotReady` while the provider is still preparing
+        them, and the provider's errors (``bridge.providers.outcomes``) when it is down."""

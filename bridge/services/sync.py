@@ -59,7 +59,7 @@ class SyncReport:
     unreadable: int = 0                                  # documents without an id or type
     pages: int = 0
     requeued: int = 0                                    # parked events given another go
-    payouts: dict = field(default_factory=dict)          # {"payouts": n, "itemized": n}
+    payouts: dict = field(default_factory=dict)          # {"payouts": n, "itemized": n, "waiting": n}
 
     def as_dict(self) -> dict:
         return {"seen": dict(self.seen), "new": dict(self.new), "unreadable": self.unreadable,
@@ -72,7 +72,9 @@ class SyncReport:
         for event_type in sorted(self.seen):
             out.append(f"  {event_type}: {self.seen[event_type]} seen, {self.new[event_type]} new")
         if self.payouts:
-            out.append(f"  payouts: {self.payouts['payouts']} seen, {self.payouts['itemized']} itemized")
+            waiting = self.payouts.get("waiting")
+            out.append(f"  payouts: {self.payouts['payouts']} seen, {self.payouts['itemized']} itemized"
+                       + (f", {waiting} not ready at the provider (next sync)" if waiting else ""))
         if self.requeued:
             out.append(f"  {self.requeued} parked event(s) queued again")
         if self.unreadable:
@@ -123,7 +125,8 @@ def _run(rt, books, report: SyncReport, now: datetime, since: Optional[datetime]
                      progress, should_stop)
     _events(rt, books, report, window_start, now, since, progress, should_stop)
     # Payouts (and, once itemizable, their lines) of the same period, as the provider now
-    # says: re-listed each run so that a payout that failed after paying shows so.
+    # says: re-listed each run so that a payout that failed after paying shows so, and one
+    # whose lines were not ready at the provider last time is asked for again.
     report.payouts = import_payouts(rt, books.name, min(since or window_start, window_start))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
+from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, ITEMIZE_PAYOUT, LINK_PAYMENT
 from bridge.ledger.inbox import PROCESS_EVENT
 from bridge.services import refund_requests
 from bridge.services.effects import ServiceEffects
@@ -12,6 +12,7 @@ from bridge.services.notices import DELIVER_NOTICE
 from bridge.worker.events import process_event
 from bridge.worker.notices import deliver_notice
 from bridge.worker.payments import fetch_payment
+from bridge.worker.payouts import itemize_payout
 from bridge.worker.refunds import CONFIRM_REFUND, confirm_refund, execute_refund, fetch_fee, link_payment
 
 
@@ -26,4 +27,5 @@ def all_handlers(rt) -> dict:
         LINK_PAYMENT: partial(link_payment, effects=effects),
         FETCH_PAYMENT: partial(fetch_payment, effects=effects),
         DELIVER_NOTICE: deliver_notice,
+        ITEMIZE_PAYOUT: itemize_payout,
     }

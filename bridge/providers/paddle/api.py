@@ -41,14 +41,20 @@ from paddle_billing import Client, Environment, Options
 from paddle_billing.Entities.Shared import Action, AdjustmentType
 from paddle_billing.Exceptions.ApiError import ApiError
 from paddle_billing.Exceptions.SdkException import SdkException
+from paddle_billing.Entities.Reports import PayoutReconciliationReportType, ReportStatus
 from paddle_billing.Resources.Adjustments.Operations import (
     CreateAdjustment,
     CreateAdjustmentItem,
     ListAdjustments,
 )
+from paddle_billing.Resources.Reports.Operations import CreatePayoutReconciliationReport, ListReports
+from paddle_billing.Resources.Reports.Operations.Filters import RemittanceReferenceFilter
+from paddle_billing.Resources.Shared.Operations import Pager
 from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from bridge.domain.money import normalize_currency, parse_minor
+from bridge.providers.paddle.reports import is_report_for
 from bridge.providers.outcomes import (
     PADDLE,
     OutcomeUnknown,
@@ -368,6 +374,88 @@ class PaddleApi:
         pagination = (body.get("meta") or {}).get("pagination") or {}
         return (list(body.get("data") or []), pagination.get("next"),
                 bool(pagination.get("has_more")), pagination.get("estimated_total"))
+
+    # --- payout reconciliation reports (reference/payouts.md P3) -------------------------------
+
+    def open_payout_report(self, remittance_reference: str) -> tuple[str, str]:
+        """``(id, status)`` of the payout reconciliation report for one payout: a pending or
+        ready one asked for earlier (``GET /reports``, so a sync or job that gave up waiting
+        goes on with the same report), else a new one (``POST /reports``; a duplicate, should a
+        retried create make one, costs nothing). Filtered by ``remittance_reference`` alone: the
+        three primary filters are mutually exclusive."""
+        def find(client: Client) -> Optional[tuple[str, str]]:
+            listed = client.reports.list(ListReports(pager=Pager(per_page=200),
+                                                     statuses=[ReportStatus.Pending, ReportStatus.Ready]))
+            for report in listed:  # iterating follows every page
+                if is_report_for(_report_doc(report), remittance_reference):
+                    return report.id, report.status.value
+            return None
+
+        found = self._run(find, operation="paddle list_reports")
+        if found is not None:
+            return found
+        operation = CreatePayoutReconciliationReport(
+            type=PayoutReconciliationReportType.PayoutReconciliation,
+            filters=[RemittanceReferenceFilter([str(remittance_reference)])])
+        created = self._run(lambda c: c.reports.create(operation), operation="paddle create_report")
+        return created.id, created.status.value
+
+    def wait_for_report(self, report_id: str, *, polls: int) -> str:
+        """The report's status after polling ``GET /reports/{id}`` while it is ``pending``, at
+        most ``polls`` times with the retry policy's backoff between: ``ready``, ``failed``,
+        ``expired``, or still ``pending`` when it outlasted the polls."""
+        def status() -> str:
+            return self._run(lambda c: c.reports.get(report_id).status.value, operation="paddle get_report")
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, polls)),
+            wait=wait_exponential(multiplier=self._retry.multiplier, max=self._retry.max_wait),
+            retry=retry_if_result(lambda s: s == "pending"),
+            retry_error_callback=lambda state: state.outcome.result(),
+            sleep=self._sleep)
+        return retrying(status)
+
+    def download_report(self, report_id: str, *, links: int = 3) -> str:
+        """The CSV of a ready report: ``GET /reports/{id}/download-url``, then the file behind
+        that link, without our API key (a presigned link to Paddle's storage). The link lives 3
+        minutes: one that answers as expired (a slow retry, a paused process) is replaced by a
+        fresh one, ``links`` times at most. The link is never logged (its query is a secret)."""
+        for _ in range(max(1, links)):
+            url = self._run(lambda c: c.reports.get_report_csv(report_id).url,
+                            operation="paddle get_report_download_url")
+            try:
+                return call_with_retry(lambda: self._fetch_file(url), self._retry, sleep=self._sleep,
+                                       operation="paddle report file", observe=self._observe)
+            except _LinkExpired:
+                continue
+        raise TransientProviderError(f"report {report_id}: every download link had expired when used")
+
+    def _fetch_file(self, url: str) -> str:
+        try:
+            response = requests.get(url, timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise TransientProviderError(f"could not fetch the report file: {type(exc).__name__}") from None
+        if response.status_code in (403, 404, 410):
+            raise _LinkExpired()
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientProviderError(f"the report file answered HTTP {response.status_code}",
+                                         parse_retry_after(response.headers.get("Retry-After")),
+                                         http_status=response.status_code)
+        if response.status_code != 200:
+            raise PermanentProviderError(f"http_{response.status_code}",
+                                         f"the report file answered HTTP {response.status_code}",
+                                         http_status=response.status_code)
+        return response.content.decode("utf-8-sig")
+
+
+class _LinkExpired(Exception):
+    """A report's download link answered as an expired presigned link does (403/404/410)."""
+
+
+def _report_doc(report: Any) -> dict:
+    """The parts of an SDK ``Report`` that say which report it is."""
+    return {"type": getattr(report.type, "value", report.type),
+            "filters": [{"name": getattr(f.name, "value", f.name), "value": f.value} for f in report.filters]}
 
 
 def _pick(results: Any) -> Optional[RefundResult]:

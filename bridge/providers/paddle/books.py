@@ -1,7 +1,8 @@
 """Paddle's own record, read for ``bridge sync`` (``base.ProviderBooks``).
 
 - Events: ``GET /events?order_by=id[ASC]&per_page=200&event_type=<the handled types>``,
-  followed through ``meta.pagination.next`` verbatim. Paddle keeps 90 days and has no date
+  followed through ``meta.pagination.next`` verbatim (payout events apart: sync lists those
+  on their own, payouts.py). Paddle keeps 90 days and has no date
   filter: events older than ``since`` are dropped here. The last page's ``next`` (its
   ``after`` is the newest event seen) is where the next sync starts (``BookPage.resume``).
 - Older history: ``GET /transactions?status=completed&created_at[GTE]=&created_at[LT]=``
@@ -17,6 +18,7 @@ from typing import Optional
 
 from bridge.providers.base import BookPage
 from bridge.providers.paddle.events import HANDLED_TYPES
+from bridge.providers.paddle.payouts import EVENT_TYPES as PAYOUT_TYPES
 
 OBJECT_KINDS = ("transactions", "adjustments")
 _PAGE = {"events": 200, "transactions": 30, "adjustments": 50}
@@ -40,7 +42,7 @@ def events_request(cursor: Optional[str]) -> tuple[str, Optional[dict]]:
     if cursor:
         return cursor, None  # a ``next`` URL: it carries the filters and ``after``
     return "/events", {"order_by": "id[ASC]", "per_page": str(_PAGE["events"]),
-                       "event_type": ",".join(sorted(HANDLED_TYPES))}
+                       "event_type": ",".join(sorted(HANDLED_TYPES - frozenset(PAYOUT_TYPES)))}
 
 
 def events_page(rows: list[dict], next_url: Optional[str], has_more: bool,

@@ -18,7 +18,7 @@ Rules (reference/paddle.md is the source of the facts):
 Handled types: ``transaction.completed`` (one-time purchases and renewals), ``transaction.paid``
 and ``transaction.updated`` when the transaction is ``paid`` or ``completed`` (the same payment,
 its fee possibly not set yet), ``adjustment.created`` and ``adjustment.updated`` (every action),
-``subscription.canceled``.
+``subscription.canceled``, ``payout.created`` and ``payout.paid`` (payouts.py).
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from bridge.domain.events import (
     PADDLE, DisputeUpdated, Ignored, LineItem, NeutralEvent, ParsedEvent, PaymentSucceeded,
     RefundItem, RefundUpdated, SubscriptionCanceled,
 )
+from bridge.providers.paddle import payouts
 from bridge.providers.parse_context import ParseContext as _Ctx
 from bridge.providers.payload_errors import (
     PayloadError, as_dict, join, normalize_billing, opt_amount, opt_currency, opt_dict, opt_int,
@@ -273,6 +274,11 @@ _CHARGEBACK = {
 _REQUEST_ID = re.compile(r"(?<![A-Za-z0-9_])rr_[A-Za-z0-9]+")
 
 
+def dispute_case(transaction_id: str) -> str:
+    """The bridge's id of a Paddle chargeback case (its ledger entries' ``provider_ref``)."""
+    return f"paddle:{transaction_id}"
+
+
 def extract_refund_request_id(reason: Optional[str]) -> Optional[str]:
     """Our refund request id, written into the adjustment ``reason`` when we create a refund
     (Paddle has no metadata on adjustments): the first ``rr_<alnum>`` token, else None."""
@@ -369,7 +375,7 @@ def _adjustment(ctx: _Ctx, data: dict) -> list[NeutralEvent]:
     return notes + [DisputeUpdated(
         provider=PADDLE,
         occurred_at=ctx.occurred_at,
-        provider_dispute_id=f"paddle:{transaction_id}",
+        provider_dispute_id=dispute_case(transaction_id),
         amount=amount,
         currency=currency,
         status=status,
@@ -418,6 +424,7 @@ _HANDLERS: dict[str, Callable[[_Ctx, dict], list]] = {
     "adjustment.created": _adjustment,
     "adjustment.updated": _adjustment,
     "subscription.canceled": _subscription_canceled,
+    **{t: payouts.payout_event for t in payouts.EVENT_TYPES},
 }
 
 HANDLED_TYPES = frozenset(_HANDLERS)

@@ -15,12 +15,17 @@ from typing import Optional, Sequence
 
 from bridge.domain.events import PADDLE, ParsedEvent
 from bridge.domain.follow_ups import FETCH_FEE, FollowUp, FollowUpCause, PaymentFacts
-from bridge.providers.base import BookPage, Envelope, RefundCall, RefundRef
+from bridge.providers.base import BookPage, Envelope, PayoutLinesNotReady, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
 from bridge.providers.outcomes import PermanentProviderError, RefundResult
-from bridge.providers.paddle import books, events, payouts
+from bridge.providers.paddle import books, events, payouts, reports
 from bridge.providers.paddle.signature import HEADER, verify_paddle
 from bridge.providers.retry import RateLimiter
+
+
+# Polls of a pending payout reconciliation report within one sync or job run (the retry
+# policy's backoff between them: about 20 s in all with the defaults).
+REPORT_POLLS = 6
 
 
 class PaddleProvider:
@@ -139,5 +144,21 @@ class PaddleProvider:
         rows, next_url, has_more, _ = self.api.list_page(*payouts.payouts_request(cursor))
         return payouts.payout_records(rows, since), (next_url if has_more else None)
 
-    def payout_lines(self, payout_id: str, cursor: Optional[str]):
-        return (), None  # the payout reconciliation report is not read yet (payouts.py)
+    def payout_lines(self, payout, cursor: Optional[str]):
+        """The payout's movements from its payout reconciliation report (reports.py), all in
+        one page: the report is found or asked for, polled a few times while pending (a report
+        still pending after that raises ``PayoutLinesNotReady``: the next sync or job run goes
+        on with the same report), then its CSV fetched through a fresh short-lived link."""
+        if not payout.reference:
+            raise PayoutLinesNotReady(f"payout {payout.payout_id} has no remittance reference")
+        report_id, status = self.api.open_payout_report(payout.reference)
+        if status == "pending":
+            status = self.api.wait_for_report(report_id, polls=REPORT_POLLS)
+        if status != "ready":
+            # failed or expired: not listed as pending or ready next time, so a new one is made
+            raise PayoutLinesNotReady(f"report {report_id} is {status}")
+        text = self.api.download_report(report_id)
+        try:
+            return reports.payout_lines(text, payout.currency), None
+        except reports.ReportUnreadable as err:
+            raise PermanentProviderError("report_unreadable", f"report {report_id}: {err}") from None

@@ -332,6 +332,7 @@ class StripeApi:
             "dispute": (lambda: v1.disputes, ()),
             "subscription": (lambda: v1.subscriptions, ()),
             "radar.early_fraud_warning": (lambda: v1.radar.early_fraud_warnings, ()),
+            "payout": (lambda: v1.payouts, ()),
         }
 
     # --- fees ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Stripe's own record, read for ``bridge sync`` (``base.ProviderBooks``).
 
-- Events: ``GET /v1/events`` filtered to the types the bridge handles and ``created[gte]``,
+- Events: ``GET /v1/events`` filtered to the types the bridge handles (payouts apart: they are
+  listed themselves, ``payouts.py``) and ``created[gte]``,
   newest first, 100 a page, walked with ``starting_after`` (the cursor). Stripe keeps 30 days.
 - Older history: ``GET /v1/charges`` (with ``expand[]=data.balance_transaction``: the fee comes
   with the charge), ``/v1/refunds`` and ``/v1/disputes`` by ``created`` range, each object
@@ -19,13 +20,16 @@ from typing import Any, Optional
 
 from bridge.providers.base import BookPage
 from bridge.providers.stripe.events import HANDLED_TYPES
+from bridge.providers.stripe.payouts import EVENT_TYPES as PAYOUT_TYPES
 
 PAGE = 100
 OBJECT_KINDS = ("charges", "refunds", "disputes")
 API_VERSION = "2026-10-28.endive"
 # Stripe filters on at most 20 exact types; more, and the list is taken whole (the worker
-# ignores the rest).
-_TYPES = sorted(HANDLED_TYPES) if len(HANDLED_TYPES) <= 20 else None
+# ignores the rest). Payouts are not read from the Events list: sync lists them whole
+# (``GET /v1/payouts``), in their current status.
+_BOOK_TYPES = HANDLED_TYPES - frozenset(PAYOUT_TYPES)
+_TYPES = sorted(_BOOK_TYPES) if len(_BOOK_TYPES) <= 20 else None
 
 
 def _ts(when: datetime) -> int:

@@ -24,7 +24,8 @@ Handled types: ``checkout.session.completed`` / ``.async_payment_succeeded``,
 ``charge.updated``, ``invoice.paid`` / ``invoice.payment_succeeded``, ``invoice_payment.paid``,
 ``charge.refunded``, ``refund.created|updated|failed``, ``charge.refund.updated``,
 ``charge.dispute.created|updated|closed|funds_withdrawn|funds_reinstated``,
-``customer.subscription.deleted``, ``radar.early_fraud_warning.created``.
+``customer.subscription.deleted``, ``radar.early_fraud_warning.created``,
+``payout.*`` (payouts.py).
 
 Thin events (``object: "v2.core.event"``, type ``v1.<one of the above>``) name only their
 object: the provider fetches it first (``bridge.providers.stripe.thin``) and hands the
@@ -40,7 +41,7 @@ from bridge.domain.events import (
     STRIPE, DisputeUpdated, FeeReported, FraudWarning, Ignored, LineItem, NeutralEvent, ParsedEvent,
     PaymentSucceeded, RefundUpdated, SubscriptionCanceled,
 )
-from bridge.providers.stripe import units
+from bridge.providers.stripe import payouts, units
 from bridge.providers.parse_context import ParseContext as _Ctx
 from bridge.providers.payload_errors import (
     PayloadError, as_dict, join, normalize_billing, opt_amount, opt_bool, opt_country, opt_currency,
@@ -776,6 +777,7 @@ _HANDLERS: dict[str, tuple[str, _Handler]] = {
     "charge.dispute.funds_reinstated": ("dispute", _dispute),
     "customer.subscription.deleted": ("subscription", _subscription_deleted),
     "radar.early_fraud_warning.created": ("radar.early_fraud_warning", _early_fraud_warning),
+    **{t: ("payout", payouts.payout_event) for t in payouts.EVENT_TYPES},
 }
 
 HANDLED_TYPES = frozenset(_HANDLERS)

@@ -1,5 +1,7 @@
-"""Stripe payouts and what is in them (reference/payouts.md S1-S2): ``GET /v1/payouts`` by
-``created``, and for an automatic payout whose ``reconciliation_status`` is ``completed``,
+"""Stripe payouts and what is in them (reference/payouts.md S1-S2): the ``payout.*`` webhooks
+(``payout_event``: the payout as the event's snapshot says; the worker then asks for its lines
+through the same ``payout_lines`` sync uses), ``GET /v1/payouts`` by ``created``, and for an
+automatic payout whose ``reconciliation_status`` is ``completed``,
 ``GET /v1/balance_transactions?payout=<id>&expand[]=data.source`` (newest first, 100 a page),
 without the payout's own ``type=payout`` row. Kinds come from ``reporting_category`` (what
 Stripe recommends for accounting), amounts are the balance transaction's (the settlement
@@ -9,14 +11,40 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from bridge.domain.events import STRIPE, PayoutUpdated
 from bridge.domain.money import normalize_currency
 from bridge.providers.base import PayoutLineRecord, PayoutRecord
+from bridge.providers.payload_errors import opt_bool, opt_str, opt_unix, req_amount, req_currency, req_str, req_unix
 
 _KINDS = {"charge": "sale", "refund": "refund", "refund_failure": "refund_reversal",
           "partial_capture_reversal": "refund", "dispute": "chargeback",
           "dispute_reversal": "chargeback_reversal", "fee": "fee", "network_cost": "fee",
           "tax": "tax", "other_adjustment": "adjustment", "payout_reversal": "adjustment"}
 _OWN = ("payout", "payout_cancel", "payout_failure")
+
+
+# Stripe sends these for a payout's life; ``payout.reconciliation_completed`` is when an
+# automatic payout's balance transactions can all be listed (S2).
+EVENT_TYPES = ("payout.created", "payout.updated", "payout.paid", "payout.failed", "payout.canceled",
+               "payout.reconciliation_completed")
+STATUSES = ("pending", "in_transit", "paid", "failed", "canceled")
+_OBJ = "data.object"
+
+
+def payout_event(ctx, po: dict) -> list:
+    """A ``payout.*`` event: the payout as its snapshot says (a status the bridge does not
+    know is noted, never a parse failure: the payout keeps the status it had)."""
+    status = req_str(po, "status", _OBJ)
+    if status not in STATUSES:
+        return [ctx.unknown(f"{_OBJ}.status", status)]
+    automatic = bool(opt_bool(po, "automatic", _OBJ))
+    return [PayoutUpdated(
+        provider=STRIPE, occurred_at=ctx.occurred_at, payout_id=req_str(po, "id", _OBJ),
+        amount=req_amount(po, "amount", _OBJ), currency=req_currency(po, "currency", _OBJ), status=status,
+        created=req_unix(po, "created", _OBJ), automatic=automatic,
+        # Manual and Instant payouts cannot be itemized; an automatic one once reconciled.
+        itemizable=automatic and opt_str(po, "reconciliation_status", _OBJ) == "completed",
+        arrival_date=opt_unix(po, "arrival_date", _OBJ))]
 
 
 def _when(ts: Any) -> Optional[datetime]:

@@ -159,7 +159,7 @@ class StripeProvider:
         rows, has_more = self.api.list_page("payouts", payouts.payouts_params(since, cursor))
         return tuple(payouts.payout_record(r) for r in rows), (rows[-1]["id"] if has_more and rows else None)
 
-    def payout_lines(self, payout_id: str, cursor: Optional[str]):
-        rows, has_more = self.api.list_page("balance_transactions", payouts.lines_params(payout_id, cursor))
+    def payout_lines(self, payout, cursor: Optional[str]):
+        rows, has_more = self.api.list_page("balance_transactions", payouts.lines_params(payout.payout_id, cursor))
         lines = tuple(line for line in (payouts.line_record(r) for r in rows) if line is not None)
         return lines, (rows[-1]["id"] if has_more and rows else None)

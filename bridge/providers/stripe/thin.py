@@ -18,7 +18,7 @@ THIN_OBJECT = "v2.core.event"
 
 # related_object.type -> the snapshot's data.object "object" value (they are the same names).
 FETCHABLE = frozenset({"charge", "payment_intent", "checkout.session", "invoice", "invoice_payment",
-                       "refund", "dispute", "subscription", "radar.early_fraud_warning"})
+                       "refund", "dispute", "subscription", "radar.early_fraud_warning", "payout"})
 
 
 def is_thin(doc: dict) -> bool:

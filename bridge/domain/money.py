@@ -104,12 +104,18 @@ def parse_minor(value: object) -> int:
     raise ValueError(f"not an amount in minor units: {value!r}")
 
 
-def format_amount(amount: int, currency: str) -> str:
-    """Human form for summaries: 4728 USD -> '47.28 USD'; 500 JPY -> '500 JPY'."""
+def major_units(amount: int, currency: str) -> str:
+    """``amount`` minor units as exact decimal text of the currency's major unit, digits by its
+    exponent (integer arithmetic, never a float): 4900 USD -> '49.00', -5 USD -> '-0.05',
+    4900 JPY -> '4900', 1234 KWD -> '1.234'."""
     exp = exponent(currency)
-    code = currency.upper()
     if exp == 0:
-        return f"{amount} {code}"
+        return str(amount)
     sign = "-" if amount < 0 else ""
     whole, frac = divmod(abs(amount), 10 ** exp)
-    return f"{sign}{whole}.{frac:0{exp}d} {code}"
+    return f"{sign}{whole}.{frac:0{exp}d}"
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Human form for summaries: 4728 USD -> '47.28 USD'; 500 JPY -> '500 JPY'."""
+    return f"{major_units(amount, currency)} {currency.upper()}"

@@ -110,14 +110,15 @@ def payout_detail(session: Session, payout_id: str) -> Optional[dict]:
     breakdown = dict(zip(BREAKDOWN, (int(v) for v in sums[:9])))
     net = int(sums[9])
     # One pass: each line joined to the ledger entry of the same kind and provider id (unique
-    # by effect key), and that entry's order; plain columns, no ORM objects per line.
+    # by effect key), and that entry's order; plain columns, no ORM objects per line. The
+    # original entry only: its corrections (same kind and id) would list the line again.
     entry = aliased(LedgerEntry)
     lines = session.execute(
         select(PayoutLine.provider_ref, PayoutLine.source_ref, PayoutLine.kind, PayoutLine.amount, PayoutLine.gross,
                PayoutLine.fee, PayoutLine.currency, PayoutLine.original_amount, PayoutLine.original_currency,
                PayoutLine.exchange_rate, Order.order_id, entry.id)
         .outerjoin(entry, and_(entry.provider == p.provider, entry.provider_ref == PayoutLine.source_ref,
-                               entry.kind == PayoutLine.kind))
+                               entry.kind == PayoutLine.kind, entry.corrects.is_(None)))
         .outerjoin(Order, Order.id == entry.order_pk)
         .where(PayoutLine.payout_pk == p.id).order_by(PayoutLine.id)).all()
     return {

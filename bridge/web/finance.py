@@ -6,6 +6,7 @@ import io
 
 from flask import Response, current_app, request
 
+from bridge.domain.money import major_units
 from bridge.ledger import provider_reconciliation as provider_rec
 from bridge.ledger import reconciliation as rec
 from bridge.ledger import sync_state
@@ -17,13 +18,15 @@ from bridge.web.errors import ApiError
 from bridge.web.models.finance import ReconciliationQuery, ReconciliationWithRecord
 
 
-def ledger_csv(session, period: rec.Period) -> str:
-    """The period's ledger lines as CSV (also the console's month download)."""
+def ledger_csv(session, period: rec.Period, units: str = "minor") -> str:
+    """The period's ledger lines as CSV (also the console's month download); ``units="major"``
+    writes each amount in its currency's major unit (49.00 USD, 4900 JPY) for accountants."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["occurred_at", "provider", "kind", "amount", "currency", "order_id", "provider_ref", "effect_key"])
-    for row in rec.lines(session, period):
-        w.writerow([iso(row[0]), *row[1:]])
+    for occurred_at, provider, kind, amount, currency, *rest in rec.lines(session, period):
+        shown = major_units(amount, currency) if units == "major" else amount
+        w.writerow([iso(occurred_at), provider, kind, shown, currency, *rest])
     return buf.getvalue()
 
 
@@ -38,9 +41,12 @@ def reconciliation(query: ReconciliationQuery):
         raise ApiError(422, "invalid_field", f"provider: one of {', '.join(rt.providers)}", field="provider")
     period = rec.Period(query.from_, query.to, query.provider, query.currency)
     want_csv = query.format == "csv" or (query.format is None and request.accept_mimetypes.best == "text/csv")
+    if query.units == "major" and not want_csv:  # the JSON's amounts stay integers (minor units)
+        raise ApiError(422, "invalid_field", "units: major units are for the CSV (format=csv); the JSON is in minor "
+                       "units", field="units")
     with rt.reads() as session:
         if want_csv:
-            return Response(ledger_csv(session, period), mimetype="text/csv")
+            return Response(ledger_csv(session, period, query.units or "minor"), mimetype="text/csv")
         body = {"from": request.args["from"], "to": request.args["to"], "totals": rec.totals(session, period),
                 "discrepancies": rec.discrepancies(session, period, rt.clock())
                 + provider_rec.discrepancies(session, period),

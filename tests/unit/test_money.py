@@ -5,7 +5,7 @@ import pytest
 from babel.numbers import get_currency_precision
 from hypothesis import given, strategies as st
 
-from bridge.domain.money import (CURRENCIES, MAX_MINOR, InvalidCurrency, format_amount, is_currency,
+from bridge.domain.money import (CURRENCIES, MAX_MINOR, InvalidCurrency, format_amount, is_currency, major_units,
                                  minor_unit_exponent, parse_minor, validate_currency)
 
 
@@ -63,3 +63,23 @@ def test_format_amount_uses_the_currency_exponent():
     assert format_amount(4728, "USD") == "47.28 USD"
     assert format_amount(500, "jpy") == "500 JPY"
     assert format_amount(-1234, "KWD") == "-1.234 KWD"
+
+
+def test_major_units_are_exact_decimals_by_the_exponent():
+    assert [major_units(a, "USD") for a in (4900, 5, -5, -172, 0, -100)] == ["49.00", "0.05", "-0.05", "-1.72",
+                                                                           "0.00", "-1.00"]
+    assert [major_units(a, "JPY") for a in (4900, -4900, 0)] == ["4900", "-4900", "0"]
+    assert [major_units(a, "kwd") for a in (1234, -7, 1000)] == ["1.234", "-0.007", "1.000"]
+    # Beyond a float's 53 bits: the digits stay exact (a float would round the last ones).
+    assert major_units(MAX_MINOR - 1, "USD") == "9999999999999.99"
+    assert major_units(-(2**60 + 1), "BHD") == "-1152921504606846.977"
+    with pytest.raises(InvalidCurrency):
+        major_units(100, "ZZZ")
+
+
+@given(st.integers(min_value=-MAX_MINOR, max_value=MAX_MINOR), st.sampled_from(["USD", "JPY", "KWD", "BHD"]))
+def test_major_units_read_back_as_the_same_amount(n, currency):
+    from decimal import Decimal
+    text = major_units(n, currency)
+    assert Decimal(text).scaleb(minor_unit_exponent(currency)) == n
+    assert len(text.partition(".")[2]) == minor_unit_exponent(currency)

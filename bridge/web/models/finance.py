@@ -38,6 +38,9 @@ class ReconciliationQuery(Query):
     currency: Optional[str] = Field(default=None, description="ISO 4217", examples=["USD"],
                                     json_schema_extra=lambda s: s.update(enum=_currencies()))
     format: Optional[Literal["json", "csv"]] = Field(default=None, description="csv: the ledger lines")
+    units: Optional[Literal["minor", "major"]] = Field(
+        default=None, description="the CSV's amounts: minor (the default: integer minor units, as the JSON) or "
+                                  "major (decimals by the currency's exponent: 49.00, JPY 4900, KWD 1.234)")
 
     @field_validator("currency", mode="before")
     @classmethod

@@ -9,7 +9,6 @@ the transaction's adjustments and adopting ours), a refund is confirmed by listi
 """
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Optional, Sequence
 
@@ -17,6 +16,7 @@ from bridge.domain.events import PADDLE, ParsedEvent
 from bridge.domain.follow_ups import FETCH_FEE, FollowUp, FollowUpCause, PaymentFacts
 from bridge.providers.base import BookPage, Envelope, PayoutLinesNotReady, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
+from bridge.providers.lazy_api import LazyApi
 from bridge.providers.outcomes import PermanentProviderError, RefundResult
 from bridge.providers.paddle import books, events, payouts, reports
 from bridge.providers.paddle.signature import HEADER, verify_paddle
@@ -28,33 +28,22 @@ from bridge.providers.retry import RateLimiter
 REPORT_POLLS = 6
 
 
-class PaddleProvider:
+class PaddleProvider(LazyApi):
     name = PADDLE
     signature_header = HEADER
     one_pending_refund_per_payment = True
     events_window = timedelta(days=90)      # events and notifications are kept 90 days
     object_kinds = books.OBJECT_KINDS
 
-    def __init__(self, settings, api=None, observe=None):
-        self._settings = settings
-        self._api = api
-        self._observe = observe
-        self._lock = threading.Lock()
-
-    @property
-    def api(self):
-        """The API client, built on first use: the web process never needs the SDK."""
-        with self._lock:
-            if self._api is None:
-                from bridge.providers.paddle.api import PaddleApi  # the SDK loads here, lazily
-                s = self._settings
-                if not s.paddle_api_key:
-                    raise RuntimeError("PADDLE_API_KEY is not set: cannot call Paddle")
-                self._api = PaddleApi(s.paddle_api_key, environment=s.paddle_environment,
-                                      base_url=s.paddle_api_base, retry=retry_policy(s),
-                                      limiter=RateLimiter(s.paddle_calls_per_second), observe=self._observe,
-                                      **timeouts(s))
-            return self._api
+    def _build_api(self):
+        from bridge.providers.paddle.api import PaddleApi  # the SDK loads here, lazily
+        s = self._settings
+        if not s.paddle_api_key:
+            raise RuntimeError("PADDLE_API_KEY is not set: cannot call Paddle")
+        return PaddleApi(s.paddle_api_key, environment=s.paddle_environment,
+                         base_url=s.paddle_api_base, retry=retry_policy(s),
+                         limiter=RateLimiter(s.paddle_calls_per_second), observe=self._observe,
+                         **timeouts(s))
 
     # -- intake -----------------------------------------------------------------------------
     @property

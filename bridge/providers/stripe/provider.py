@@ -8,7 +8,6 @@ retrieving it.
 """
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 from typing import Optional, Sequence
 
@@ -16,38 +15,28 @@ from bridge.domain.events import STRIPE, ParsedEvent, PaymentSucceeded
 from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT, FollowUp, FollowUpCause, PaymentFacts
 from bridge.providers.base import BookPage, Envelope, RefundCall, RefundRef
 from bridge.providers.config import retry_policy, timeouts
+from bridge.providers.lazy_api import LazyApi
 from bridge.providers.outcomes import RefundResult
 from bridge.providers.retry import RateLimiter
 from bridge.providers.stripe import books, events, payouts, thin
 from bridge.providers.stripe.signature import HEADER, verify_stripe
 
 
-class StripeProvider:
+class StripeProvider(LazyApi):
     name = STRIPE
     signature_header = HEADER
     one_pending_refund_per_payment = False
     events_window = timedelta(days=30)      # the Events list keeps 30 days
     object_kinds = books.OBJECT_KINDS
 
-    def __init__(self, settings, api=None, observe=None):
-        self._settings = settings
-        self._api = api
-        self._observe = observe
-        self._lock = threading.Lock()
-
-    @property
-    def api(self):
-        """The API client, built on first use: the web process never needs the SDK."""
-        with self._lock:
-            if self._api is None:
-                from bridge.providers.stripe.api import StripeApi  # the SDK loads here, lazily
-                s = self._settings
-                if not s.stripe_api_key:
-                    raise RuntimeError("STRIPE_API_KEY is not set: cannot call Stripe")
-                self._api = StripeApi(s.stripe_api_key, base_url=s.stripe_api_base, retry=retry_policy(s),
-                                      limiter=RateLimiter(s.stripe_calls_per_second), observe=self._observe,
-                                      **timeouts(s))
-            return self._api
+    def _build_api(self):
+        from bridge.providers.stripe.api import StripeApi  # the SDK loads here, lazily
+        s = self._settings
+        if not s.stripe_api_key:
+            raise RuntimeError("STRIPE_API_KEY is not set: cannot call Stripe")
+        return StripeApi(s.stripe_api_key, base_url=s.stripe_api_base, retry=retry_policy(s),
+                         limiter=RateLimiter(s.stripe_calls_per_second), observe=self._observe,
+                         **timeouts(s))
 
     # -- intake -----------------------------------------------------------------------------
     @property

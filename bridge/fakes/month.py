@@ -20,30 +20,44 @@ def _plan(rng: random.Random, payments: int, refunds: int, disputes: int):
     return refunded, disputed
 
 
+def _month(fake, sell, *, start: float, days: float, payments: int, refunds: int, disputes: int,
+           seed: int):
+    """The shared shape: ``payments`` sales (``sell(i, amount) -> provider id``) spread over
+    ``days``, the planned refunds (every other one partial) among them; returns the ids of the
+    sales to dispute, in order."""
+    rng = random.Random(seed)
+    refunded, disputed = _plan(rng, payments, refunds, disputes)
+    step = days * 86400 / max(1, payments)
+    fake.set_time(start)
+    sold = []
+    for i in range(payments):
+        amount = rng.randrange(0, 5) * 100
+        ref, amount = sell(i, amount)
+        sold.append(ref)
+        fake.advance(step * 0.5)
+        if i in refunded:
+            fake.refund(ref, None if len(refunded) % 2 else amount // 2)
+            refunded.discard(i)
+        fake.advance(step * 0.5)
+    return [sold[i] for i in disputed]
+
+
 def stripe_month(fake: FakeStripe, *, start: float, days: float = 30, payments: int = 200,
                  refunds: int = 20, disputes: int = 3, seed: int = 1, prefix: str = "") -> None:
     """``payments`` charges over ``days`` from ``start`` (unix seconds), ``refunds`` refunds
     (every other one partial), ``disputes`` disputes (the first won, the second lost, the
     rest left open)."""
-    rng = random.Random(seed)
-    refunded, disputed = _plan(rng, payments, refunds, disputes)
-    step = days * 86400 / max(1, payments)
-    fake.set_time(start)
-    charges = []
-    for i in range(payments):
+    def sell(i, extra):
         currency, amount, fee = CURRENCIES[i % 2]
-        amount += 100 * rng.randrange(0, 5)
         cid = f"ch_{prefix}{i:06d}"
-        stripe_charge(fake, charge_id=cid, amount=amount, currency=currency, fee=fee + i % 7,
+        stripe_charge(fake, charge_id=cid, amount=amount + extra, currency=currency, fee=fee + i % 7,
                       order_id=f"ord_{prefix}s{i:06d}", customer=f"cus_{prefix}{i % 50}")
-        charges.append((cid, amount))
-        fake.advance(step * 0.5)
-        if i in refunded:
-            fake.refund(cid, None if len(refunded) % 2 else amount // 2)
-            refunded.discard(i)
-        fake.advance(step * 0.5)
-    for n, i in enumerate(disputed):
-        du = fake.dispute(charges[i][0])
+        return cid, amount + extra
+
+    to_dispute = _month(fake, sell, start=start, days=days, payments=payments, refunds=refunds,
+                        disputes=disputes, seed=seed)
+    for n, cid in enumerate(to_dispute):
+        du = fake.dispute(cid)
         fake.advance(3600)
         if n < 2:
             fake.close_dispute(du["id"], won=(n == 0))
@@ -54,26 +68,18 @@ def paddle_month(fake: FakePaddle, *, start: float, days: float = 30, payments: 
                  refunds: int = 20, disputes: int = 3, seed: int = 1, prefix: str = "") -> None:
     """The same shape at Paddle: completed transactions, approved refunds, chargebacks (the
     first one reversed)."""
-    rng = random.Random(seed)
-    refunded, disputed = _plan(rng, payments, refunds, disputes)
-    step = days * 86400 / max(1, payments)
-    fake.set_time(start)
-    txns = []
-    for i in range(payments):
+    def sell(i, extra):
         currency, amount, fee = PADDLE_CURRENCIES[i % 2]
-        amount += 100 * rng.randrange(0, 5)
         tid = f"txn_{prefix}{i:06d}"
-        fake.sell(tid, currency, [(f"txnitm_{prefix}{i:06d}", amount)], fee + i % 7,
+        fake.sell(tid, currency, [(f"txnitm_{prefix}{i:06d}", amount + extra)], fee + i % 7,
                   order_id=f"ord_{prefix}p{i:06d}", customer_id=f"ctm_{prefix}{i % 50}")
-        txns.append((tid, amount))
-        fake.advance(step * 0.5)
-        if i in refunded:
-            fake.refund(tid, None if len(refunded) % 2 else amount // 2)
-            refunded.discard(i)
-        fake.advance(step * 0.5)
-    for n, i in enumerate(disputed):
-        fake.chargeback(txns[i][0])
+        return tid, amount + extra
+
+    to_dispute = _month(fake, sell, start=start, days=days, payments=payments, refunds=refunds,
+                        disputes=disputes, seed=seed)
+    for n, tid in enumerate(to_dispute):
+        fake.chargeback(tid)
         fake.advance(3600)
         if n == 0:
-            fake.chargeback(txns[i][0], reverse=True)
+            fake.chargeback(tid, reverse=True)
             fake.advance(3600)

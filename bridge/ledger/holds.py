@@ -16,6 +16,7 @@ from typing import Optional
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bridge.domain.money import format_amount
 from bridge.ledger.models import Dispute, Order, Payment, Refund
 
 # Discrepancy kinds of held events (api.md, reconciliation).
@@ -83,8 +84,9 @@ def check_within(session: Session, payment: Payment, left: int, amounts: dict[st
     for name, value in amounts.items():
         if value is not None and value > left:
             raise AmountHeld(EXCEEDS_CAPTURED,
-                             f"{what}: {name} {value} {currency} is more than the {left} {payment.currency} left of "
-                             f"payment {_ref(payment)} of {payment.amount}", _order_id(session, payment))
+                             f"{what}: {name} {format_amount(value, currency)} is more than the "
+                             f"{format_amount(left, payment.currency)} left of payment {_ref(payment)} of "
+                             f"{format_amount(payment.amount, payment.currency)}", _order_id(session, payment))
 
 
 def check_fee(fee: Optional[int], amount: Optional[int], what: str, order_id: Optional[str] = None) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (BigInteger, String, and_, case, cast, exists, func, lite
                         union_all)
 from sqlalchemy.orm import Session, aliased
 
+from bridge.domain.money import format_amount
 from bridge.ledger.models import LedgerEntry, Order, Payout, PayoutLine
 
 # Stripe makes a charge's money available in days (2 to 7 by account); a sale older than this
@@ -112,15 +113,15 @@ def discrepancies(session: Session, period) -> list[dict]:
     rows.sort(key=lambda r: (_ORDER[r[0]], r[1], r[2] or "", r[3] or "", r[4] or ""))
     for what, provider, payout_id, source, bt, kind, a, b, currency, _, order_id in rows:
         if what == "missing_in_ledger":
-            add(what, None, provider, f"{kind} {source} ({bt}) of {a} {currency} in payout {payout_id} "
+            add(what, None, provider, f"{kind} {source} ({bt}) of {format_amount(a, currency)} in payout {payout_id} "
                                       "is not in the ledger")
         elif what == "fee_mismatch":
             add(what, order_id, provider,
-                f"{source}: the provider's fee is {a} {currency}, the ledger's {b} {currency}")
+                f"{source}: the provider's fee is {format_amount(a, currency)}, the ledger's {format_amount(b, currency)}")
         elif what == "missing_at_provider":
-            add(what, order_id, provider, f"sale {source} of {a} {currency} is in no payout of the provider's record")
+            add(what, order_id, provider, f"sale {source} of {format_amount(a, currency)} is in no payout of the provider's record")
         elif kind == "not_itemized":
-            add(what, None, provider, f"payout {payout_id} of {a} {currency}: its lines are not listed yet")
+            add(what, None, provider, f"payout {payout_id} of {format_amount(a, currency)}: its lines are not listed yet")
         else:
-            add(what, None, provider, f"payout {payout_id}: unexplained {a} {currency} ({b} line(s) not in the ledger)")
+            add(what, None, provider, f"payout {payout_id}: unexplained {format_amount(a, currency)} ({b} line(s) not in the ledger)")
     return out

@@ -13,6 +13,7 @@ from typing import Iterator, Optional
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from bridge.domain.money import format_amount
 from bridge.ledger.holds import EXCEEDS_CAPTURED, HOLD_KINDS
 from bridge.ledger.models import Job, LedgerEntry, Order, OrderItem, Payment, Refund, WebhookEvent
 
@@ -86,23 +87,23 @@ def discrepancies(session: Session, period: Period, now: datetime) -> list[dict]
     for p in session.execute(select(Payment).where(Payment.order_pk.is_(None), Payment.captured.is_(True),
                                                    *in_period(Payment.paid_at), *prov(Payment.provider))).scalars():
         ref = p.transaction_id or p.charge_id or p.payment_intent_id
-        add("unmatched_payment", p.order_ref, p.provider, f"payment {ref} of {p.amount} {p.currency} matches no order"
+        add("unmatched_payment", p.order_ref, p.provider, f"payment {ref} of {format_amount(p.amount, p.currency)} matches no order"
             + (f" ({p.match_note})" if p.match_note else ""))
     refund_q = (select(Refund, Order.order_id).join(Payment, Payment.id == Refund.payment_pk)
                 .outerjoin(Order, Order.id == Payment.order_pk))
     for r, order_id in session.execute(refund_q.where(Refund.refund_request_id.is_(None), Refund.status == "succeeded",
                                                       *in_period(Refund.succeeded_at), *prov(Refund.provider))):
         add("refund_without_decision", order_id, r.provider,
-            f"refund {r.provider_refund_id} of {r.amount} {r.currency} was not decided by the bridge")
+            f"refund {r.provider_refund_id} of {format_amount(r.amount, r.currency)} was not decided by the bridge")
     for r, order_id in session.execute(refund_q.where(Refund.refund_request_id.is_not(None), Refund.status == "pending",
                                                       Refund.submitted_at < now - UNCONFIRMED_AFTER, *prov(Refund.provider))):
         add("refund_unconfirmed", order_id, r.provider,
-            f"refund {r.provider_refund_id or '(not submitted)'} of {r.amount} {r.currency} for request "
+            f"refund {r.provider_refund_id or '(not submitted)'} of {format_amount(r.amount, r.currency)} for request "
             f"{r.refund_request_id} unconfirmed since {r.submitted_at:%Y-%m-%d}")
     for r, order_id in session.execute(refund_q.where(Refund.status.in_(("failed", "canceled")),
                                                       *in_period(Refund.updated_at), *prov(Refund.provider))):
         add("refund_failed", order_id, r.provider,
-            f"refund {r.provider_refund_id or '(refused)'} of {r.amount} {r.currency} {r.status}: {r.failure_reason}")
+            f"refund {r.provider_refund_id or '(refused)'} of {format_amount(r.amount, r.currency)} {r.status}: {r.failure_reason}")
     # An order registered with item amounts whose first payment differs from them. Only orders
     # paid in the period can qualify, so the sums are taken over those alone (over the whole
     # history they cost seconds on a large ledger; payments are indexed by paid_at).
@@ -115,14 +116,15 @@ def discrepancies(session: Session, period: Period, now: datetime) -> list[dict]
     first = (select(Payment.order_pk, func.min(Payment.paid_at).label("first_at"))
              .where(Payment.captured.is_(True), Payment.order_pk.in_(paid_in_period))
              .group_by(Payment.order_pk).subquery())
-    mism = (select(Order.order_id, Payment.provider, Payment.amount, item_sums.c.items_total)
+    mism = (select(Order.order_id, Payment.provider, Payment.amount, Payment.currency, item_sums.c.items_total)
             .join(item_sums, item_sums.c.order_pk == Order.id)
             .join(first, first.c.order_pk == Order.id)
             .join(Payment, and_(Payment.order_pk == Order.id, Payment.paid_at == first.c.first_at))
             .where(Order.source == "api", item_sums.c.n == item_sums.c.known, Payment.amount != item_sums.c.items_total,
                    *in_period(Payment.paid_at), *prov(Payment.provider)))
-    for order_id, provider, paid, expected in session.execute(mism):
-        add("amount_mismatch", order_id, provider, f"paid {paid}, the order's items sum to {expected}")
+    for order_id, provider, paid, currency, expected in session.execute(mism):
+        add("amount_mismatch", order_id, provider,
+            f"paid {format_amount(paid, currency)}, the order's items sum to {format_amount(expected, currency)}")
     for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status.in_(("failed", "parked")),
                                                          *prov(WebhookEvent.provider))).scalars():
         add("event_failed", None, ev.provider, f"event {ev.provider_event_id} ({ev.event_type}) {ev.status}: {ev.error}")

@@ -10,6 +10,7 @@ import time
 import requests
 from sqlalchemy import select
 
+from bridge.domain.money import format_amount
 from bridge.fakes import stripe_books
 from bridge.ledger.models import Payout, SyncStatus
 from bridge.services.sync import sync_provider
@@ -55,7 +56,9 @@ def test_month_payouts_are_explained_to_the_cent_and_linked_to_the_ledger(world)
     found = [d for d in body["discrepancies"] if d["kind"] in (
         "missing_in_ledger", "missing_at_provider", "fee_mismatch", "payout_unexplained")]
     assert [d["kind"] for d in found] == ["fee_mismatch"], found
-    assert f"{old_fee + 50}" in found[0]["detail"] and f"{old_fee}" in found[0]["detail"]
+    currency = fake.charges[booked].currency
+    assert (f"the provider's fee is {format_amount(old_fee + 50, currency)}, the ledger's "
+            f"{format_amount(old_fee, currency)}") in found[0]["detail"]
     assert found[0]["order_id"]
     assert body["provider_record"][0]["provider"] == "stripe"
     assert body["provider_record"][0]["last_success_at"] and body["provider_record"][0]["last_error"] is None

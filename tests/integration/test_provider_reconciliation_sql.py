@@ -52,7 +52,7 @@ def test_corrected_refund_counts_once_and_unpaid_sales_are_found(runtime):
         found = provider_reconciliation.discrepancies(s, MARCH)
         detail = payouts.payout_detail(s, "po_mar")
     assert [(d["kind"], d["detail"]) for d in found] == [
-        ("missing_at_provider", "sale ch_3 of 4900 USD is in no payout of the provider's record")]
+        ("missing_at_provider", "sale ch_3 of 49.00 USD is in no payout of the provider's record")]
     assert [x["provider_ref"] for x in detail["lines"]] == ["txn_1", "txn_re_1"]
     assert detail["breakdown"]["unexplained"] == 0 and all(x["ledger"] for x in detail["lines"])
 
@@ -65,7 +65,7 @@ def test_fee_mismatch_and_a_movement_the_ledger_lacks(runtime):
     with runtime.reads() as s:
         found = provider_reconciliation.discrepancies(s, MARCH)
     assert [(d["kind"], d["detail"]) for d in found] == [
-        ("missing_in_ledger", "sale ch_stray (txn_9) of 1500 USD in payout po_mar is not in the ledger"),
-        ("fee_mismatch", "ch_1: the provider's fee is 180 USD, the ledger's 172 USD"),
-        ("payout_unexplained", "payout po_mar: unexplained 1426 USD (1 line(s) not in the ledger)"),
+        ("missing_in_ledger", "sale ch_stray (txn_9) of 15.00 USD in payout po_mar is not in the ledger"),
+        ("fee_mismatch", "ch_1: the provider's fee is 1.80 USD, the ledger's 1.72 USD"),
+        ("payout_unexplained", "payout po_mar: unexplained 14.26 USD (1 line(s) not in the ledger)"),
     ]

@@ -159,3 +159,16 @@ def test_paddle_partial_refund_without_line_ids_is_refused_before_any_call():
     with pytest.raises(PermanentProviderError) as err:
         paddle.create_refund(call)
     assert err.value.code == "no_line_items"
+
+
+def test_a_snapshot_event_needs_no_api_key():
+    # The quick start runs without STRIPE_API_KEY: a snapshot event is parsed as it is, and
+    # only a thin event (which names an object to fetch) asks for the API client.
+    stripe = registry.build(SETTINGS)["stripe"]
+    snapshot = {"id": "evt_1", "object": "event", "type": "charge.succeeded", "created": 1772445600,
+                "data": {"object": {"id": "ch_1", "object": "charge"}}}
+    assert stripe.expand(snapshot) is snapshot
+    thin = {"id": "evt_2", "object": "v2.core.event", "type": "v1.charge.succeeded",
+            "created": "2026-03-02T10:00:00.000Z", "related_object": {"id": "ch_1", "type": "charge", "url": "/v1/charges/ch_1"}}
+    with pytest.raises(RuntimeError, match="STRIPE_API_KEY"):
+        stripe.expand(thin)

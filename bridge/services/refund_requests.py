@@ -80,7 +80,7 @@ def _decide(session: Session, policies: PolicyRegistry, request: RefundRequestCr
     requested = p_request.items or tuple(i.item_id for i in p_order.items)
     remaining = {i.item_id: i.amount - i.already_refunded for i in p_order.items}
     if all(remaining[i] <= 0 for i in requested):
-        raise RequestError("conflict", "nothing_to_refund", "what was paid for these items is already refunded")
+        raise RequestError("conflict", "nothing_to_refund", "what was paid for these items is already settled by earlier refunds or requests")
     try:
         decision = evaluate(policy, p_order, p_request, now)
     except PolicyInputError as err:

@@ -317,7 +317,8 @@ def state_of(engine) -> dict:
 
 def job_counts(engine) -> dict:
     from sqlalchemy import text
-    with engine.connect() as c:
+    from bridge.ledger.db import read_only
+    with read_only(engine).connect() as c:
         return {f"{k}/{s}": n for k, s, n in c.execute(text(
             "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state"))}
 
@@ -380,11 +381,13 @@ def hold(engine, run_at: datetime) -> None:
 
 def open_jobs(engine) -> int:
     from sqlalchemy import text
-    with engine.connect() as c:
+    from bridge.ledger.db import read_only
+    with read_only(engine).connect() as c:  # a plain BEGIN on SQLite: never queue for the write lock
         return c.execute(text("SELECT count(*) FROM jobs WHERE state IN ('ready', 'running')")).scalar_one()
 
 
 def worker_env(db, threads: int, log_level: str) -> dict:
+    # PYTHONPATH is kept: it runs a copy of another commit of the bridge (an A/B of a change).
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "DATABASE_URL", "STRIPE_", "PADDLE_"))}
     env.update({"DATABASE_URL": db.worker_url, "BRIDGE_WORKER_THREADS": str(threads),
                 "BRIDGE_LOG_LEVEL": log_level, "BRIDGE_WORKER_POLL": "0.1",

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import (DisputeUpdated, FeeReported, Ignored, ParsedEvent, PaymentSucceeded,
                                   RefundUpdated, SubscriptionCanceled)
 from bridge.ledger import disputes, orders, payments, refunds
-from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.locks import lock_for_events
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Dispute, Order, Refund
@@ -37,7 +37,7 @@ hooks = Hooks()
 
 
 def apply_parsed(rt, session: Session, parsed: ParsedEvent, now: datetime) -> None:
-    serialize_ledger_writes(session)
+    lock_for_events(session, parsed.provider, parsed.events)
     catalog = _catalog(rt)
     touched: set[int] = set()
     for ev in parsed.events:

@@ -93,7 +93,10 @@ _LEDGER_LOCK = 0x62726964676501
 
 
 def serialize_ledger_writes(session: Session) -> None:
-    """Call first in a transaction that reads the ledger and writes what follows from it
+    """Superseded by the keyed locks of ``bridge.ledger.locks`` (no caller left in the bridge;
+    kept so that code written against it still runs, serialised as before).
+
+    Call first in a transaction that reads the ledger and writes what follows from it
     (applying a provider event, deciding a refund request, recording a refund's outcome).
 
     Those transactions derive state from what they read: what remains refundable, a request's

@@ -113,6 +113,9 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(32), default="awaiting_payment")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Row version (migration 0003_scale): an update from a stale read fails (locks.py).
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    __mapper_args__ = {"version_id_col": version}
 
 
 class OrderItem(Base):
@@ -208,6 +211,8 @@ class RefundRequest(Base):
     error_detail: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")  # as Order.version
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Refund(Base):

@@ -13,7 +13,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.locks import lock_order
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, Refund, RefundRequest
 from bridge.ledger.orders import get_order, refresh_status
@@ -47,7 +47,8 @@ def _hash(doc: dict) -> str:
 
 def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_key: Optional[str],
            now: datetime, max_attempts: int = 12) -> Created:
-    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
+    if isinstance(doc.get("order_id"), str) and doc["order_id"]:
+        lock_order(session, order_id=doc["order_id"])  # two requests for one order must not both see it unrefunded
     if idempotency_key:
         prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
         if prior is not None:
@@ -91,6 +92,9 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
     session.add(rr)
     session.flush()
     if decision.outcome == "approved":
+        # Money is promised: the order's row version moves, so a concurrent decision made from
+        # the same (now stale) read of this order fails instead of promising it twice.
+        order.updated_at = now
         amounts = {i.item_id: i.refund_amount for i in decision.items if i.refund_amount > 0}
         plan_refunds(session, rr, paid, amounts, now, max_attempts)
     return Created(rr, True)
@@ -119,7 +123,8 @@ def plan_refunds(session: Session, rr: RefundRequest, paid: dict[str, ItemPaymen
 
 def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc: dict, now: datetime,
            reviewer: Optional[str], max_attempts: int = 12) -> RefundRequest:
-    serialize_ledger_writes(session)
+    lock_order(session, order_pk=rr.order_pk)
+    session.refresh(rr)  # read before the lock was held
     if rr.status != "review":
         raise RequestError("conflict", "not_in_review", f"refund request {rr.id} is {rr.status}, not in review")
     outcome = doc.get("outcome")
@@ -147,6 +152,7 @@ def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc: d
                            f"refund_amount {amount} exceeds what remains unrefunded on these items ({left})")
     amounts = split(amount, remaining)
     rr.status, rr.refund_amount = "approved", amount
+    order.updated_at = now  # as in create: a concurrent decision on this order fails
     decision = dict(rr.decision or {})
     decision["reviewed"] = {"outcome": "approved", "refund_amount": amount}
     decision["items"] = [{**it, "outcome": "approved" if amounts.get(it["item_id"]) else it.get("outcome"),

@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, jsonify
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 log = logging.getLogger("bridge.web")
@@ -53,6 +54,14 @@ def register_error_handlers(app: Flask) -> None:
         # The database refused a value the client sent (PostgreSQL rejects a NUL character in
         # text): the client's fault, not an outage.
         return error_response(400, "invalid_value", "the request contains a value that cannot be stored or looked up")
+
+    @app.errorhandler(StaleDataError)
+    def _concurrent(err):
+        # A row version check failed (ledger/locks.py): another transaction changed the same
+        # order or request meanwhile. Nothing was written; the client may retry.
+        log.warning("concurrent update refused: %s", type(err).__name__)
+        return error_response(409, "concurrent_update",
+                              "the order changed while this request was applied; nothing was written, retry")
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import ParsedEvent, PaymentSucceeded, RefundUpdated
 from bridge.ledger.apply import apply_parsed
-from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.locks import lock_payment, lock_refund_request
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, PaymentItem, Refund, RefundRequest
 from bridge.ledger.refunds import apply_refund
@@ -134,7 +134,7 @@ def _call(rt: Runtime, planned: Planned, rr_id: str) -> RefundResult:
 def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResult) -> None:
     now = rt.clock()
     with rt.sessions.begin() as s:
-        serialize_ledger_writes(s)
+        lock_refund_request(s, rr_id)
         row = s.get(Refund, planned.id)
         other = s.execute(select(Refund).where(Refund.provider == planned.provider,
                                                Refund.provider_refund_id == result.provider_refund_id)).scalar_one_or_none()
@@ -158,7 +158,7 @@ def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResu
 def _record_refusal(rt: Runtime, planned: Planned, rr_id: str, err: PermanentProviderError) -> None:
     now = rt.clock()
     with rt.sessions.begin() as s:
-        serialize_ledger_writes(s)
+        lock_refund_request(s, rr_id)
         row = s.get(Refund, planned.id)
         row.status, row.failure_reason, row.updated_at = "failed", err.code, now
         rr = s.get(RefundRequest, rr_id)
@@ -188,7 +188,7 @@ def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
                                          transaction_id=txn, charge_id=charge, payment_intent_id=pi,
                                          failure_reason=res.failure_reason, refund_request_id=job.ref_id))
     from bridge.ledger.apply import hooks
-    serialize_ledger_writes(session)
+    lock_refund_request(session, job.ref_id)
     for ev in results:
         row = apply_refund(session, ev, now)
         if row is not None and hooks.on_refund:
@@ -233,7 +233,7 @@ def fetch_fee(rt: Runtime, job: ClaimedJob, session: Session) -> None:
             return
         bt = p.balance_transaction_id
     fee, currency = stripe_api(rt).get_balance_transaction(bt)
-    serialize_ledger_writes(session)
+    lock_payment(session, int(job.ref_id))
     payment = session.get(Payment, int(job.ref_id))
     from bridge.ledger.payments import set_fee
     if currency.upper() == (payment.currency or "").upper():

@@ -60,6 +60,8 @@ class Settings:
     # Worker loops per ``bridge worker`` process (``--threads`` overrides). Jobs mostly wait on
     # the database and the providers, so a few threads use a process better than one.
     worker_threads: int = 1
+    # Quick jobs (applying an event) claimed per round trip by a running worker loop.
+    worker_batch: int = 8
     # Outbound provider calls (tenacity inside one job attempt).
     provider_attempts: int = 4
     provider_backoff_multiplier: float = 0.5
@@ -112,6 +114,7 @@ class Settings:
             job_backoff_max_seconds=get_f("BRIDGE_JOB_BACKOFF_MAX", 3600.0),
             worker_poll_seconds=get_f("BRIDGE_WORKER_POLL", 0.5),
             worker_threads=get_i("BRIDGE_WORKER_THREADS", 1),
+            worker_batch=max(1, get_i("BRIDGE_WORKER_BATCH", 8)),
             provider_attempts=get_i("BRIDGE_PROVIDER_ATTEMPTS", 4),
             provider_backoff_multiplier=get_f("BRIDGE_PROVIDER_BACKOFF", 0.5),
             provider_backoff_max_seconds=get_f("BRIDGE_PROVIDER_BACKOFF_MAX", 8.0),

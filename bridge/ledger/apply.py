@@ -40,9 +40,10 @@ def apply_parsed(rt, session: Session, parsed: ParsedEvent, now: datetime) -> No
     lock_for_events(session, parsed.provider, parsed.events)
     catalog = _catalog(rt)
     touched: set[int] = set()
+    last_payment = None  # the payment this event's PaymentSucceeded was applied to
     for ev in parsed.events:
         if isinstance(ev, PaymentSucceeded):
-            payment = payments.upsert_payment(session, ev, now)
+            payment = last_payment = payments.upsert_payment(session, ev, now)
             order = orders.order_for_payment(session, ev, catalog, rt.settings.default_policy, now)
             if order is None and payment.order_pk is not None:
                 order = session.get(Order, payment.order_pk)
@@ -63,10 +64,10 @@ def apply_parsed(rt, session: Session, parsed: ParsedEvent, now: datetime) -> No
                         dedupe_key=f"fee:stripe:{payment.balance_transaction_id}")
             if hooks.on_payment and order is not None:
                 hooks.on_payment(session, payment, order, now)
-            if linked:
+            if linked and not payments.is_new(payment):  # a new payment has nothing to replay
                 _replay_on_order(session, payment, now)
         elif isinstance(ev, FeeReported):
-            payment = payments.apply_fee(session, ev, now)
+            payment = payments.apply_fee(session, ev, now, known=last_payment)
             if payment is None:
                 raise refunds.EventParked("fee for a payment not known yet")
             if payment.fee is None and payment.balance_transaction_id:

@@ -73,6 +73,7 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
             _merge(session, payment, other)
     else:
         payment = Payment(provider=ev.provider, status="succeeded", created_at=now, updated_at=now)
+        payment._new_here = True  # see is_new
         session.add(payment)
     for f, v in ids.items():
         if v and getattr(payment, f) is None:
@@ -113,6 +114,12 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
     return payment
 
 
+def is_new(payment: Payment) -> bool:
+    """Created by this transaction (this session's object): nothing can be booked on it yet,
+    no refund, dispute or ledger entry refers to it, so there is nothing to move or replay."""
+    return getattr(payment, "_new_here", False)
+
+
 def link_to_order(session: Session, payment: Payment, order: Order, now: datetime) -> bool:
     """Attach the payment (and its lines) to the order, and its ledger entries with it.
     True when the payment, or anything booked on it, was not on this order before."""
@@ -121,7 +128,7 @@ def link_to_order(session: Session, payment: Payment, order: Order, now: datetim
         payment.order_pk = order.id
     # Entries and disputes posted while the payment was unmatched (or on a row merged into this
     # one, which may already carry the order) follow it: always, not only when the payment moves.
-    for model in (LedgerEntry, Dispute):
+    for model in (() if is_new(payment) else (LedgerEntry, Dispute)):
         res = session.execute(update(model).where(model.payment_pk == payment.id,
                                                   or_(model.order_pk.is_(None), model.order_pk != order.id))
                               .values(order_pk=order.id))
@@ -173,8 +180,17 @@ def set_fee(session: Session, payment: Payment, fee: int, now: datetime) -> None
     post_money(session, payment, now)
 
 
-def apply_fee(session: Session, ev: FeeReported, now: datetime) -> Optional[Payment]:
-    payment = find_payment(session, ev.provider, charge_id=ev.charge_id, payment_intent_id=ev.payment_intent_id)
+def apply_fee(session: Session, ev: FeeReported, now: datetime, known: Optional[Payment] = None) -> Optional[Payment]:
+    """``known``: the payment the same provider event was just applied to (a Stripe charge
+    carries its fee too), if it is the one this fee is about: no second look-up, and nothing
+    to post again when the fee is the one it already booked."""
+    if known is not None and known.charge_id == ev.charge_id and ev.charge_id is not None:
+        payment = known
+        if ev.fee is not None and payment.fee == ev.fee and (
+                not ev.balance_transaction_id or payment.balance_transaction_id == ev.balance_transaction_id):
+            return payment
+    else:
+        payment = find_payment(session, ev.provider, charge_id=ev.charge_id, payment_intent_id=ev.payment_intent_id)
     if payment is None:
         return None
     if ev.balance_transaction_id and payment.balance_transaction_id is None:

@@ -543,7 +543,7 @@ def main(argv=None) -> int:
     print(f"reference state: {json.dumps({k: v for k, v in reference.items() if 'digest' not in k})}")
 
     results: list[Result] = []
-    for kind in args.db.split(","):
+    for kind in [k for k in args.db.split(",") if k and k != "none"]:  # none: the reference drain only
         configs = (args.sqlite_configs if kind == "sqlite" and args.sqlite_configs else args.configs).split(",")
         if kind == "postgresql":
             version = pg_reachable(args.pg_url)

@@ -116,6 +116,7 @@ def _create_from_payment(session: Session, ev: PaymentSucceeded, catalog: Catalo
                   customer_id=ev.customer_ref, customer_email=ev.customer_email,
                   customer_country=ev.customer_country, customer_business=False, facts={},
                   source="provider", status="awaiting_payment", created_at=now, updated_at=now)
+    order._new_here = True  # created by this transaction: nothing refers to it yet (licenses.py)
     session.add(order)
     session.flush()
     _add_items(session, order, ev, catalog)

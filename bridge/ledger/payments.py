@@ -214,6 +214,8 @@ def flag_duplicates(session: Session, payment: Payment) -> None:
             Payment.provider == payment.provider, Payment.customer_ref == payment.customer_ref,
             Payment.id != payment.id, PaymentItem.price_id.in_(prices), Payment.paid_at.is_not(None))
         .distinct()).scalars().all()
+    if not others:
+        return
     billing = session.execute(select(OrderItem.billing).join(PaymentItem, PaymentItem.order_item_pk == OrderItem.id)
                               .where(PaymentItem.payment_pk == payment.id)).scalars().first()
     for other in others:

@@ -52,13 +52,15 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
     dispute of its scope exists, or after its item was refunded, is judged at once."""
     out, new = [], []
     items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars().all()
+    # An order created by this transaction has no license yet; others are read in one query.
+    by_item = {} if getattr(order, "_new_here", False) else {
+        lic.item_id: lic for lic in session.execute(select(License).where(License.order_pk == order.id)).scalars()}
     for item in items:
         lic = session.get(License, item.license_id) if item.license_id else None
         if lic is not None and lic.order_pk == order.id:
             lic.item_id = item.item_id  # the merchant renamed an item the bridge had named
         else:
-            lic = session.execute(select(License).where(License.order_pk == order.id,
-                                                        License.item_id == item.item_id)).scalar_one_or_none()
+            lic = by_item.get(item.item_id)
         if lic is None:
             lid = item.license_id or license_id_for(order.order_id, item.item_id)
             lic = License(license_id=lid, order_pk=order.id, item_id=item.item_id, customer_id=order.customer_id,

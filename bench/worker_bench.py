@@ -479,6 +479,9 @@ def reference_state(events: list[Event], tmp: Path, profile: bool = False, top: 
     rt, _ = prepare(db, events)
     configure_logging(os.environ.get("BENCH_REF_LOG_LEVEL", "WARNING"))
     worker = Worker(rt, all_handlers(rt))
+    from sqlalchemy import event as sa_event
+    statements = [0]
+    sa_event.listen(rt.engine, "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
     prof = cProfile.Profile(time.process_time) if profile else None
     c0 = time.process_time()
     if prof:
@@ -487,6 +490,7 @@ def reference_state(events: list[Event], tmp: Path, profile: bool = False, top: 
     if prof:
         prof.disable()
     cpu_ms = (time.process_time() - c0) / len(events) * 1e3
+    print(f"reference drain: {statements[0] / len(events):.1f} SQL statements per event (BEGIN and SAVEPOINTs counted, COMMIT not)")
     if prof:
         buf = io.StringIO()
         stats = pstats.Stats(prof, stream=buf)

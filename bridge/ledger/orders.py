@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import PaymentSucceeded
@@ -18,8 +18,11 @@ class OrderConflict(Exception):
     """The same ``order_id`` registered again with different content."""
 
 
+_GET_ORDER = select(Order).where(Order.order_id == bindparam("order_id"))  # built once
+
+
 def get_order(session: Session, order_id: str) -> Optional[Order]:
-    return session.execute(select(Order).where(Order.order_id == order_id)).scalar_one_or_none()
+    return session.execute(_GET_ORDER, {"order_id": order_id}).scalar_one_or_none()
 
 
 def items_of(session: Session, order: Order) -> list[OrderItem]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import FeeReported, PaymentSucceeded
@@ -18,12 +18,18 @@ ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "
 DUPLICATE_WINDOW = {"monthly": timedelta(days=28), "annual": timedelta(days=365), "one_time": timedelta(hours=24)}
 
 
+# Built once: an id not given is bound as NULL, and ``col = NULL`` matches nothing.
+_FIND = select(Payment).where(Payment.provider == bindparam("provider"),
+                              or_(*(getattr(Payment, f) == bindparam(f) for f in ID_FIELDS))).order_by(Payment.id)
+
+
 def find_payments(session: Session, provider: str, **ids: Optional[str]) -> list[Payment]:
-    conds = [getattr(Payment, k) == v for k, v in ids.items() if v]
-    if not conds:
+    params = {f: ids.get(f) or None for f in ID_FIELDS}
+    if set(ids) - set(ID_FIELDS):
+        raise TypeError(f"unknown payment ids {sorted(set(ids) - set(ID_FIELDS))}")
+    if not any(params.values()):
         return []
-    return list(session.execute(select(Payment).where(Payment.provider == provider, or_(*conds))
-                                .order_by(Payment.id)).scalars())
+    return list(session.execute(_FIND, {"provider": provider, **params}).scalars())
 
 
 def find_payment(session: Session, provider: str, **ids: Optional[str]) -> Optional[Payment]:
@@ -105,7 +111,8 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
         payment.purchase = ev.purchase or payment.purchase
     payment.updated_at = now
     session.flush()
-    if ev.items and not session.execute(select(PaymentItem.id).where(PaymentItem.payment_pk == payment.id)).first():
+    if ev.items and (is_new(payment) or not session.execute(
+            select(PaymentItem.id).where(PaymentItem.payment_pk == payment.id)).first()):
         for line in ev.items:
             session.add(PaymentItem(payment_pk=payment.id, provider_item_id=line.provider_item_id,
                                     price_id=line.price_id, product_id=line.product_id,

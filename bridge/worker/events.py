@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from bridge.domain.events import Ignored
+from bridge.domain.events import FeeReported, Ignored, PaymentSucceeded
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
@@ -19,6 +19,14 @@ from bridge.worker.runner import Reschedule
 log = logging.getLogger("bridge.worker.events")
 
 PARSERS = {"stripe": stripe_events.parse, "paddle": paddle_events.parse}
+
+
+def _may_park(parsed) -> bool:
+    """Whether applying it can raise ``EventParked``: anything about a payment not known yet.
+    A payment itself never parks, nor a fee about the charge the same event pays."""
+    charges = {e.charge_id for e in parsed.events if isinstance(e, PaymentSucceeded) and e.charge_id}
+    return not all(isinstance(e, (PaymentSucceeded, Ignored))
+                   or (isinstance(e, FeeReported) and e.charge_id in charges) for e in parsed.events)
 
 
 def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
@@ -36,6 +44,12 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
     if all(isinstance(e, Ignored) for e in parsed.events):
         event.status, event.processed_at = "ignored", now
         log.info("%s event %s (%s) ignored", event.provider, event.provider_event_id, event.event_type)
+        return
+    if not _may_park(parsed):
+        # A payment never parks (it is kept unmatched): no savepoint to roll back to.
+        apply_parsed(rt, session, parsed, now)
+        event.status, event.processed_at, event.error = "processed", now, None
+        log.info("%s event %s (%s) processed", event.provider, event.provider_event_id, event.event_type)
         return
     try:
         with session.begin_nested():

@@ -545,6 +545,8 @@ def main(argv=None) -> int:
     if args.profile:
         return 0
     print(f"reference state: {json.dumps({k: v for k, v in reference.items() if 'digest' not in k})}")
+    print(f"reference state digest: {hashlib.sha256(json.dumps(reference, sort_keys=True).encode()).hexdigest()[:16]} "
+          "(equal digests: two commits' workers reach the same state)")
 
     results: list[Result] = []
     for kind in [k for k in args.db.split(",") if k and k != "none"]:  # none: the reference drain only

@@ -309,7 +309,8 @@ class Payloads:
 
 def sign(provider: str, bodies: list[bytes]) -> list[tuple[str, bytes]]:
     """(signature header value, body) pairs, signed now."""
-    from bridge.providers.signatures import sign_paddle, sign_stripe
+    from bridge.providers.paddle.signature import sign_paddle
+    from bridge.providers.stripe.signature import sign_stripe
     ts = int(time.time())
     if provider == "stripe":
         return [(sign_stripe(b, STRIPE_SECRET, ts), b) for b in bodies]
@@ -956,7 +957,7 @@ def breakdown(db_url: str, tmp: Path, payloads: Payloads, n: int = 1500) -> list
 
 def _breakdown(rt, client, noop, bridge_log, payloads: Payloads, n: int) -> list[tuple[str, float, float]]:
     from bridge.ledger.inbox import Delivery
-    from bridge.providers.signatures import verify_stripe
+    from bridge.providers.stripe.signature import verify_stripe
 
     out = []
 

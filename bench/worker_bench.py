@@ -534,6 +534,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="profile the in-process reference drain and stop")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: each run's finally stops its workers and drops its schema.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tmp = Path(tempfile.mkdtemp(prefix="worker_bench_"))
     events = build_events(args.n, args.seed, args.gap)

@@ -158,6 +158,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bridge.providers.registry import names as provider_names
     p = argparse.ArgumentParser(prog="bridge", description="Refund policy engine and ledger for Stripe and Paddle.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -192,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="stored webhook events").add_subparsers(dest="events_command", required=True)
     s = events.add_parser("replay", help="process a stored event again")
     s.add_argument("event_id")
-    s.add_argument("--provider", choices=["stripe", "paddle"])
+    s.add_argument("--provider", choices=provider_names())
     s.set_defaults(func=cmd_events_replay)
 
     notices = sub.add_parser("notices", help="license notices to the merchant's app").add_subparsers(

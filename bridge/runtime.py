@@ -1,5 +1,5 @@
-"""The services one process shares: settings, engine, sessions, clock. Built once per app
-or worker, never at import time."""
+"""The services one process shares: settings, engine, sessions, clock, the providers. Built
+once per app or worker, never at import time."""
 from __future__ import annotations
 
 import time
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.ledger.db import make_engine, make_session_factory, read_only
 from bridge.ledger.inbox import Inbox
+from bridge.providers.registry import Providers
 from bridge.settings import Settings
 
 
@@ -29,6 +30,7 @@ class Runtime:
     clock: Callable[[], datetime] = utcnow
     wall: Callable[[], float] = time.time
     _policies: object = field(default=None, repr=False)
+    _providers: Providers = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine | None = None) -> "Runtime":
@@ -44,3 +46,13 @@ class Runtime:
             from bridge.policy import PolicyRegistry  # noqa: WPS433 - loaded lazily
             self._policies = PolicyRegistry.load(self.settings.config_dir / "policies")
         return self._policies
+
+    def __post_init__(self) -> None:
+        if self._providers is None:  # built here, not on first use: threads share one set
+            self._providers = Providers(self.settings)
+
+    @property
+    def providers(self) -> Providers:
+        """Every provider, bound to these settings (``bridge.providers.registry``). Their API
+        clients live as long as this runtime, so every thread of a worker shares them."""
+        return self._providers

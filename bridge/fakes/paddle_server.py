@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, request
 
 from bridge.fakes.base import AppliedRefund, Fault, FakeProviderServer
-from bridge.providers.signatures import sign_paddle
+from bridge.providers.paddle.signature import sign_paddle
 
 _ID_CHARS = string.ascii_lowercase + string.digits
 _DOCS = "https://developer.paddle.com/errors"

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Optional
 from flask import Flask, Response, request
 
 from bridge.fakes.base import AppliedRefund, Fault, FakeProviderServer
-from bridge.providers.signatures import sign_stripe
+from bridge.providers.stripe.signature import sign_stripe
 
 API_VERSION = "2026-10-28.endive"  # the line stripe-python 16.1.0 pins
 REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")

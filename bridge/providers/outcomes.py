@@ -1,6 +1,6 @@
 """Provider-neutral results and errors of the outbound provider calls (refunds, fees).
 
-Everything ``bridge.providers.stripe_api`` and ``bridge.providers.paddle_api`` return or raise is
+Everything ``bridge.providers.stripe.api`` and ``bridge.providers.paddle.api`` return or raise is
 defined here: no SDK object and no SDK exception leaves ``bridge/providers/``. The caller (the
 refund job) branches on three error classes, which say what it may do next:
 

@@ -1,4 +1,7 @@
-"""Webhook signature verification on the raw request bytes, for Stripe and Paddle.
+"""The HMAC-SHA256 webhook signature scheme Stripe and Paddle share, on the raw request bytes.
+
+Each provider package (``stripe/signature.py``, ``paddle/signature.py``) states its header's
+shape (separators, key names, what is signed) and calls :func:`verify_hmac`.
 
 Hand-written rather than delegated to the SDKs, for reasons found in their sources
 (../shared/reference): stripe-python checks only that a timestamp is not too old (a future
@@ -76,8 +79,11 @@ def _matches(expected: Iterable[bytes], signatures: Sequence[str]) -> bool:
     return ok
 
 
-def _verify(payload: bytes, header: str | None, secrets: Sequence[str], now: float,
-            tolerance: int, pair_sep: str, ts_key: str, sig_key: str, joiner: bytes) -> int:
+def verify_hmac(payload: bytes, header: str | None, secrets: Sequence[str], now: float,
+                tolerance: int, pair_sep: str, ts_key: str, sig_key: str, joiner: bytes) -> int:
+    """Verify a ``<ts_key>=<unix><pair_sep><sig_key>=<hex>...`` header: the HMAC-SHA256 of
+    ``<timestamp><joiner><payload>`` under any secret matches any signature, inside the window.
+    Returns the signed timestamp; raises :class:`SignatureError` (fail closed: no secret, no pass)."""
     if not secrets or not all(secrets):
         raise SignatureError("no webhook secret configured")
     if not header:
@@ -91,25 +97,6 @@ def _verify(payload: bytes, header: str | None, secrets: Sequence[str], now: flo
     return parsed.timestamp
 
 
-def verify_stripe(payload: bytes, header: str | None, secrets: Sequence[str], *, now: float,
-                  tolerance: int = 300) -> int:
-    """``Stripe-Signature: t=<unix>,v1=<hex>[,v1=...]``; HMAC-SHA256 of ``t.body``.
-    Returns the signed timestamp."""
-    return _verify(payload, header, secrets, now, tolerance, ",", "t", "v1", b".")
-
-
-def verify_paddle(payload: bytes, header: str | None, secrets: Sequence[str], *, now: float,
-                  tolerance: int = 300) -> int:
-    """``Paddle-Signature: ts=<unix>;h1=<hex>[;h1=...]``; HMAC-SHA256 of ``ts:body``."""
-    return _verify(payload, header, secrets, now, tolerance, ";", "ts", "h1", b":")
-
-
-def sign_stripe(payload: bytes, secret: str, timestamp: int) -> str:
-    """The header Stripe would send (used by the fake providers and the demo)."""
-    sig = hmac.new(secret.encode(), str(timestamp).encode() + b"." + payload, hashlib.sha256)
-    return f"t={timestamp},v1={sig.hexdigest()}"
-
-
-def sign_paddle(payload: bytes, secret: str, timestamp: int) -> str:
-    sig = hmac.new(secret.encode(), str(timestamp).encode() + b":" + payload, hashlib.sha256)
-    return f"ts={timestamp};h1={sig.hexdigest()}"
+def sign_hmac(payload: bytes, secret: str, timestamp: int, joiner: bytes) -> str:
+    """The hex HMAC-SHA256 of ``<timestamp><joiner><payload>`` (the fakes sign with it)."""
+    return hmac.new(secret.encode(), str(timestamp).encode() + joiner + payload, hashlib.sha256).hexdigest()

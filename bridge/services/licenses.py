@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import SubscriptionCanceled
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
                                   RefundRequest)
+from bridge.providers.registry import provider_class
 from bridge.services.notices import notify
 
 _NOTICE_STATUS = {"license.suspended": "suspended", "license.revoked": "revoked", "license.reinstated": "active"}
@@ -80,30 +81,12 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
 
 
 def _rejudge(session: Session, order: Order, licenses: list[License], policies, now: datetime) -> None:
-    if policies is not None:
-        scope = _scope(session, order, policies)
-        for lic in licenses:
-            judge(session, lic, policies, now, order, scope)
-        return
-    # Without the policies at hand (the payment hook), let the ledger's dispute and refund
-    # hooks re-judge what may concern these licenses: each brings its whole scope in line.
-    from bridge.ledger.apply import hooks
-    if hooks.on_dispute is not None:
-        for d in _candidate_disputes(session, order):
-            hooks.on_dispute(session, d, d.status, now)
-    if hooks.on_refund is not None:
-        refund = session.execute(select(Refund).join(Payment, Refund.payment_pk == Payment.id).where(
-            Payment.order_pk == order.id, Refund.succeeded_at.is_not(None)).limit(1)).scalar_one_or_none()
-        if refund is not None:
-            hooks.on_refund(session, refund, now)
-
-
-def _candidate_disputes(session: Session, order: Order) -> list[Dispute]:
-    q = select(Dispute).where(Dispute.order_pk == order.id)
-    if order.customer_id:
-        q = select(Dispute).join(Order, Dispute.order_pk == Order.id).where(
-            (Dispute.order_pk == order.id) | (Order.customer_id == order.customer_id))
-    return list(session.execute(q.order_by(Dispute.id)).scalars())
+    # Every caller passes the policies (the worker's effects, the orders API): the license is
+    # judged by them, or by the defaults (``_chargeback``, ``_refund_steps``) when None. One
+    # reading of the order's scope serves all its licenses.
+    scope = _scope(session, order, policies)
+    for lic in licenses:
+        judge(session, lic, policies, now, order, scope)
 
 
 def _paid_at(session: Session, order: Order) -> Optional[datetime]:
@@ -144,9 +127,10 @@ def _dispute_key(d: Dispute) -> str:
 
 
 def _implied_lost(d: Dispute) -> bool:
-    """A Paddle ``chargeback_reverse`` gives back money a ``chargeback`` took: the dispute was
-    lost (charged back) before it was won, whichever of the two arrived first."""
-    return d.status == "won" and d.provider == "paddle" and d.provider_status == "chargeback_reverse"
+    """Some providers' won dispute gives back money a chargeback took (Paddle's
+    ``chargeback_reverse``): the dispute was lost before it was won, whichever of the two
+    arrived first. The provider says which statuses mean that."""
+    return d.status == "won" and provider_class(d.provider).dispute_lost_before_won(d.provider_status)
 
 
 @dataclass
@@ -378,7 +362,7 @@ def _keep_merchant_in_step(session: Session, lic: License, order: Order, reason:
     notify(session, lic, order.order_id, _NOTICE_TYPE[final], f"again:{last.id}", reason, at, now)
 
 
-# -- hooks -----------------------------------------------------------------------------------------
+# -- effects -----------------------------------------------------------------------------------------
 
 def _in_scope(session: Session, dispute: Dispute, policies) -> tuple[list[License], str]:
     order = session.get(Order, dispute.order_pk) if dispute.order_pk else None

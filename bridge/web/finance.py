@@ -37,8 +37,8 @@ def reconciliation():
     if end <= start:
         raise ApiError(422, "invalid_field", "to: must be after from", field="to")
     provider = request.args.get("provider")
-    if provider not in (None, "stripe", "paddle"):
-        raise ApiError(422, "invalid_field", "provider: stripe or paddle", field="provider")
+    if provider is not None and provider not in rt.providers:
+        raise ApiError(422, "invalid_field", f"provider: one of {', '.join(rt.providers)}", field="provider")
     currency = request.args.get("currency")
     period = rec.Period(start, end, provider, currency.upper() if currency else None)
     want_csv = request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv"

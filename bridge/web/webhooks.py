@@ -1,4 +1,4 @@
-"""``POST /webhooks/stripe`` and ``POST /webhooks/paddle``: verify, store, answer.
+"""``POST /webhooks/<provider>`` (``stripe``, ``paddle``: the registry's names): verify, store, answer.
 
 Nothing else happens inside the request (architecture.md): the raw bytes are verified, the
 envelope's id and type are read, the delivery and its job are committed, and only then 200.
@@ -9,21 +9,23 @@ No SDK object is built here (performance.md: that alone costs more than the rest
 content type and a Content-Length within the limit) without Flask's request machinery, which
 costs more CPU than verifying and storing the event; and by the Flask views below, which see
 every other request (no or oversized Content-Length, chunked bodies, wrong content type) and
-answer them with Flask's own 405/413/415 handling. Both give the same answers.
+answer them with Flask's own 405/413/415 handling. Both give the same answers. What is
+provider-specific (the signature header and scheme, where the envelope keeps the event's id,
+type and time) is asked of the ``Provider`` (``bridge.providers.base``).
 """
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Optional
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy.exc import DBAPIError
 
 from bridge.ledger.inbox import Delivery
-from bridge.providers.signatures import SignatureError, verify_paddle, verify_stripe
+from bridge.providers.base import Provider
+from bridge.providers.signatures import SignatureError
 from bridge.runtime import Runtime
 from bridge.web.errors import error_response
 
@@ -31,11 +33,18 @@ log = logging.getLogger("bridge.webhooks")
 
 bp = Blueprint("webhooks", __name__)
 
+
+def _environ_key(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
 # Headers kept with the raw body: enough to re-verify or audit a delivery later, with the
-# WSGI environ key each arrives under (both intake routes read them from the environ).
-_KEPT_HEADERS = (("Content-Type", "CONTENT_TYPE"), ("User-Agent", "HTTP_USER_AGENT"),
-                 ("Stripe-Signature", "HTTP_STRIPE_SIGNATURE"),
-                 ("Paddle-Signature", "HTTP_PADDLE_SIGNATURE"))
+# WSGI environ key each arrives under (both intake routes read them from the environ). Every
+# provider's signature header is kept, as before, whichever route a delivery came by.
+def _kept_headers(providers) -> tuple[tuple[str, str], ...]:
+    return (("Content-Type", "CONTENT_TYPE"), ("User-Agent", "HTTP_USER_AGENT"),
+            *((p.signature_header, _environ_key(p.signature_header)) for p in providers.values()))
+
 
 _STORED = json.dumps({"received": True, "duplicate": False}).encode()
 _DUPLICATE = json.dumps({"received": True, "duplicate": True}).encode()
@@ -53,65 +62,18 @@ def _error(status: int, code: str, message: str, headers: Optional[dict] = None)
                   headers or {})
 
 
-def _envelope_stripe(doc: dict) -> tuple[object, object, Optional[datetime]]:
-    created = doc.get("created")
-    occurred = None
-    if isinstance(created, int) and not isinstance(created, bool) and 0 < created < 2**40:
-        occurred = datetime.fromtimestamp(created, timezone.utc)
-    return doc.get("id"), doc.get("type"), occurred
-
-
-def _envelope_paddle(doc: dict) -> tuple[object, object, Optional[datetime]]:
-    occurred = None
-    raw = doc.get("occurred_at")
-    if isinstance(raw, str):
-        try:
-            occurred = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            if occurred.tzinfo is None:
-                occurred = occurred.replace(tzinfo=timezone.utc)
-        except ValueError:
-            occurred = None  # the worker reports a malformed payload; intake keeps the bytes
-    return doc.get("event_id"), doc.get("event_type"), occurred
-
-
-@dataclass(frozen=True)
-class _Provider:
-    name: str
-    header: str
-    verify: Callable
-    envelope: Callable
-
-    @property
-    def environ_key(self) -> str:
-        return "HTTP_" + self.header.upper().replace("-", "_")
-
-    def secrets(self, rt: Runtime):
-        return getattr(rt.settings, f"{self.name}_webhook_secrets")
-
-    def tolerance(self, rt: Runtime) -> int:
-        return getattr(rt.settings, f"{self.name}_tolerance_seconds")
-
-
-PROVIDERS = {
-    "stripe": _Provider("stripe", "Stripe-Signature", verify_stripe, _envelope_stripe),
-    "paddle": _Provider("paddle", "Paddle-Signature", verify_paddle, _envelope_paddle),
-}
-_PATHS = {f"/webhooks/{name}": p for name, p in PROVIDERS.items()}
-
-
-def _not_configured(provider: _Provider) -> Answer:
+def _not_configured(provider: Provider) -> Answer:
     # Fail closed: an unconfigured provider is never accepted unverified.
     return _error(503, "webhook_secret_missing",
                   f"{provider.name} webhooks are not configured on this bridge")
 
 
-def receive(rt: Runtime, provider: _Provider, body: bytes, environ: dict) -> Answer:
+def receive(rt: Runtime, provider: Provider, body: bytes, environ: dict) -> Answer:
     """Verify and store one delivery whose body is already read (content type checked)."""
-    secrets = provider.secrets(rt)
-    if not secrets:
+    if not provider.webhooks_configured:
         return _not_configured(provider)
     try:
-        provider.verify(body, environ.get(provider.environ_key), secrets, now=rt.wall(), tolerance=provider.tolerance(rt))
+        provider.verify(body, environ.get(_environ_key(provider.signature_header)), now=rt.wall())
     except SignatureError as err:
         log.info("%s webhook rejected: %s", provider.name, err.reason)
         return _error(400, "invalid_signature", err.reason)
@@ -121,12 +83,13 @@ def receive(rt: Runtime, provider: _Provider, body: bytes, environ: dict) -> Ans
         return _error(400, "invalid_json", "the body is not valid JSON")
     if not isinstance(doc, dict):
         return _error(400, "invalid_event", "the body is not a JSON object")
-    event_id, event_type, occurred_at = provider.envelope(doc)
+    env = provider.envelope(doc)
+    event_id, event_type, occurred_at = env.event_id, env.event_type, env.occurred_at
     if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
         return _error(400, "invalid_event", "the event has no id")
     if not isinstance(event_type, str) or not event_type or len(event_type) > 128:
         return _error(400, "invalid_event", "the event has no type")
-    headers = {h: environ[k] for h, k in _KEPT_HEADERS if k in environ}
+    headers = {h: environ[k] for h, k in _kept_headers(rt.providers) if k in environ}
     delivery = Delivery(provider.name, event_id, event_type, body, headers, occurred_at)
     try:
         new = rt.inbox.store(delivery, rt.clock())
@@ -147,9 +110,10 @@ class IntakeFastPath:
         self.wsgi_app = wsgi_app
         self.rt = rt
         self.limit = rt.settings.max_body_bytes
+        self.paths = {f"/webhooks/{name}": p for name, p in rt.providers.items()}
 
     def __call__(self, environ, start_response):
-        provider = _PATHS.get(environ.get("PATH_INFO", ""))
+        provider = self.paths.get(environ.get("PATH_INFO", ""))
         if provider is None or environ.get("REQUEST_METHOD") != "POST":
             return self.wsgi_app(environ, start_response)
         length = environ.get("CONTENT_LENGTH", "")
@@ -188,10 +152,17 @@ def _read_exactly(stream, n: int) -> Optional[bytes]:
     return b"".join(chunks)
 
 
+@bp.post("/webhooks/<name>")
+def provider_webhook(name: str):
+    return _flask_receive(name)
+
+
 def _flask_receive(name: str):
     rt = current_app.extensions["bridge"]
-    provider = PROVIDERS[name]
-    if not provider.secrets(rt):
+    if name not in rt.providers:
+        abort(404)
+    provider = rt.providers[name]
+    if not provider.webhooks_configured:
         return _as_response(_not_configured(provider))
     if request.mimetype != "application/json":
         return error_response(415, "unsupported_media_type", "the body must be application/json")
@@ -201,13 +172,3 @@ def _flask_receive(name: str):
 
 def _as_response(answer: Answer) -> Response:
     return Response(answer.body, answer.status, answer.headers, mimetype="application/json")
-
-
-@bp.post("/webhooks/stripe")
-def stripe_webhook():
-    return _flask_receive("stripe")
-
-
-@bp.post("/webhooks/paddle")
-def paddle_webhook():
-    return _flask_receive("paddle")

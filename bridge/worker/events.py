@@ -1,4 +1,4 @@
-"""The ``process_event`` job: parse a stored webhook and apply it to the ledger."""
+"""The ``process_event`` job: parse a stored webhook (by its provider) and apply it to the ledger."""
 from __future__ import annotations
 
 import json
@@ -8,17 +8,15 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import FeeReported, Ignored, PaymentSucceeded
 from bridge.ledger.apply import apply_parsed
+from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
-from bridge.providers import paddle_events, stripe_events
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
 from bridge.worker.queue import ClaimedJob
 from bridge.worker.runner import Reschedule
 
 log = logging.getLogger("bridge.worker.events")
-
-PARSERS = {"stripe": stripe_events.parse, "paddle": paddle_events.parse}
 
 
 def _may_park(parsed) -> bool:
@@ -29,13 +27,13 @@ def _may_park(parsed) -> bool:
                    or (isinstance(e, FeeReported) and e.charge_id in charges) for e in parsed.events)
 
 
-def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
+def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: LedgerEffects) -> None:
     event = session.get(WebhookEvent, int(job.ref_id))
     if event is None:
         raise LookupError(f"webhook event {job.ref_id} not found")
     now = rt.clock()
     try:
-        parsed = PARSERS[event.provider](json.loads(event.body))
+        parsed = rt.providers[event.provider].parse(json.loads(event.body))
     except PayloadError as err:
         # Retrying cannot fix a payload: record it, visible to finance as event_failed.
         event.status, event.error, event.processed_at = "failed", str(err)[:2000], now
@@ -47,13 +45,13 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         return
     if not _may_park(parsed):
         # A payment never parks (it is kept unmatched): no savepoint to roll back to.
-        apply_parsed(rt, session, parsed, now)
+        apply_parsed(effects, session, parsed, now)
         event.status, event.processed_at, event.error = "processed", now, None
         log.info("%s event %s (%s) processed", event.provider, event.provider_event_id, event.event_type)
         return
     try:
         with session.begin_nested():
-            apply_parsed(rt, session, parsed, now)
+            apply_parsed(effects, session, parsed, now)
     except EventParked as err:
         # Out of order: what it refers to has not arrived. Its partial effects were rolled
         # back (savepoint); it is retried with backoff (the job's attempts bound how long it

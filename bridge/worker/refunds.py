@@ -1,12 +1,13 @@
-"""Refund execution: from an approved request to refunds at Stripe or Paddle, exactly once.
+"""Refund execution: from an approved request to refunds at the provider, exactly once; and
+the follow-up fetches a payment's provider asked for (its fee, the payment paying an invoice).
 
 Small committed steps, each its own short transaction (a provider call never runs inside a
 database transaction: on SQLite that would hold the write lock for the whole call):
 
 1. decided: the request and its planned provider refunds were written with the decision;
 2. submitted: ``submitted_at`` is committed *before* the call, so a crash after it makes the
-   next attempt reconcile first (Stripe: same ``Idempotency-Key``; Paddle, which has none:
-   list the transaction's adjustments and adopt ours);
+   next attempt reconcile first (``RefundCall.may_exist``: each provider resolves it its own
+   way, e.g. Stripe by the same ``Idempotency-Key``, Paddle by adopting ours from the list);
 3. the provider's refund id is stored; confirmation then comes from the provider's events
    (or from ``confirm_refund`` polling the API when no event came).
 Permanent refusals (4xx) fail the request with the provider's code; transient failures raise
@@ -22,16 +23,18 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.domain.events import ParsedEvent, PaymentSucceeded, RefundUpdated
+from bridge.domain.events import RefundUpdated
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.locks import lock_payment, lock_refund_request
+from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, PaymentItem, Refund, RefundRequest
+from bridge.ledger.payments import set_fee
 from bridge.ledger.refunds import apply_refund
+from bridge.providers.base import RefundCall, RefundRef
 from bridge.providers.outcomes import OutcomeUnknown, PermanentProviderError, RefundResult
 from bridge.runtime import Runtime
 from bridge.services.refund_requests import sync_status
-from bridge.worker.clients import paddle_api, stripe_api
 from bridge.worker.queue import ClaimedJob
 from bridge.worker.runner import Postpone
 
@@ -45,16 +48,8 @@ POLL_FOR = timedelta(days=14)  # after that an unconfirmed refund is left to fin
 class Planned:
     id: int
     provider: str
-    amount: int
-    currency: str
-    items: list
-    transaction_id: Optional[str]
-    charge_id: Optional[str]
-    payment_intent_id: Optional[str]
-    submitted_before: bool
-    full_transaction: bool
-    order_id: str
-    reason: str
+    payment_pk: int
+    call: RefundCall
 
 
 def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
@@ -67,12 +62,13 @@ def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
             Refund.refund_request_id == rr_id, Refund.provider_refund_id.is_(None),
             Refund.status == "pending").order_by(Refund.id)).scalars()]
     for planned in todo:
-        if planned.provider == "paddle" and _paddle_busy(rt, planned, rr_id):
+        provider = rt.providers[planned.provider]
+        if provider.one_pending_refund_per_payment and _busy(rt, planned):
             raise Postpone(max(1.0, rt.settings.job_backoff_base_seconds * 4),
-                           "another refund on this Paddle transaction awaits approval")
+                           f"another refund on this {planned.provider} payment awaits approval")
         _mark_submitted(rt, planned)
         try:
-            result = _call(rt, planned, rr_id)
+            result = provider.create_refund(planned.call)
         except PermanentProviderError as err:
             log.warning("refund request %s: %s refused refund %s: %s", rr_id, planned.provider, planned.id, err.code)
             _record_refusal(rt, planned, rr_id, err)
@@ -94,16 +90,19 @@ def _planned(s: Session, r: Refund, rr: RefundRequest) -> Planned:
     parts = {p.get("provider_item_id"): p["amount"] for p in r.items or []}
     full = (earlier is None and bool(lines) and r.amount == payment.amount
             and all(parts.get(li.provider_item_id) == li.amount for li in lines))
-    return Planned(r.id, r.provider, r.amount, r.currency, list(r.items or []), payment.transaction_id,
-                   payment.charge_id, payment.payment_intent_id, r.submitted_at is not None, full,
-                   order.order_id, rr.reason)
+    call = RefundCall(refund_id=r.id, request_id=rr.id, amount=r.amount, currency=r.currency,
+                      items=tuple(r.items or ()), full_transaction=full, transaction_id=payment.transaction_id,
+                      charge_id=payment.charge_id, payment_intent_id=payment.payment_intent_id,
+                      order_id=order.order_id, reason=rr.reason, may_exist=r.submitted_at is not None)
+    return Planned(r.id, r.provider, payment.id, call)
 
 
-def _paddle_busy(rt: Runtime, planned: Planned, rr_id: str) -> bool:
-    """Paddle allows one refund awaiting approval per transaction: serialise ours."""
+def _busy(rt: Runtime, planned: Planned) -> bool:
+    """For a provider that keeps one refund awaiting approval per payment (Paddle): is one of
+    ours on this payment submitted and not decided yet? Then ours waits (serialised)."""
     with rt.reads() as s:
         return s.execute(select(Refund.id).where(
-            Refund.provider == "paddle", Refund.transaction_id == planned.transaction_id,
+            Refund.provider == planned.provider, Refund.payment_pk == planned.payment_pk,
             Refund.id != planned.id, Refund.status == "pending", Refund.submitted_at.is_not(None),
             Refund.provider_refund_id.is_not(None))).first() is not None
 
@@ -113,22 +112,6 @@ def _mark_submitted(rt: Runtime, planned: Planned) -> None:
         row = s.get(Refund, planned.id)
         if row.submitted_at is None:
             row.submitted_at = rt.clock()
-
-
-def _call(rt: Runtime, planned: Planned, rr_id: str) -> RefundResult:
-    if planned.provider == "stripe":
-        return stripe_api(rt).create_refund(
-            charge_id=planned.charge_id, payment_intent_id=None if planned.charge_id else planned.payment_intent_id,
-            amount=planned.amount, reason=planned.reason,
-            metadata={"order_id": planned.order_id}, request_id=rr_id,
-            idempotency_key=f"refund-{planned.id}")
-    items = None if planned.full_transaction else [(p["provider_item_id"], p["amount"]) for p in planned.items]
-    if items is not None and any(i is None for i, _ in items):
-        raise PermanentProviderError("no_line_items", "the Paddle transaction's line item ids are not known")
-    return paddle_api(rt).create_refund(
-        transaction_id=planned.transaction_id, request_id=rr_id,
-        reason=f"Refund request {rr_id}: {planned.reason}", items=items,
-        reconcile_first=planned.submitted_before)
 
 
 def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResult) -> None:
@@ -165,7 +148,7 @@ def _record_refusal(rt: Runtime, planned: Planned, rr_id: str, err: PermanentPro
         rr.status, rr.error_code, rr.error_detail, rr.updated_at = "failed", err.code, err.message[:2000], now
 
 
-def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
+def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session, *, effects: LedgerEffects) -> None:
     """Ask the provider about refunds no event has confirmed yet (a webhook is a hint; the
     provider's API is the truth)."""
     with rt.reads() as s:
@@ -178,21 +161,17 @@ def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
     now = rt.clock()
     results = []
     for provider, refund_id, txn, charge, pi, submitted_at in pending:
-        if provider == "stripe":
-            res = stripe_api(rt).get_refund(refund_id)
-        else:
-            res = next((r for r in paddle_api(rt).list_refund_adjustments(txn) if r.provider_refund_id == refund_id), None)
+        res = rt.providers[provider].poll_refund(RefundRef(refund_id, txn, charge, pi))
         if res is not None and res.status != "pending":
             results.append(RefundUpdated(provider=provider, occurred_at=now, provider_refund_id=refund_id,
                                          amount=res.amount, currency=res.currency, status=res.status,
                                          transaction_id=txn, charge_id=charge, payment_intent_id=pi,
                                          failure_reason=res.failure_reason, refund_request_id=job.ref_id))
-    from bridge.ledger.apply import hooks
     lock_refund_request(session, job.ref_id)
     for ev in results:
         row = apply_refund(session, ev, now)
-        if row is not None and hooks.on_refund:
-            hooks.on_refund(session, row, now)
+        if row is not None:
+            effects.on_refund(session, row, now)
     if len(results) < len(pending) and all(now - (p[5] or now) < POLL_FOR for p in pending):
         # Keep what was confirmed (this job commits) and look again later for the rest; past
         # POLL_FOR the refund is left to finance as refund_unconfirmed.
@@ -200,42 +179,49 @@ def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
                 dedupe_key=f"confirm:{job.ref_id}:after:{job.id}")
 
 
-def link_invoice(rt: Runtime, job: ClaimedJob, session: Session) -> None:
-    """A Stripe invoice (which carries the order and the renewal) and the charge that paid it
-    (which carries the money) are one payment: the link is ``/v1/invoice_payments``."""
-    def unlinked() -> bool:
-        with rt.reads() as s:
-            r = s.execute(select(Payment).where(Payment.provider == "stripe",
-                                                Payment.invoice_id == job.ref_id)).scalar_one_or_none()
-            return r is not None and not r.payment_intent_id and not r.charge_id
+def _payment_of(session: Session, ref_id: str) -> Optional[Payment]:
+    """A follow-up job's payment: its primary key (jobs written before the provider seam named
+    the invoice itself: still found by it)."""
+    if ref_id.isdigit():
+        return session.get(Payment, int(ref_id))
+    return session.execute(select(Payment).where(Payment.invoice_id == ref_id)).scalars().first()
 
-    if not unlinked():  # another event (an expanded invoice, a session) linked it meanwhile
-        return
-    intents = stripe_api(rt).invoice_payment_intents(job.ref_id)
-    if not intents:
-        raise LookupError(f"invoice {job.ref_id}: no paid invoice payment yet")
-    row = session.execute(select(Payment).where(Payment.provider == "stripe",
-                                                Payment.invoice_id == job.ref_id)).scalar_one_or_none()
-    if row is None or row.payment_intent_id or row.charge_id:
-        return
+
+def link_payment(rt: Runtime, job: ClaimedJob, session: Session, *, effects: LedgerEffects) -> None:
+    """An invoice-like payment and the provider payment that paid it are one payment: the
+    provider says which (Stripe: ``/v1/invoice_payments``); the link is applied as an event."""
+    def unlinked(p: Optional[Payment]) -> bool:
+        return p is not None and not p.payment_intent_id and not p.charge_id
+
+    with rt.reads() as s:
+        seen = _payment_of(s, job.ref_id)
+        if not unlinked(seen):  # another event (an expanded invoice, a session) linked it meanwhile
+            return
+        s.expunge(seen)  # read after the session closes, by the provider
     now = rt.clock()
-    link = PaymentSucceeded(provider="stripe", occurred_at=now, amount=None, currency=None, paid_at=row.paid_at or now,
-                            order_ref=row.order_ref, purchase=row.purchase, invoice_id=job.ref_id,
-                            payment_intent_id=intents[0], subscription_id=row.subscription_id)
-    apply_parsed(rt, session, ParsedEvent("stripe", f"link:{job.ref_id}", "invoice_payments.list", now, (link,)), now)
+    link = rt.providers[seen.provider].link_payment(seen, now)
+    if link is None:
+        return
+    row = _payment_of(session, job.ref_id)
+    if not unlinked(row):
+        return
+    apply_parsed(effects, session, link, now)
 
 
 def fetch_fee(rt: Runtime, job: ClaimedJob, session: Session) -> None:
-    """A Stripe fee comes from the charge's balance transaction, fetched through the API."""
+    """A fee the provider's events did not carry (Stripe: the charge's balance transaction),
+    fetched through its API."""
     with rt.reads() as s:
         p = s.get(Payment, int(job.ref_id))
-        if p is None or p.fee is not None or not p.balance_transaction_id:
+        if p is None or p.fee is not None:
             return
-        bt = p.balance_transaction_id
-    fee, currency = stripe_api(rt).get_balance_transaction(bt)
+        s.expunge(p)
+    found = rt.providers[p.provider].fetch_fee(p)
+    if found is None:
+        return
+    fee, currency = found
     lock_payment(session, int(job.ref_id))
     payment = session.get(Payment, int(job.ref_id))
-    from bridge.ledger.payments import set_fee
     if currency.upper() == (payment.currency or "").upper():
         set_fee(session, payment, fee, rt.clock())
     else:

@@ -16,6 +16,7 @@ from bridge.domain.events import DisputeUpdated, ParsedEvent, PaymentSucceeded, 
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.locks import lock_order
 from bridge.ledger.models import Order
+from bridge.services.effects import ServiceEffects
 
 T = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 
@@ -41,7 +42,7 @@ def _dispute(n: int) -> ParsedEvent:
 
 def _apply(rt, parsed: ParsedEvent) -> None:
     with rt.sessions.begin() as s:
-        apply_parsed(rt, s, parsed, T)
+        apply_parsed(ServiceEffects.of(rt), s, parsed, T)
 
 
 def _in_thread(fn) -> threading.Event:
@@ -71,7 +72,7 @@ def test_transactions_wait_only_for_their_own_payment_order_and_customer(runtime
 
     held = rt.sessions()
     held.begin()
-    apply_parsed(rt, held, _refund(1), T)   # holds payment 1, order 1 and customer a
+    apply_parsed(ServiceEffects.of(rt), held, _refund(1), T)   # holds payment 1, order 1 and customer a
     held.flush()
     try:
         other_customer = _in_thread(lambda: _apply(rt, _refund(2)))

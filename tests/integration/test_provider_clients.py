@@ -15,9 +15,9 @@ from bridge.providers.outcomes import (
     RefundResult,
     TransientProviderError,
 )
-from bridge.providers.paddle_api import PaddleApi, request_id_from_reason
+from bridge.providers.paddle.api import PaddleApi, request_id_from_reason
 from bridge.providers.retry import RetryPolicy
-from bridge.providers.stripe_api import StripeApi, stripe_reason
+from bridge.providers.stripe.api import StripeApi, stripe_reason
 
 POLICY = RetryPolicy.for_tests(attempts=4)
 CLIENT_TIMEOUT = 0.3   # read timeout of the clients in these tests
@@ -494,7 +494,7 @@ def test_paddle_soak_every_refund_applied_exactly_once():
 
 
 def test_clients_from_settings_values(stripe_fake, paddle_fake):
-    """What bridge.worker.clients builds from the settings (STRIPE_API_BASE, PADDLE_API_BASE...)."""
+    """What the providers build from the settings (STRIPE_API_BASE, PADDLE_API_BASE...)."""
     stripe_api = StripeApi("sk_test_env", base_url=stripe_fake.url, retry=POLICY)
     assert stripe_api.get_charge_fee("ch_1") == 175
     paddle_api = PaddleApi("pdl_env", environment="production", base_url=paddle_fake.url, retry=POLICY)

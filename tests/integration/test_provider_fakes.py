@@ -15,7 +15,8 @@ from paddle_billing.Notifications import Secret, Verifier
 from werkzeug.serving import make_server
 
 from bridge.fakes import FakePaddle, FakeStripe, Fault, FaultPlan
-from bridge.providers.signatures import verify_paddle, verify_stripe
+from bridge.providers.paddle.signature import verify_paddle
+from bridge.providers.stripe.signature import verify_stripe
 
 STRIPE_SECRET = "whsec_test_fake"
 PADDLE_SECRET = "pdl_ntfset_test_fake"

@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import time
 
-from bridge.providers.signatures import sign_paddle, sign_stripe
+from bridge.providers.paddle.signature import sign_paddle
+from bridge.providers.stripe.signature import sign_stripe
 
 
 def body_of(payload) -> bytes:

@@ -1,4 +1,4 @@
-"""Parsing of Paddle Billing notifications (bridge.providers.paddle_events) on factory payloads."""
+"""Parsing of Paddle Billing notifications (bridge.providers.paddle.events) on factory payloads."""
 from __future__ import annotations
 
 import copy
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bridge.domain.events import (
     PADDLE, DisputeUpdated, Ignored, ParsedEvent, PaymentSucceeded, RefundItem, RefundUpdated, SubscriptionCanceled,
 )
-from bridge.providers.paddle_events import HANDLED_TYPES, extract_refund_request_id, parse
+from bridge.providers.paddle.events import HANDLED_TYPES, extract_refund_request_id, parse
 from bridge.providers.payload_errors import PayloadError
 from tests.fixtures import paddle_payloads as pp
 

@@ -1,4 +1,4 @@
-"""Parsing of Stripe snapshot events (bridge.providers.stripe_events) on factory payloads."""
+"""Parsing of Stripe snapshot events (bridge.providers.stripe.events) on factory payloads."""
 from __future__ import annotations
 
 import copy
@@ -15,7 +15,7 @@ from bridge.domain.events import (
     SubscriptionCanceled,
 )
 from bridge.providers.payload_errors import PayloadError
-from bridge.providers.stripe_events import HANDLED_TYPES, parse
+from bridge.providers.stripe.events import HANDLED_TYPES, parse
 from tests.fixtures import stripe_payloads as sp
 
 T0 = 1772359200  # 2026-03-01T10:00:00Z

@@ -7,8 +7,9 @@ import pytest
 import stripe
 from hypothesis import given, settings, strategies as st
 
-from bridge.providers.signatures import (SignatureError, sign_paddle, sign_stripe, verify_paddle,
-                                         verify_stripe)
+from bridge.providers.paddle.signature import sign_paddle, verify_paddle
+from bridge.providers.signatures import SignatureError
+from bridge.providers.stripe.signature import sign_stripe, verify_stripe
 
 SECRET = "whsec_unit_secret"
 OTHER = "whsec_other_secret"

@@ -62,6 +62,7 @@ class Worker:
         jobs = self.queue.claim(self.worker_id, self.rt.clock, limit=limit)
         if not jobs:
             return False
+        fresh = time.monotonic()  # when the leases of the rest of the claim were last set
         with self._lock:
             self._held = list(jobs)
         try:
@@ -69,6 +70,17 @@ class Worker:
                 if i and self._stop is not None and self._stop.is_set():
                     self._safely(lambda: self.queue.release(jobs[i:]))
                     break
+                if i and time.monotonic() - fresh > 0.1 * self.rt.settings.lease_seconds:
+                    # The job waited for its turn: start it only with its lease renewed (so a run
+                    # always begins with a whole lease, as an unbatched claim does), and not at
+                    # all if the heartbeats fell behind and another worker has it now.
+                    renewed = self._safely(lambda: self.queue.heartbeat_claim(job.lease_token, self.rt.clock))
+                    if renewed == len(jobs) - i:
+                        fresh = time.monotonic()
+                    elif not self._safely(lambda: self.queue.heartbeat(job, self.rt.clock)):
+                        log.info("job %s (%s %s): lease lost before its turn; left to its new holder",
+                                 job.id, job.kind, job.ref_id)
+                        continue
                 self._run(job)
                 with self._lock:
                     self._held = jobs[i + 1:]

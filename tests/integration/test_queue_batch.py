@@ -2,9 +2,10 @@
 claim keeps its lease by heartbeat while it waits, and a stopping worker gives back what it has
 not started."""
 import threading
+import time
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bridge.ledger.inbox import PROCESS_EVENT
 from bridge.ledger.models import Job
@@ -86,3 +87,24 @@ def test_run_forever_claims_in_batches(runtime):
     t.join(10)
     assert len(claims) == 20 and all(j.state == "done" for j in jobs(runtime))
     assert len(set(claims)) == 3  # 8 + 8 + 4: three round trips, not twenty
+
+
+def test_a_job_that_lost_its_lease_while_waiting_in_a_claim_is_not_started(runtime):
+    add_jobs(runtime, 3, kind=PROCESS_EVENT)
+    ran = []
+    ids = [j.id for j in jobs(runtime)]
+
+    def handler(rt, job, session):
+        ran.append(job.id)
+        if job.id == ids[0]:
+            # Meanwhile the heartbeats fell behind and another worker claimed the second job.
+            session.execute(text("UPDATE jobs SET lease_token = 'theirs', locked_by = 'other' WHERE id = :id"),
+                            {"id": ids[1]})
+            time.sleep(0.1 * rt.settings.lease_seconds + 0.05)  # past the point of renewing
+
+    w = Worker(runtime, {PROCESS_EVENT: handler}, "w")
+    assert w.run_once(limit=3)
+    assert ran == [ids[0], ids[2]]
+    by_id = {j.id: j for j in jobs(runtime)}
+    assert by_id[ids[1]].state == "running" and by_id[ids[1]].lease_token == "theirs"
+    assert by_id[ids[2]].state == "done"

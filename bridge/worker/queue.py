@@ -30,7 +30,7 @@ WHERE id IN (
     ORDER BY run_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, ref_id, attempts, max_attempts
+RETURNING id, kind, ref_id, attempts, max_attempts, run_at
 """)
 
 _CLAIM_SQLITE = text("""
@@ -41,7 +41,7 @@ WHERE id IN (
     WHERE (state = 'ready' AND run_at <= :now) OR (state = 'running' AND locked_until < :now)
     ORDER BY run_at, id
     LIMIT :limit)
-RETURNING id, kind, ref_id, attempts, max_attempts
+RETURNING id, kind, ref_id, attempts, max_attempts, run_at
 """)
 
 _HEARTBEAT = text("""
@@ -127,7 +127,7 @@ class Queue:
             rows = conn.execute(sql, {"worker": worker_id, "token": token,
                                       "until": _t(now + self.lease, self.dialect),
                                       "now": _t(now, self.dialect), "limit": limit}).all()
-            rows.sort(key=lambda r: r.id)  # RETURNING gives no order: run them in queue order
+            rows.sort(key=lambda r: (r.run_at, r.id))  # RETURNING keeps no order: the queue's order
             if len(rows) > 1:
                 # Several at once only of the quick kinds: a claim led by a slow job keeps that
                 # one alone, and other slow jobs in it go back to the queue at once.

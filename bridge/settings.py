@@ -60,8 +60,10 @@ class Settings:
     # Worker loops per ``bridge worker`` process (``--threads`` overrides). Jobs mostly wait on
     # the database and the providers, so a few threads use a process better than one.
     worker_threads: int = 1
-    # Quick jobs (applying an event) claimed per round trip by a running worker loop.
-    worker_batch: int = 8
+    # Quick jobs (applying an event) claimed per round trip by a running worker loop; None: 8 on
+    # PostgreSQL, 1 on SQLite (whose writers queue for one lock: a batch held by a loop that
+    # waits for it delays the events in it, and whatever waits for them).
+    worker_batch: Optional[int] = None
     # Outbound provider calls (tenacity inside one job attempt).
     provider_attempts: int = 4
     provider_backoff_multiplier: float = 0.5
@@ -114,7 +116,7 @@ class Settings:
             job_backoff_max_seconds=get_f("BRIDGE_JOB_BACKOFF_MAX", 3600.0),
             worker_poll_seconds=get_f("BRIDGE_WORKER_POLL", 0.5),
             worker_threads=get_i("BRIDGE_WORKER_THREADS", 1),
-            worker_batch=max(1, get_i("BRIDGE_WORKER_BATCH", 8)),
+            worker_batch=max(1, get_i("BRIDGE_WORKER_BATCH", 0)) if env.get("BRIDGE_WORKER_BATCH") else None,
             provider_attempts=get_i("BRIDGE_PROVIDER_ATTEMPTS", 4),
             provider_backoff_multiplier=get_f("BRIDGE_PROVIDER_BACKOFF", 0.5),
             provider_backoff_max_seconds=get_f("BRIDGE_PROVIDER_BACKOFF_MAX", 8.0),

@@ -169,7 +169,7 @@ class Worker:
                               name="bridge-heartbeat")
         hb.start()
         poll = self.rt.settings.worker_poll_seconds
-        batch = self.rt.settings.worker_batch
+        batch = self.rt.settings.worker_batch or (8 if self.queue.dialect == "postgresql" else 1)
         self._stop = stop
         log.info("worker %s started", self.worker_id)
         while not stop.is_set():

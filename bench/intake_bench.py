@@ -335,12 +335,14 @@ _LIVE: list["Server"] = []
 class Server:
     """One gunicorn, in its own session so it and its workers are stopped together."""
 
-    def __init__(self, label: str, app: str, workers: int, env: dict, tmp: Path, pythonpath=None):
+    def __init__(self, label: str, app: str, workers: int, env: dict, tmp: Path, pythonpath=None,
+                 config: Optional[str] = None):
         self.label, self.workers = label, workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp / f"gunicorn-{label}-{self.port}.log"
-        args = [str(BIN / "gunicorn"), "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
+        self.log_path = tmp / f"gunicorn-{label.replace(' ', '_')}-{self.port}.log"
+        args = [str(BIN / "gunicorn"), *(["-c", config] if config else []), "-w", str(workers), "-k", "sync",
+                "-b", f"127.0.0.1:{self.port}",
                 "--timeout", "30", "--control-socket", str(tmp / f"gunicorn-{self.port}.ctl")]
         if pythonpath:
             args += ["--pythonpath", str(pythonpath)]
@@ -740,7 +742,7 @@ class Bench:
         """Still within --max-minutes: waiting for quiet and re-measuring noisy cells allowed."""
         return time.monotonic() - self.started < self.args.max_minutes * 60
 
-    def env(self, db_url: Optional[str] = None) -> dict:
+    def env(self, db_url: Optional[str] = None, extra: Optional[dict] = None) -> dict:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("STRIPE_", "PADDLE_", "BRIDGE_", "LICENSE_", "DATABASE_URL",
                                     "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"))}
@@ -749,6 +751,7 @@ class Bench:
                     "BRIDGE_LOG_LEVEL": self.args.bridge_log_level})
         if db_url:
             env["DATABASE_URL"] = db_url
+        env.update(extra or {})
         return env
 
     def progress(self, msg: str):
@@ -903,16 +906,34 @@ class Bench:
         self.results.sort(key=lambda r: (order.get(r.db, 3), -r.workers, r.conc))
 
     def run_bridge(self, db, workers: int):
+        a = self.args
         self.progress(f"bridge on {db.describe()}, gunicorn -w {workers} -k sync")
-        server = Server(f"bridge-{db.kind}-w{workers}", self.args.app, workers, self.env(db.url), self.tmp,
-                        pythonpath=self.args.pythonpath)
+        config = None if a.no_config else "python:bridge.gunicorn_conf"
+        server = Server(f"bridge-{db.kind}-w{workers}", a.app, workers, self.env(db.url), self.tmp,
+                        pythonpath=a.pythonpath, config=config)
+        other = None
         try:
-            for conc in self.args.concurrency:
-                for scenario in self.args.scenarios:
+            if a.ab_env:
+                # The same app with other environment variables, measured alternately with the
+                # first, cell by cell: both see the same load from the rest of the machine.
+                tag = " [" + " ".join(f"{k}={v}" for k, v in a.ab_env.items()) + "]"
+                other = Server(f"bridge-{db.kind}-w{workers}{tag}", a.app, workers, self.env(db.url, a.ab_env),
+                               self.tmp, pythonpath=a.pythonpath, config=config)
+            for conc in a.concurrency:
+                for scenario in a.scenarios:
                     provider, mode = scenario.split("-")
-                    self.measure(server, db, provider, mode, conc)
+                    for r in range(a.ab_rounds if other else 1):
+                        # Alternate which variant goes first: neither always runs on the
+                        # smaller table or right after the other's warm-up.
+                        for srv in ((server, other) if r % 2 == 0 else (other, server)):
+                            if srv is not None:
+                                res = self.measure(srv, db, provider, mode, conc)
+                                if srv is other:
+                                    res.endpoint += tag
         finally:
             server.stop()
+            if other:
+                other.stop()
 
 
 def db_upgrade(env: dict, tmp: Path):
@@ -930,6 +951,10 @@ def breakdown(db_url: str, tmp: Path, payloads: Payloads, n: int = 1500) -> list
     interleaved in chunks so drift (WAL growth, other work) hits them alike."""
     import logging
 
+    if "prometheus_client" not in sys.modules:
+        # The metrics as gunicorn's workers keep them: in multiprocess mode (mmap'ed files).
+        (tmp / "metrics-breakdown").mkdir(exist_ok=True)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(tmp / "metrics-breakdown"))
     from bridge.app import create_app
     from bridge.runtime import Runtime
     from bridge.settings import Settings
@@ -940,6 +965,10 @@ def breakdown(db_url: str, tmp: Path, payloads: Payloads, n: int = 1500) -> list
     rt = Runtime.build(settings)
     app = create_app(runtime=rt)
     client = app.test_client()
+    rt_off = Runtime.build(settings.with_(metrics_enabled=False), engine=rt.engine)
+    app_off = create_app(runtime=rt_off)
+    client.off = app_off.test_client()
+    client.wsgi_on, client.wsgi_off = app.wsgi_app, app_off.wsgi_app  # the webhook fast path
     noop = noop_app().test_client()
     bridge_log = logging.getLogger("bridge")
     devnull = open(os.devnull, "w")
@@ -971,7 +1000,8 @@ def _breakdown(rt, client, noop, bridge_log, payloads: Payloads, n: int) -> list
     def interleaved(specs, rounds=6):
         acc = {label: [0.0, 0.0, 0] for label, *_ in specs}
         for r in range(rounds):
-            for label, fn, items, level in specs:
+            # Alternate the order: neither variant is always the one measured first.
+            for label, fn, items, level in (specs if r % 2 == 0 else specs[::-1]):
                 chunk = items[r::rounds]
                 bridge_log.setLevel(level)
                 w0, c0 = time.perf_counter(), time.process_time()
@@ -1010,9 +1040,32 @@ def _breakdown(rt, client, noop, bridge_log, payloads: Payloads, n: int) -> list
             "Content-Type": "application/json", "Stripe-Signature": e[0], "User-Agent": "Stripe/1.0"})
         assert r.status_code == 200, r.status_code
 
-    fresh_w, fresh_i = payloads.new("stripe", n), payloads.new("stripe", n)
+    mode = "multiprocess files" if getattr(rt.metrics, "multiprocess_dir", None) else "in memory"
+    timed(f"Metrics.intake: one counter + one histogram ({mode})",
+          lambda _: rt.metrics.intake("stripe", "stored", 200, 0.004), range(n))
+    def wsgi(app_, e):
+        # The fast path alone, as gunicorn calls it (no test client): metrics on vs off.
+        import io
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/webhooks/stripe", "CONTENT_TYPE": "application/json",
+                   "CONTENT_LENGTH": str(len(e[1])), "HTTP_STRIPE_SIGNATURE": e[0], "HTTP_USER_AGENT": "Stripe/1.0",
+                   "wsgi.input": io.BytesIO(e[1])}
+        status = []
+        app_(environ, lambda st, headers: status.append(st))
+        assert status[0].startswith("200"), status
+
+    fresh_a, fresh_b = payloads.new("stripe", n), payloads.new("stripe", n)
+    interleaved([
+        ("fast path WSGI call, new, metrics on", lambda e: wsgi(client.wsgi_on, e), fresh_a, "WARNING"),
+        ("fast path WSGI call, new, BRIDGE_METRICS=off", lambda e: wsgi(client.wsgi_off, e), fresh_b, "WARNING"),
+        ("fast path WSGI call, duplicate, metrics on", lambda e: wsgi(client.wsgi_on, e), entries, "WARNING"),
+        ("fast path WSGI call, duplicate, BRIDGE_METRICS=off", lambda e: wsgi(client.wsgi_off, e), entries,
+         "WARNING"),
+    ], rounds=10)
+    fresh_w, fresh_i, fresh_o = payloads.new("stripe", n), payloads.new("stripe", n), payloads.new("stripe", n)
     interleaved([
         ("bridge POST via Flask test client, new, log WARNING", lambda e: post(client, e), fresh_w, "WARNING"),
+        ("bridge POST via Flask test client, new, log WARNING, BRIDGE_METRICS=off",
+         lambda e: post(client.off, e), fresh_o, "WARNING"),
         ("bridge POST via Flask test client, new, log INFO (to /dev/null)", lambda e: post(client, e), fresh_i,
          "INFO"),
         ("bridge POST via Flask test client, duplicate, log WARNING", lambda e: post(client, e), entries,
@@ -1039,6 +1092,31 @@ def _row(r: Result) -> str:
             f"{r.load.p50_ms:>7.1f} {r.load.p99_ms:>7.1f} {ratio:>8} {r.srv_ms:>8.3f} {r.lg_ms:>7.3f} "
             f"{r.rest_ms:>7.3f} {r.busy_pct:>4.0f}% {r.others_pct:>5.0f}% {err:>4} {rows:>7}")
     return line + (f"  {r.note}" if r.note else "")
+
+
+def _print_ab(bench: Bench) -> None:
+    """--ab-env: per cell, the medians of both variants and their ratio (B over A)."""
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+    cells: dict = {}
+    for r in bench.results:
+        if r.endpoint == "no-op":
+            continue
+        base, _, tag = r.endpoint.partition(" [")
+        cells.setdefault((r.db, r.workers, base, r.conc), {}).setdefault(bool(tag), []).append(r)
+    tag = " ".join(f"{k}={v}" for k, v in bench.args.ab_env.items())
+    print()
+    print(f"A/B, medians of the alternating runs; B = {tag}:")
+    print(f"  {'db':<10} {'w':>2} {'endpoint':<12} {'c':>3} {'A req/s':>8} {'B req/s':>8} {'B/A':>6} "
+          f"{'A srv CPU':>9} {'B srv CPU':>9} {'B/A':>6}")
+    for (db, w, endpoint, conc), v in cells.items():
+        if True not in v or False not in v:
+            continue
+        ra, rb = median([r.load.rate for r in v[False]]), median([r.load.rate for r in v[True]])
+        ca, cb = median([r.srv_ms for r in v[False]]), median([r.srv_ms for r in v[True]])
+        print(f"  {db:<10} {w:>2} {endpoint:<12} {conc:>3} {ra:>8.0f} {rb:>8.0f} {rb / ra:>6.3f} "
+              f"{ca:>9.3f} {cb:>9.3f} {cb / ca:>6.3f}")
 
 
 def print_report(bench: Bench, sizes: dict, notes: list, brk: dict, started: float):
@@ -1070,6 +1148,8 @@ def print_report(bench: Bench, sizes: dict, notes: list, brk: dict, started: flo
           f"(> {NOISY_PCT:g}%: noisy); err: socket errors + non-2xx answers;\n"
           "rows+: events stored during the measured run (jobs shown if different): every request for "
           "'new' (plus up to c in flight), none for 'dup'.")
+    if a.ab_env:
+        _print_ab(bench)
     for note in notes:
         print("note: " + note)
     for db, rows in brk.items():
@@ -1112,6 +1192,13 @@ def main(argv=None) -> int:
     p.add_argument("--app", default="bridge.app:create_app()",
                    help="the bridge's WSGI app for gunicorn, to A/B a variant [bridge.app:create_app()]")
     p.add_argument("--pythonpath", default=None, help="gunicorn --pythonpath for --app")
+    p.add_argument("--no-config", action="store_true",
+                   help="start the bridge's gunicorn without the Procfile's -c python:bridge.gunicorn_conf")
+    p.add_argument("--ab-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="also run the bridge with these variables (e.g. BRIDGE_METRICS=off), measured "
+                        "alternately with the default, cell by cell")
+    p.add_argument("--ab-rounds", type=int, default=3,
+                   help="with --ab-env: alternations per cell (each gives one row per variant) [3]")
     p.add_argument("--dup-pool", type=int, default=5000, help="stored events re-delivered by dup runs [5000]")
     p.add_argument("--quiet-wait", type=float, default=30,
                    help="before each run wait up to this many seconds for other CPU use to drop [30]")
@@ -1123,10 +1210,15 @@ def main(argv=None) -> int:
     p.add_argument("--quiet-threshold", type=float, default=10,
                    help="percent of all cores counted as quiet [10]")
     p.add_argument("--no-breakdown", action="store_true", help="skip the in-process cost breakdown")
+    p.add_argument("--breakdown-only", action="store_true", help="only the in-process cost breakdown")
     p.add_argument("--tmpdir", default=None, help="parent of the temp dir (the SQLite file lives there)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite file)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     a = p.parse_args(argv)
+    try:
+        a.ab_env = dict(kv.split("=", 1) for kv in a.ab_env)
+    except ValueError:
+        p.error("--ab-env takes KEY=VALUE")
     for s in a.scenarios:
         if s not in ("stripe-new", "paddle-new", "stripe-dup", "paddle-dup"):
             p.error(f"unknown scenario {s}")
@@ -1161,7 +1253,7 @@ def main(argv=None) -> int:
     try:
         worker_counts = sorted(set(([a.workers] if "postgresql" in a.db else [])
                                    + (a.sqlite_workers if "sqlite" in a.db else [])), reverse=True)
-        for w in worker_counts:
+        for w in ([] if a.breakdown_only else worker_counts):
             bench.run_noop(w)
         if "sqlite" in a.db:
             for i, w in enumerate(a.sqlite_workers):
@@ -1170,7 +1262,8 @@ def main(argv=None) -> int:
                 db = SqliteDb(tmp, f"sqlite-w{w}")
                 dbs.append(db)
                 db_upgrade(bench.env(db.url), tmp)
-                bench.run_bridge(db, w)
+                if not a.breakdown_only:
+                    bench.run_bridge(db, w)
             if not a.no_breakdown:
                 bench.progress("in-process breakdown, SQLite")
                 bench.wait_quiet()
@@ -1183,7 +1276,8 @@ def main(argv=None) -> int:
                 db = PostgresDb(a.pg_url)
                 dbs.append(db)
                 db_upgrade(bench.env(db.url), tmp)
-                bench.run_bridge(db, a.workers)
+                if not a.breakdown_only:
+                    bench.run_bridge(db, a.workers)
                 if not a.no_breakdown:
                     bench.progress("in-process breakdown, PostgreSQL")
                     bench.wait_quiet()

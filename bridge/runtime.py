@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.ledger.db import make_engine, make_session_factory, read_only
 from bridge.ledger.inbox import Inbox
+from bridge.metrics import NullMetrics, for_settings
 from bridge.providers.registry import Providers
 from bridge.settings import Settings
 
@@ -29,6 +30,7 @@ class Runtime:
     reads: sessionmaker[Session] = None  # read-only sessions (never wait for SQLite's write lock)
     clock: Callable[[], datetime] = utcnow
     wall: Callable[[], float] = time.time
+    metrics: NullMetrics = field(default_factory=NullMetrics)
     _policies: object = field(default=None, repr=False)
     _providers: Providers = field(default=None, repr=False)
 
@@ -37,7 +39,7 @@ class Runtime:
         engine = engine or make_engine(settings)
         return cls(settings=settings, engine=engine, sessions=make_session_factory(engine),
                    inbox=Inbox(engine, settings.job_max_attempts),
-                   reads=make_session_factory(read_only(engine)))
+                   reads=make_session_factory(read_only(engine)), metrics=for_settings(settings))
 
     @property
     def policies(self):
@@ -49,7 +51,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         if self._providers is None:  # built here, not on first use: threads share one set
-            self._providers = Providers(self.settings)
+            # Every provider API call is counted (bridge_provider_api_calls_total).
+            self._providers = Providers(self.settings, observe=self.metrics.provider_call)
 
     @property
     def providers(self) -> Providers:

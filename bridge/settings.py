@@ -4,6 +4,8 @@ Nothing else in the bridge reads ``os.environ``; tests build a ``Settings`` dire
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +16,100 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def _default_instance_dir() -> Path:
     return PROJECT_ROOT / "instance"
+
+
+class ConfigError(ValueError):
+    """A variable that cannot work. ``str()`` is the one line a command prints before it
+    stops with exit status 2: the variable's name and what is wrong, never its value when the
+    value may hold a credential."""
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: Optional[int] = None) -> int:
+    raw = env.get(key)
+    if not raw:
+        return default
+    try:
+        value = int(raw.strip(), 10)
+    except ValueError:
+        raise ConfigError(key, f"must be a whole number, got {raw[:40]!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(key, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], key: str, default: float, minimum: Optional[float] = None) -> float:
+    raw = env.get(key)
+    if not raw:
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(key, f"must be a number, got {raw[:40]!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(key, f"must be a finite number, got {raw[:40]!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(key, f"must be at least {minimum:g}, got {value:g}")
+    return value
+
+
+def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = (env.get(key) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(key, f"must be on or off, got {raw[:40]!r}")
+
+
+def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(key)
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(key, f"must be {' or '.join(choices)}, got {raw[:40]!r}")
+    return raw
+
+
+def _database_url(raw: str) -> str:
+    """Only PostgreSQL and SQLite are supported. The URL is never echoed: it holds a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    url = normalize_database_url(raw.strip())
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError("DATABASE_URL", "is not a database URL (expected postgresql://... or sqlite:///...)") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("postgresql", "sqlite"):
+        raise ConfigError("DATABASE_URL", f"{backend!r} is not supported: use PostgreSQL (postgresql://...) "
+                                          "or SQLite (sqlite:///...)")
+    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise ConfigError("DATABASE_URL", f"driver {parsed.get_driver_name()!r} is not installed: "
+                                          "use postgresql://... (psycopg)")
+    if backend == "sqlite" and parsed.get_driver_name() != "pysqlite":
+        raise ConfigError("DATABASE_URL", f"driver {parsed.get_driver_name()!r} is not installed: use sqlite:///...")
+    return url
+
+
+def _license_secret(raw: Optional[str]) -> Optional[str]:
+    """Standard Webhooks secrets are ``whsec_`` + base64 of the key (the prefix optional)."""
+    if not raw:
+        return None
+    body = raw[len("whsec_"):] if raw.startswith("whsec_") else raw
+    try:
+        key = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("LICENSE_WEBHOOK_SECRET", "is not whsec_ followed by base64 (Standard Webhooks)") from None
+    if len(key) < 16:
+        raise ConfigError("LICENSE_WEBHOOK_SECRET", f"the key is {len(key)} bytes; at least 16 are needed")
+    return raw
 
 
 def normalize_database_url(url: str) -> str:
@@ -85,16 +181,21 @@ class Settings:
     # none: a client could otherwise pick its own address and dodge the failure limit.
     trusted_proxies: int = 0
     log_level: str = "INFO"
+    # "text" (one line per record) or "json" (one JSON object per line, python-json-logger).
+    log_format: str = "text"
+    # GET /metrics and the counters behind it (BRIDGE_METRICS=off: neither, e.g. to compare).
+    metrics_enabled: bool = True
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
         env = os.environ if env is None else env
         instance_dir = Path(env.get("BRIDGE_INSTANCE_DIR") or _default_instance_dir())
         url = env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'bridge.sqlite3'}"
-        get_f = lambda k, d: float(env[k]) if env.get(k) else d  # noqa: E731
-        get_i = lambda k, d: int(env[k]) if env.get(k) else d  # noqa: E731
+        level = (env.get("BRIDGE_LOG_LEVEL") or "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError("BRIDGE_LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {level[:40]!r}")
         return cls(
-            database_url=normalize_database_url(url),
+            database_url=_database_url(url),
             instance_dir=instance_dir,
             config_dir=Path(env.get("BRIDGE_CONFIG_DIR") or PROJECT_ROOT / "config"),
             stripe_api_key=env.get("STRIPE_API_KEY") or None,
@@ -102,32 +203,34 @@ class Settings:
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             paddle_api_key=env.get("PADDLE_API_KEY") or None,
             paddle_webhook_secrets=_secrets(env.get("PADDLE_WEBHOOK_SECRET")),
-            paddle_environment=env.get("PADDLE_ENVIRONMENT") or "sandbox",
+            paddle_environment=_choice(env, "PADDLE_ENVIRONMENT", "sandbox", ("sandbox", "production")),
             paddle_api_base=env.get("PADDLE_API_BASE") or None,
             license_webhook_url=env.get("LICENSE_WEBHOOK_URL") or None,
-            license_webhook_secret=env.get("LICENSE_WEBHOOK_SECRET") or None,
+            license_webhook_secret=_license_secret(env.get("LICENSE_WEBHOOK_SECRET")),
             default_policy=env.get("BRIDGE_POLICY") or None,
-            stripe_tolerance_seconds=get_i("STRIPE_WEBHOOK_TOLERANCE", 300),
-            paddle_tolerance_seconds=get_i("PADDLE_WEBHOOK_TOLERANCE", 300),
-            max_body_bytes=get_i("BRIDGE_MAX_BODY_BYTES", 1024 * 1024),
-            lease_seconds=get_f("BRIDGE_LEASE_SECONDS", 60.0),
-            job_max_attempts=get_i("BRIDGE_JOB_MAX_ATTEMPTS", 12),
-            job_backoff_base_seconds=get_f("BRIDGE_JOB_BACKOFF_BASE", 2.0),
-            job_backoff_max_seconds=get_f("BRIDGE_JOB_BACKOFF_MAX", 3600.0),
-            worker_poll_seconds=get_f("BRIDGE_WORKER_POLL", 0.5),
-            worker_threads=get_i("BRIDGE_WORKER_THREADS", 1),
-            worker_batch=max(1, get_i("BRIDGE_WORKER_BATCH", 0)) if env.get("BRIDGE_WORKER_BATCH") else None,
-            provider_attempts=get_i("BRIDGE_PROVIDER_ATTEMPTS", 4),
-            provider_backoff_multiplier=get_f("BRIDGE_PROVIDER_BACKOFF", 0.5),
-            provider_backoff_max_seconds=get_f("BRIDGE_PROVIDER_BACKOFF_MAX", 8.0),
-            provider_timeout_seconds=get_f("BRIDGE_PROVIDER_TIMEOUT", 20.0),
-            refund_poll_seconds=get_f("BRIDGE_REFUND_POLL_SECONDS", 900.0),
-            stripe_calls_per_second=get_f("BRIDGE_STRIPE_CALLS_PER_SECOND", 20.0),
-            paddle_calls_per_second=get_f("BRIDGE_PADDLE_CALLS_PER_SECOND", 4.0),
-            auth_failure_limit=get_i("BRIDGE_AUTH_FAILURE_LIMIT", 10),
-            auth_failure_window_seconds=get_i("BRIDGE_AUTH_FAILURE_WINDOW", 60),
-            trusted_proxies=get_i("BRIDGE_TRUSTED_PROXIES", 0),
-            log_level=env.get("BRIDGE_LOG_LEVEL") or "INFO",
+            stripe_tolerance_seconds=_int(env, "STRIPE_WEBHOOK_TOLERANCE", 300, minimum=1),
+            paddle_tolerance_seconds=_int(env, "PADDLE_WEBHOOK_TOLERANCE", 300, minimum=1),
+            max_body_bytes=_int(env, "BRIDGE_MAX_BODY_BYTES", 1024 * 1024, minimum=1),
+            lease_seconds=_float(env, "BRIDGE_LEASE_SECONDS", 60.0, minimum=0.01),
+            job_max_attempts=_int(env, "BRIDGE_JOB_MAX_ATTEMPTS", 12, minimum=1),
+            job_backoff_base_seconds=_float(env, "BRIDGE_JOB_BACKOFF_BASE", 2.0, minimum=0),
+            job_backoff_max_seconds=_float(env, "BRIDGE_JOB_BACKOFF_MAX", 3600.0, minimum=0),
+            worker_poll_seconds=_float(env, "BRIDGE_WORKER_POLL", 0.5, minimum=0.001),
+            worker_threads=_int(env, "BRIDGE_WORKER_THREADS", 1, minimum=1),
+            worker_batch=_int(env, "BRIDGE_WORKER_BATCH", 8, minimum=1) if env.get("BRIDGE_WORKER_BATCH") else None,
+            provider_attempts=_int(env, "BRIDGE_PROVIDER_ATTEMPTS", 4, minimum=1),
+            provider_backoff_multiplier=_float(env, "BRIDGE_PROVIDER_BACKOFF", 0.5, minimum=0),
+            provider_backoff_max_seconds=_float(env, "BRIDGE_PROVIDER_BACKOFF_MAX", 8.0, minimum=0),
+            provider_timeout_seconds=_float(env, "BRIDGE_PROVIDER_TIMEOUT", 20.0, minimum=0.001),
+            refund_poll_seconds=_float(env, "BRIDGE_REFUND_POLL_SECONDS", 900.0, minimum=0.001),
+            stripe_calls_per_second=_float(env, "BRIDGE_STRIPE_CALLS_PER_SECOND", 20.0, minimum=0.001),
+            paddle_calls_per_second=_float(env, "BRIDGE_PADDLE_CALLS_PER_SECOND", 4.0, minimum=0.001),
+            auth_failure_limit=_int(env, "BRIDGE_AUTH_FAILURE_LIMIT", 10, minimum=0),
+            auth_failure_window_seconds=_int(env, "BRIDGE_AUTH_FAILURE_WINDOW", 60, minimum=0),
+            trusted_proxies=_int(env, "BRIDGE_TRUSTED_PROXIES", 0, minimum=0),
+            log_level=level,
+            log_format=_choice(env, "BRIDGE_LOG_FORMAT", "text", ("text", "json")),
+            metrics_enabled=_flag(env, "BRIDGE_METRICS", True),
         )
 
     def with_(self, **changes) -> "Settings":

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bridge.ledger.models import ApiToken
 
-SCOPES = ("orders:write", "refunds:write", "refunds:review", "read", "finance:read", "admin")
+SCOPES = ("orders:write", "refunds:write", "refunds:review", "read", "finance:read", "metrics", "admin")
 PREFIX = "brg_"
 
 

@@ -29,6 +29,7 @@ class ItemDecision:
     blocked_by: tuple[str, ...] = ()   # bundle: the items that block the whole order
     statutory_overlay: bool = False    # a denial turned into a review by the overlay
     facts: Mapping[str, Any] = field(default_factory=dict)
+    deadline: Optional[datetime] = None   # end of the window that gave approved/review
 
     # Engine rules (not rows of a policy file): "already_refunded" (nothing left to refund),
     # "no_rule" (no row applies: review), "bundle" (the bundle rule decided).
@@ -42,6 +43,7 @@ class ItemDecision:
             "clauses": [c.to_dict() for c in self.clauses],
             "rule": self.rule,
             "explanation": item_sentence(self, currency),
+            "deadline": None if self.deadline is None else _iso(self.deadline),
             "facts": {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v)
                       for k, v in sorted(self.facts.items())},
         }
@@ -68,6 +70,7 @@ class Decision:
     items: tuple[ItemDecision, ...]
     reason: str = ""
     requested_at: Optional[datetime] = None
+    deadline: Optional[datetime] = None   # the earliest deadline of its approved/review items
 
     @property
     def missing(self) -> tuple[str, ...]:
@@ -86,6 +89,7 @@ class Decision:
             "policy": {"id": self.policy_id, "version": self.policy_version, "hash": self.policy_hash},
             "clauses": [c.to_dict() for c in self.clauses],
             "explanation": self.explanation,
+            "deadline": None if self.deadline is None else _iso(self.deadline),
             "items": [item.to_dict(self.currency) for item in self.items],
             "reason": self.reason,
         }
@@ -95,3 +99,7 @@ class Decision:
         if missing:
             out["missing"] = list(missing)
         return out
+
+
+def _iso(moment: Optional[datetime]) -> Optional[str]:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

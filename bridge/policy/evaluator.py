@@ -2,9 +2,12 @@
 
 Per item: the first row of its category (common rows first) whose conditions hold decides;
 the row's amount rule gives the refund base, capped at what remains unrefunded; a
-fee-deducting policy keeps ``ceil(fee * base / amount)``. Then, order-wide: the bundle rule
+fee-deducting policy keeps ``ceil(share * base / amount)``, never more than what earlier
+refunds left of the item's fee share (``fees.py``). Then, order-wide: the bundle rule
 (if the policy has one and the order is a bundle) and the statutory overlay (if switched on).
-Money is integer minor units; refunds round down, deductions up.
+Money is integer minor units; refunds round down, deductions up. Every approved or reviewed
+item carries the deadline of the window that gave it (``_deadline``), the decision its
+earliest.
 """
 from __future__ import annotations
 
@@ -18,27 +21,29 @@ from .explain import join, missing_phrase, money_labels, sentence
 from .model import Category, Clause, Policy, Row, dedupe_clauses
 from .inputs import Order, OrderItem, RefundRequest
 from .rules import Context
-from .vocab import REASONS
-
-_REASONS = frozenset(REASONS)
+from .windows import Window, clock_words
 _DAY = timedelta(days=1)
 _US = timedelta(microseconds=1)
 _DAY_US = 86_400_000_000
 _SETTLED = "already_refunded"     # engine rule: nothing left to refund on the item
 
 
-def evaluate(policy: Policy, order: Order, request: RefundRequest, now: datetime) -> Decision:
+def evaluate(policy: Policy, order: Order, request: RefundRequest, now: datetime,
+             allow_future: bool = False) -> Decision:
     """Decide ``request`` on ``order`` under ``policy`` at time ``now`` (aware datetime).
+
+    ``allow_future``: the simulator decides hypothetical requests, so there ``requested_at``
+    may be after ``now`` (policies.md); a real request's may not.
 
     Raises :class:`PolicyInputError` for inputs the policy cannot judge (unknown reason,
     category or item, a billing the category does not sell, a request time in the future or
     before an item's payment).
     """
     reason = request.reason
-    if reason not in _REASONS:
-        raise PolicyInputError("request.reason", f"must be one of {', '.join(REASONS)}, got {reason!r}")
+    if reason not in policy.reasons:
+        raise PolicyInputError("request.reason", f"must be one of {', '.join(policy.reasons)}, got {reason!r}")
     requested_at = request.requested_at
-    if requested_at > now:
+    if requested_at > now and not allow_future:
         raise PolicyInputError("request.requested_at", f"{requested_at.isoformat()} is in the future")
 
     selected = _select(order, request)
@@ -79,10 +84,12 @@ def evaluate(policy: Policy, order: Order, request: RefundRequest, now: datetime
             if (r.outcome == "denied" and r.rule != _SETTLED
                     and requested_at - item.paid_at <= window):
                 results[i] = _with(r, outcome="review", clauses=dedupe_clauses(r.clauses + overlay.cite),
-                                   because=overlay.because, statutory_overlay=True)
+                                   because=overlay.because, statutory_overlay=True,
+                                   deadline=item.paid_at + window)
 
     refund = fee = 0
     has_review = has_approved = False
+    deadline = None
     for r in results:
         if r.outcome == "review":
             has_review = True
@@ -90,6 +97,10 @@ def evaluate(policy: Policy, order: Order, request: RefundRequest, now: datetime
             has_approved = True
             refund += r.refund_amount
             fee += r.fee_deducted
+        else:
+            continue
+        if r.deadline is not None and (deadline is None or r.deadline < deadline):
+            deadline = r.deadline        # the order's decision holds until its first item's ends
     if has_review:
         outcome, refund, fee = "review", 0, 0
     elif has_approved:
@@ -104,7 +115,7 @@ def evaluate(policy: Policy, order: Order, request: RefundRequest, now: datetime
                     currency=order.currency, policy_id=policy.id, policy_version=policy.version,
                     policy_hash=policy.hash, clauses=clauses,
                     explanation=sentence(results, order.currency), items=tuple(results),
-                    reason=reason, requested_at=requested_at)
+                    reason=reason, requested_at=requested_at, deadline=deadline)
 
 
 def _select(order: Order, request: RefundRequest) -> list[tuple[int, OrderItem]]:
@@ -138,66 +149,117 @@ def _decide_item(policy: Policy, category: Category, item: OrderItem, billing: s
         return ItemDecision(item.item_id, "denied", 0, 0, (), _SETTLED, because, label,
                             facts=facts)
     ctx = Context(reason, billing, item.purchase, item.duplicate_charge, facts, item.fee,
-                  item.paid_at, requested_at)
-    for row in category.rows:
-        if row.matches(ctx):
+                  item.paid_at, requested_at, item.period_start)
+    matched = None
+    for row in category.rows:            # Row.matches, inline: this loop is the hot path
+        for check in row.checks:
+            if not check(ctx):
+                break
+        else:
+            matched = row
             break
-    else:
+    if matched is None:
         return ItemDecision(item.item_id, "review", 0, 0, category.cite, "no_rule",
                             "no rule of our refund policy covers this purchase", label, facts=facts)
+    row = matched
 
     outcome = row.outcome
     if outcome == "denied":
         return ItemDecision(item.item_id, "denied", 0, 0, row.cite, row.id, row.because, label,
                             facts=facts)
+    if row.deadline_delta is not None:
+        deadline = item.paid_at + row.deadline_delta
+    elif row.has_deadline:
+        deadline = _deadline(row, ctx)
+    else:
+        deadline = None
     if outcome == "review":
-        missing = tuple(n for n in row.unknown if ctx.money(n) is None)
+        missing = tuple(n for n in row.unknown if ctx.money(n) is None) if row.unknown else ()
         because = row.because
         if missing:
-            because = f"{because}, and {missing_phrase(missing)}"
+            because = f"{because}, and {missing_phrase(missing, policy.label)}"
         return ItemDecision(item.item_id, "review", 0, 0, row.cite, row.id, because, label,
-                            missing=missing, facts=facts)
+                            missing=missing, facts=facts, deadline=deadline)
 
     amount_rule = row.amount
+    because = row.because
     if amount_rule == "full":
         base = remaining
     elif amount_rule == "pro_rated":
         base = min(_pro_rated(item, billing, requested_at), remaining)
-    else:  # amount_minus
+    elif amount_rule == "amount_minus":
         missing = tuple(n for n in row.minus if facts.get(n) is None)
         if missing:
-            return _missing(item, row, row.cite, missing, label, facts)
+            return _missing(policy, item, row, row.cite, missing, label, facts, deadline)
         base = item.amount
         for name in row.minus:
             base -= facts[name]
         base = min(base, remaining)
+    else:  # percent | tiered: a share of the price, rounded down (the merchant's favour)
+        share = row.percent if amount_rule == "percent" else ctx.tier
+        base = min(item.amount * share.numerator // share.denominator, remaining)
+        if amount_rule == "tiered":
+            because = share.because or (f"{because}, and {share.percent}% of the price is refunded "
+                                        f"{share.window.phrase(_clock(policy, share.window))}")
     if base <= 0:
         return ItemDecision(item.item_id, "denied", 0, 0, row.cite, row.id,
-                            f"{row.because}, which leaves nothing to refund", label, facts=facts)
+                            f"{because}, which leaves nothing to refund", label, facts=facts)
     fee_deducted = 0
     clauses = row.cite
     if policy.fees.deducts and not row.waive_fee:
         if item.fee is None:
-            return _missing(item, row, row.cite_fee, ("fee",), label, facts)
-        fee_deducted = min(base, -(-(item.fee * base) // item.amount))
+            return _missing(policy, item, row, row.cite_fee, ("fee",), label, facts, deadline)
+        # fees.fee_to_keep, inline (the hot path): ceil(share * base / amount), capped at
+        # what earlier refunds left of the share and at the base
+        left = item.fee - item.fee_kept
+        fee_deducted = min(-(-(item.fee * base) // item.amount), left, base) if left > 0 else 0
         if fee_deducted:
             clauses = row.cite_fee
     refund = base - fee_deducted
     if refund <= 0:
         return ItemDecision(item.item_id, "denied", 0, 0, clauses, row.id,
-                            f"{row.because}, but the non-refundable processing fee leaves nothing "
+                            f"{because}, but the non-refundable processing fee leaves nothing "
                             "to refund", label, facts=facts)
     return ItemDecision(item.item_id, "approved", refund, fee_deducted, clauses, row.id,
-                        row.because, label, full=base == remaining, facts=facts)
+                        because, label, full=base == remaining, facts=facts, deadline=deadline)
 
 
-def _missing(item: OrderItem, row: Row, clauses: tuple[Clause, ...], missing: tuple[str, ...],
-             label: str, facts: Mapping[str, Any]) -> ItemDecision:
+def _clock(policy: Policy, window: Window) -> str:
+    return clock_words(window.clock, {n: policy.label(n) for n in (window.clock,)})
+
+
+def _deadline(row: Row, ctx: Context) -> Optional[datetime]:
+    """The last instant of the window that gave this outcome (policies.md, "Deadlines"): the
+    row's own within_* windows (for tiers, the tier that applied), and the after_* window of
+    an earlier row that would take over once it passes (a category whose "after 30 days:
+    denied" row comes before its "not provisioned: approved" row)."""
+    ends = []
+    for window in row.within:
+        end = ctx.window_end(window)
+        if end is not None:
+            ends.append(end)
+    if row.tiers and ctx.tier is not None:
+        end = ctx.window_end(ctx.tier.window)
+        if end is not None:
+            ends.append(end)
+    for guard in row.guards:
+        if all(check(ctx) for check in guard.plain):
+            for window in guard.after:
+                end = ctx.window_end(window)
+                if end is not None:
+                    ends.append(end)
+    return min(ends) if ends else None
+
+
+def _missing(policy: Policy, item: OrderItem, row: Row, clauses: tuple[Clause, ...],
+             missing: tuple[str, ...], label: str, facts: Mapping[str, Any],
+             deadline: Optional[datetime] = None) -> ItemDecision:
     """An amount the rule needs is unknown: a person decides, the engine never guesses."""
     verb = "is" if len(missing) == 1 else "are"
-    because = f"the refund amount depends on {money_labels(missing)}, which {verb} not known yet"
+    because = (f"the refund amount depends on {money_labels(missing, policy.label)}, which {verb} "
+               "not known yet")
     return ItemDecision(item.item_id, "review", 0, 0, clauses, row.id, because, label,
-                        missing=missing, facts=facts)
+                        missing=missing, facts=facts, deadline=deadline)
 
 
 def _pro_rated(item: OrderItem, billing: str, requested_at: datetime) -> int:
@@ -233,7 +295,7 @@ def _bundle(policy: Policy, order: Order, request: RefundRequest,
         return [r if r.rule == _SETTLED else
                 _with(r, outcome="denied", refund_amount=0, fee_deducted=0, clauses=rule.cite,
                       rule="bundle", because=f"{rule.because}, not in part", full=False,
-                      missing=()) for r in results]
+                      missing=(), deadline=None) for r in results]
     blockers = [r for r in results if r.rule != _SETTLED and (
         r.outcome == "denied" or (r.outcome == "approved" and not r.full))]
     if blockers:
@@ -246,7 +308,8 @@ def _bundle(policy: Policy, order: Order, request: RefundRequest,
         ids = tuple(b.item_id for b in blockers)
         return [r if r.rule == _SETTLED else
                 _with(r, outcome="denied", refund_amount=0, fee_deducted=0, clauses=clauses,
-                      rule="bundle", because=because, blocked_by=ids, full=False, missing=())
+                      rule="bundle", because=because, blocked_by=ids, full=False, missing=(),
+                      deadline=None)
                 for r in results]
     reviews = [r for r in results if r.outcome == "review"]
     if reviews:

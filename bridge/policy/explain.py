@@ -1,19 +1,29 @@
 """One sentence a support agent can paste to the buyer, built from the rows' ``because``."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from bridge.domain.money import format_amount
 
 from .vocab import MONEY_LABELS
 
 
-def money_labels(names: Sequence[str]) -> str:
-    return join([MONEY_LABELS.get(n, n.replace("_", " ")) for n in names])
+def money_labels(names: Sequence[str], label: Optional[Callable[[str], str]] = None) -> str:
+    """How the amounts (or time facts) a rule waits for are named: the standard labels, else
+    the policy's own (``label``), else the name in words."""
+    out = []
+    for n in names:
+        if n in MONEY_LABELS:
+            out.append(MONEY_LABELS[n])
+        elif label is not None:
+            out.append(label(n))
+        else:
+            out.append(n.replace("_", " "))
+    return join(out)
 
 
-def missing_phrase(names: Sequence[str]) -> str:
-    return f"{money_labels(names)} {'is' if len(names) == 1 else 'are'} not known yet"
+def missing_phrase(names: Sequence[str], label: Optional[Callable[[str], str]] = None) -> str:
+    return f"{money_labels(names, label)} {'is' if len(names) == 1 else 'are'} not known yet"
 
 
 def join(words: Sequence[str]) -> str:
@@ -29,10 +39,20 @@ def _fee_part(fee: int, currency: str) -> str:
 
 
 def item_sentence(item, currency: str) -> str:
-    return sentence((item,), currency)
+    """``sentence`` of one item, without the grouping (every item of every decision's
+    ``to_dict`` is explained on its own)."""
+    outcome = item.outcome
+    if outcome == "approved":
+        return (f"We will refund {format_amount(item.refund_amount, currency)}"
+                f"{_fee_part(item.fee_deducted, currency)} because {item.because}.")
+    if outcome == "denied":
+        return f"We cannot refund this purchase because {item.because}."
+    return f"Your request needs a review by our team because {item.because}."
 
 
 def sentence(items: Sequence, currency: str) -> str:
+    if len(items) == 1:
+        return item_sentence(items[0], currency)
     groups: dict[tuple[str, str], list] = {}
     for item in items:
         groups.setdefault((item.outcome, item.because), []).append(item)

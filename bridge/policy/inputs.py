@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from bridge.domain.money import normalize_currency
 
@@ -28,10 +28,12 @@ class OrderItem:
     paid_at: datetime                    # aware UTC; for a renewal the renewal payment
     billing: Optional[str] = None        # one_time | monthly | annual; None = category default
     purchase: str = "initial"            # initial | renewal
-    fee: Optional[int] = None            # provider processing fee; None = not known
+    fee: Optional[int] = None            # the item's share of its payment's processing fee
+                                         # (policies.md: largest remainder); None = not known
     period_start: Optional[datetime] = None
     period_end: Optional[datetime] = None
-    already_refunded: int = 0
+    already_refunded: int = 0            # settled by earlier refunds: given back + fee kept
+    fee_kept: int = 0                    # of ``fee``, what earlier refunds of the item kept
     duplicate_charge: bool = False       # payment-data flag: a second charge in one period
     facts: Mapping[str, Any] = field(default_factory=dict)
     sku: Optional[str] = None            # only to name the item in explanations
@@ -122,18 +124,27 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def parse_facts(value: Any, where: str) -> dict[str, Any]:
-    """Facts by name (spec/policies.md): booleans, money (int >= 0 or null = unknown), and
-    ``problem_reported_at`` (ISO time or null). Unknown names are an error."""
+def parse_facts(value: Any, where: str, types: Optional[Mapping[str, str]] = None,
+                strict: bool = True) -> dict[str, Any]:
+    """Facts by name: booleans, money (int >= 0 or null = unknown), times (ISO time or null).
+
+    ``types`` is the fact table of the order's policy (``Policy.fact_types``,
+    ``PolicyRegistry.fact_types(id)``: the standard facts of spec/policies.md and the ones the
+    policy declares); without it, the standard facts. Unknown names are an error, unless
+    ``strict`` is false (facts stored under an earlier version of the policy: skipped)."""
     if value is None:
         return {}
+    if types is None:
+        types = FACT_TYPES
     data = _object(value, where)
     out: dict[str, Any] = {}
     for name, raw in data.items():
-        kind = FACT_TYPES.get(name)
+        kind = types.get(name)
         key = f"{where}.{name}"
         if kind is None:
-            raise PolicyInputError(key, f"unknown fact {name!r} (known: {', '.join(FACT_TYPES)})")
+            if not strict:
+                continue
+            raise PolicyInputError(key, f"unknown fact {name!r} (known: {', '.join(types)})")
         if kind == "bool":
             out[name] = _bool(raw, key)
         elif raw is None:
@@ -147,7 +158,9 @@ def parse_facts(value: Any, where: str) -> dict[str, Any]:
 
 # -- the order and the request ----------------------------------------------------------------
 
-def parse_order(value: Any, where: str = "order") -> Order:
+def parse_order(value: Any, where: str = "order", facts: Optional[Mapping[str, str]] = None) -> Order:
+    """``facts``: the fact table of the policy that decides it (standard facts when None)."""
+    types = facts
     data = _object(value, where)
     currency_raw = data.get("currency")
     try:
@@ -178,26 +191,27 @@ def parse_order(value: Any, where: str = "order") -> Order:
     business = customer.get("business", False)
     business = False if business is None else _bool(business, f"{cwhere}.business")
 
-    facts = parse_facts(data.get("facts"), f"{where}.facts")
+    facts = parse_facts(data.get("facts"), f"{where}.facts", types)
     raw_items = data.get("items")
     if not isinstance(raw_items, list) or not raw_items:
         raise PolicyInputError(f"{where}.items", "expected a non-empty array of items")
     items = []
     seen: set[str] = set()
     for i, raw in enumerate(raw_items):
-        item = parse_item(raw, f"{where}.items[{i}]")
+        item = parse_item(raw, f"{where}.items[{i}]", types)
         if item.item_id in seen:
             raise PolicyInputError(f"{where}.items[{i}].item_id", f"duplicate item id {item.item_id!r}")
         seen.add(item.item_id)
         items.append(item)
     item_facts = data.get("item_facts")
     if item_facts is not None:     # the shape of POST /orders/{id}/facts, stored with the order
-        items = _merge_item_facts(items, item_facts, f"{where}.item_facts")
+        items = _merge_item_facts(items, item_facts, f"{where}.item_facts", types)
     return Order(currency=currency, items=tuple(items), policy=policy, order_id=order_id,
                  bundle=bundle, country=country, business=business, facts=facts)
 
 
-def _merge_item_facts(items: list[OrderItem], value: Any, where: str) -> list[OrderItem]:
+def _merge_item_facts(items: list[OrderItem], value: Any, where: str,
+                      types: Optional[Mapping[str, str]] = None) -> list[OrderItem]:
     data = _object(value, where)
     by_id = {item.item_id: item for item in items}
     for item_id in data:
@@ -205,14 +219,14 @@ def _merge_item_facts(items: list[OrderItem], value: Any, where: str) -> list[Or
             raise PolicyInputError(f"{where}.{item_id}", f"no item {item_id!r} in the order")
     out = []
     for item in items:
-        extra = parse_facts(data.get(item.item_id), f"{where}.{item.item_id}")
+        extra = parse_facts(data.get(item.item_id), f"{where}.{item.item_id}", types)
         if extra:
             item = replace(item, facts={**item.facts, **extra})
         out.append(item)
     return out
 
 
-def parse_item(value: Any, where: str) -> OrderItem:
+def parse_item(value: Any, where: str, types: Optional[Mapping[str, str]] = None) -> OrderItem:
     data = _object(value, where)
     item_id = _text(data.get("item_id"), f"{where}.item_id")
     category = _text(data.get("category"), f"{where}.category")
@@ -243,24 +257,41 @@ def parse_item(value: Any, where: str) -> OrderItem:
     already = 0 if already is None else _money(already, f"{where}.already_refunded")
     if already > amount:
         raise PolicyInputError(f"{where}.already_refunded", f"{already} exceeds the amount {amount}")
+    fee_kept = data.get("fee_kept")
+    fee_kept = 0 if fee_kept is None else _money(fee_kept, f"{where}.fee_kept")
+    if fee_kept and (fee is None or fee_kept > fee):
+        raise PolicyInputError(f"{where}.fee_kept", f"{fee_kept} exceeds the item's fee {fee}")
+    if fee_kept > already:
+        raise PolicyInputError(f"{where}.fee_kept", f"{fee_kept} exceeds already_refunded {already} "
+                                                    "(a kept fee is part of what earlier refunds settled)")
     duplicate = data.get("duplicate_charge", False)
     duplicate = False if duplicate is None else _bool(duplicate, f"{where}.duplicate_charge")
-    facts = parse_facts(data.get("facts"), f"{where}.facts")
+    facts = parse_facts(data.get("facts"), f"{where}.facts", types)
     sku = data.get("sku")
     if sku is not None and not isinstance(sku, str):
         raise PolicyInputError(f"{where}.sku", f"expected a string, got {_kind(sku)}")
     return OrderItem(item_id=item_id, category=category, amount=amount, paid_at=paid_at,
                      billing=billing, purchase=purchase, fee=fee, period_start=period_start,
-                     period_end=period_end, already_refunded=already, duplicate_charge=duplicate,
+                     period_end=period_end, already_refunded=already, fee_kept=fee_kept,
+                     duplicate_charge=duplicate,
                      facts=facts, sku=sku or None)
 
 
-def parse_request(value: Any, order: Order, now: datetime, where: str = "request") -> RefundRequest:
-    """The refund request, checked against its order and the current time ``now``."""
+def parse_request(value: Any, order: Order, now: datetime, where: str = "request",
+                  facts: Optional[Mapping[str, str]] = None,
+                  reasons: Optional[Iterable[str]] = None,
+                  allow_future: bool = False) -> RefundRequest:
+    """The refund request, checked against its order and the current time ``now``.
+
+    ``facts`` / ``reasons``: the fact table and reasons of the order's policy (standard ones
+    when None); ``allow_future``: the simulator's hypothetical requests may be dated later
+    than ``now``."""
     data = _object(value, where)
     reason = data.get("reason")
-    if not isinstance(reason, str) or reason not in REASONS:
-        raise PolicyInputError(f"{where}.reason", f"must be one of {', '.join(REASONS)}, got {_kind(reason)}")
+    known_reasons = REASONS if reasons is None else tuple(reasons)
+    if not isinstance(reason, str) or reason not in known_reasons:
+        raise PolicyInputError(f"{where}.reason",
+                               f"must be one of {', '.join(known_reasons)}, got {_kind(reason)}")
     ids = {item.item_id: item for item in order.items}
     items = data.get("items")
     if items is not None:
@@ -279,23 +310,26 @@ def parse_request(value: Any, order: Order, now: datetime, where: str = "request
         requested_at = _utc(now)
     else:
         requested_at = parse_time(raw_at, f"{where}.requested_at")
-    check_requested_at(order, items, requested_at, now, f"{where}.requested_at")
-    facts = parse_facts(data.get("facts"), f"{where}.facts")
+    check_requested_at(order, items, requested_at, now, f"{where}.requested_at", allow_future)
+    types = facts
+    facts = parse_facts(data.get("facts"), f"{where}.facts", types)
     item_facts: dict[str, dict[str, Any]] = {}
     raw_item_facts = data.get("item_facts")
     if raw_item_facts is not None:
         for item_id, raw in _object(raw_item_facts, f"{where}.item_facts").items():
             if item_id not in ids:
                 raise PolicyInputError(f"{where}.item_facts.{item_id}", f"no item {item_id!r} in the order")
-            item_facts[item_id] = parse_facts(raw, f"{where}.item_facts.{item_id}")
+            item_facts[item_id] = parse_facts(raw, f"{where}.item_facts.{item_id}", types)
     return RefundRequest(reason=reason, requested_at=requested_at, items=items, facts=facts,
                          item_facts=item_facts)
 
 
 def check_requested_at(order: Order, items: Optional[tuple[str, ...]], requested_at: datetime,
-                       now: datetime, where: str = "request.requested_at") -> None:
-    """Never in the future, never before the payment of a requested item (spec: both a 422)."""
-    if requested_at > _utc(now):
+                       now: datetime, where: str = "request.requested_at",
+                       allow_future: bool = False) -> None:
+    """Never in the future (except in the simulator: ``allow_future``), never before the
+    payment of a requested item (spec: both a 422)."""
+    if requested_at > _utc(now) and not allow_future:
         raise PolicyInputError(where, f"{requested_at.isoformat()} is in the future")
     wanted = None if items is None else set(items)
     for item in order.items:
@@ -304,15 +338,18 @@ def check_requested_at(order: Order, items: Optional[tuple[str, ...]], requested
                                           f"(paid_at {item.paid_at.isoformat()})")
 
 
-def parse_evaluation(body: Any, now: datetime) -> tuple[Order, RefundRequest]:
-    """``{"order": {...}, "request": {...}}`` as validated values."""
+def parse_evaluation(body: Any, now: datetime, facts: Optional[Mapping[str, str]] = None,
+                     reasons: Optional[Iterable[str]] = None,
+                     allow_future: bool = False) -> tuple[Order, RefundRequest]:
+    """``{"order": {...}, "request": {...}}`` as validated values (``facts`` / ``reasons``:
+    those of the policy that decides; ``allow_future``: see :func:`parse_request`)."""
     data = _object(body, "body")
     if "order" not in data:
         raise PolicyInputError("order", "required")
-    order = parse_order(data["order"], "order")
+    order = parse_order(data["order"], "order", facts)
     if "request" not in data:
         raise PolicyInputError("request", "required")
-    request = parse_request(data["request"], order, now, "request")
+    request = parse_request(data["request"], order, now, "request", facts, reasons, allow_future)
     return order, request
 
 

@@ -3,40 +3,23 @@
 Every problem raises :class:`PolicyFileError` naming the file, the key path inside it
 (``categories.license.rows[1].outcome``, arrays indexed from 0) and what is wrong.
 
-The format (one file per policy under ``config/policies/``)::
+The format (one file per policy under ``config/policies/``) is documented key by key in
+``docs/policy-format.md``; in short::
 
-    id = "software-mor"                 # the policy id orders refer to
-    version = "2026-03-06"              # the document's own date
-    effective_date = 2026-03-06
-    name = "..."                        # optional; source = "seed file" optional
-
-    [sections.3]                        # the document's sections, by its own numbers
-    title = "Refund eligibility (summary)"
-    text = "..."                        # quoted from the document
-    [sections.3.rows.license]           # a row of a table in that section, cited "3/license"
-    label = "Software licenses / one-time purchases"
-    text = "..."
-
-    [fees]                              # deduct = "none" | "proportional" (+ cite)
-    [bundle]                            # rule = "whole_order_only", cite, because (optional)
-    [statutory_overlay]                 # enabled, days, countries, cite, because
-    [chargeback]                        # while_open = suspend_order | restrict_account,
-                                        # when_lost = revoke | revoke_account | none, cite
-    [refund]                            # license_action = revoke | none, cite,
-                                        # confirm_within_business_days (optional)
-
-    [[rows]]                            # rows common to every category, read first
-    [categories.license]                # label, billing = [...], cite = [...] (added to every
-                                        # row), rows_from = "other category" (same rows)
-    [[categories.license.rows]]
-    id = "license#2"                    # optional; default "<category>#<n>" (n from 1)
-    when = { within_days = 30 }         # conditions, all must hold: see rules.py
-    outcome = "approved"                # approved | denied | review
-    amount = "full"                     # approved only: full | pro_rated | amount_minus
-    minus = ["..."]                     # amount_minus only: money facts to subtract
-    waive_fee = false                   # approved only: no fee deduction (merchant's error)
-    cite = ["3/license"]                # section numbers ("N") or section rows ("N/row")
-    because = "..."                     # explanation fragment for the buyer
+    id, version, effective_date, name, source
+    [sections.N] title, text; [sections.N.rows.KEY] label, text      (cited "N", "N/KEY")
+    [facts.NAME] type = bool | money | time, label                   (the policy's own facts)
+    [reasons.NAME] label                                             (the policy's own reasons)
+    [fees] deduct = none | proportional, cite
+    [bundle] rule = whole_order_only, cite, because
+    [statutory_overlay] enabled, days, countries, cite, because
+    [chargeback] while_open, when_lost, cite
+    [refund] license_action, cite, confirm_within_business_days
+    [early_fraud_warning] action = review | refund | ignore, cite, because
+    [[rows]]                                        rows common to every category, read first
+    [categories.X] label, billing, cite, rows_from, early_fraud_warning, [[categories.X.rows]]
+    a row: id, when (rules.py, windows.py), outcome, amount = full | pro_rated | amount_minus
+           | percent | tiered, minus, percent, tiers, waive_fee, cite, because
 
 Rows are compiled once here (conditions into predicates, citations into clauses, the common
 rows merged into each category's list), so the evaluator only walks tuples.
@@ -47,27 +30,39 @@ import dataclasses
 import hashlib
 import re
 import tomllib
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .errors import PolicyFileError
-from .model import (BundleRule, Category, ChargebackRule, Clause, FeeRule, Policy, RefundRule, dedupe_clauses,
-                    Row, Section, SectionRow, StatutoryOverlay)
-from .rules import compile_when
-from .vocab import (AMOUNT_RULES, BILLINGS, BOOL_FACTS, BUNDLE_RULES, CHARGEBACK_WHEN_LOST,
-                    CHARGEBACK_WHILE_OPEN, FACT_TYPES, FEE_TREATMENTS, LICENSE_ACTIONS,
-                    MONEY_FACTS, MONEY_NAMES, OUTCOMES, PURCHASES, REASONS, WINDOW_CLOCKS)
+from .model import (BundleRule, Category, ChargebackRule, Clause, FactDef, FeeRule, FraudWarningRule,
+                    Policy, RefundRule, Row, Section, SectionRow, StatutoryOverlay, Tier, dedupe_clauses,
+                    standard_facts)
+from .rules import compile_when, window_check
+from .vocab import (AMOUNT_RULES, BILLINGS, BUNDLE_RULES, CHARGEBACK_WHEN_LOST, CHARGEBACK_WHILE_OPEN,
+                    FACT_KINDS, FEE, FEE_TREATMENTS, FRAUD_WARNING_ACTIONS, FRAUD_WARNING_REASON,
+                    LICENSE_ACTIONS, OUTCOMES, PURCHASES, REASON_LABELS)
+from .windows import AFTER_KEYS, BUILTIN_CLOCKS, BUILTIN_MEASURES, WITHIN_KEYS, Window
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 
 TOP_KEYS = ("id", "version", "effective_date", "name", "source", "sections", "categories",
-            "rows", "fees", "bundle", "statutory_overlay", "chargeback", "refund")
-ROW_KEYS = ("id", "when", "outcome", "amount", "minus", "waive_fee", "cite", "because")
+            "rows", "fees", "bundle", "statutory_overlay", "chargeback", "refund",
+            "early_fraud_warning", "facts", "reasons")
+ROW_KEYS = ("id", "when", "outcome", "amount", "minus", "percent", "tiers", "waive_fee", "cite",
+            "because")
 WHEN_KEYS = ("reason", "category", "billing", "purchase", "duplicate_charge", "facts",
-             "any_fact", "within_days", "after_days", "measured_at", "known", "unknown")
+             "any_fact", *WITHIN_KEYS, *AFTER_KEYS, "clock", "measured_at", "known", "unknown")
+TIER_KEYS = (*WITHIN_KEYS, "percent", "because")
+DEFAULT_FRAUD_BECAUSE = {
+    "review": "the card issuer reported this payment as possibly fraudulent, so our team reviews it before anything else happens",
+    "refund": "the card issuer reported this payment as possibly fraudulent, so we refund it in full at once",
+    "ignore": "the card issuer reported this payment as possibly fraudulent, which this policy leaves to the dispute process",
+}
 
 DEFAULT_BECAUSE = {
     "approved": "the refund policy allows a refund in this case",
@@ -229,6 +224,11 @@ class _Builder:
         self.sections: dict[str, Section] = {}
         self.category_names: set[str] = set()
         self.row_ids: dict[str, str] = {}
+        self.facts: dict[str, FactDef] = standard_facts()
+        self.reasons: dict[str, str] = dict(REASON_LABELS)
+
+    def names(self, kind: str) -> tuple[str, ...]:
+        return tuple(n for n, f in self.facts.items() if f.type == kind)
 
     def fail(self, key: str, problem: str) -> PolicyFileError:
         return PolicyFileError(self.path, key, problem)
@@ -251,6 +251,8 @@ class _Builder:
         top.text("source")
 
         self._sections(top.table("sections", required=True))
+        self._facts(top.table("facts"))
+        self._reasons(top.table("reasons"))
         fees = self._fees(top.table("fees"))
         cats_table = top.table("categories", required=True)
         if not cats_table.data:
@@ -265,10 +267,12 @@ class _Builder:
         overlay = self._overlay(top.table("statutory_overlay"))
         chargeback = self._chargeback(top.table("chargeback"))
         refund = self._refund(top.table("refund"))
+        fraud = self._fraud_warning(top.table("early_fraud_warning"))
         return Policy(id=policy_id, version=version, effective_date=effective, name=name,
                       path=self.path, hash=self.digest, sections=self.sections,
                       categories=categories, fees=fees, bundle=bundle, overlay=overlay,
-                      chargeback=chargeback, refund=refund)
+                      chargeback=chargeback, refund=refund, fraud_warning=fraud,
+                      facts=self.facts, reasons=self.reasons, source=top.data.get("source"))
 
     # -- sections and citations -----------------------------------------------------------
     def _sections(self, t: _Table) -> None:
@@ -309,6 +313,35 @@ class _Builder:
             out.append(Clause(number, f"{section.title}: {srow.label}", srow.text, srow.label))
         return tuple(out)
 
+    # -- the merchant's own facts and reasons ---------------------------------------------
+    def _facts(self, t: Optional[_Table]) -> None:
+        if t is None:
+            return
+        for fname in t.data:
+            if not _NAME_RE.match(fname):
+                raise t.fail(fname, "a fact name is lower-case letters, digits and '_'")
+            if fname in self.facts:
+                raise t.fail(fname, f"{fname!r} is a standard fact (spec/policies.md): use it as it is")
+            if fname in (FEE, *BUILTIN_CLOCKS, *BUILTIN_MEASURES):
+                raise t.fail(fname, f"{fname!r} is a name of payment data, not a fact")
+            f = t.table(fname)
+            f.finish(("type", "label"))
+            kind = f.choice("type", FACT_KINDS, required=True)
+            label = f.text("label", required=True).strip().rstrip(".")
+            self.facts[fname] = FactDef(fname, kind, label, declared=True)
+
+    def _reasons(self, t: Optional[_Table]) -> None:
+        if t is None:
+            return
+        for rname in t.data:
+            if not _NAME_RE.match(rname):
+                raise t.fail(rname, "a reason is lower-case letters, digits and '_'")
+            if rname in self.reasons or rname == FRAUD_WARNING_REASON:
+                raise t.fail(rname, f"{rname!r} is a standard reason (spec/policies.md)")
+            r = t.table(rname)
+            r.finish(("label",))
+            self.reasons[rname] = r.text("label", required=True).strip().rstrip(".")
+
     # -- rows ----------------------------------------------------------------------------
     def _row(self, t: _Table, owner: str, index: int, common: bool) -> _RawRow:
         t.finish(ROW_KEYS)
@@ -320,34 +353,58 @@ class _Builder:
         when: dict[str, Any] = {}
         categories = None
         if when_t is not None:
-            when, categories = self._when(when_t)
+            when, categories = self._when(when_t, tiered=t.has("tiers"))
         outcome = t.choice("outcome", OUTCOMES, required=True)
         amount = t.choice("amount", AMOUNT_RULES)
         if outcome == "approved" and amount is None:
             raise t.fail("amount", f"an approved row needs an amount rule ({', '.join(AMOUNT_RULES)})")
         if outcome != "approved" and amount is not None:
             raise t.fail("amount", f"only an approved row has an amount rule (this one is {outcome})")
-        minus = t.strings("minus", MONEY_FACTS, what="money fact")
+        money = (*self.names("money"),)
+        minus = t.strings("minus", money, what="money fact")
         if amount == "amount_minus" and not minus:
             raise t.fail("minus", "amount_minus needs the money facts to subtract")
         if minus and amount != "amount_minus":
             raise t.fail("minus", "only an amount_minus row subtracts money facts")
+        percent = None
+        if t.has("percent"):
+            if amount != "percent":
+                raise t.fail("percent", 'only an amount = "percent" row has a percent (tiers give their own)')
+            percent = self._percent(t, "percent", None)
+        elif amount == "percent":
+            raise t.fail("percent", "amount = \"percent\" needs percent = N (0 < N <= 100)")
+        tiers: tuple[Tier, ...] = ()
+        if t.has("tiers"):
+            if amount != "tiered":
+                raise t.fail("tiers", 'only an amount = "tiered" row has tiers')
+            tiers = self._tiers(t, when)
+        elif amount == "tiered":
+            raise t.fail("tiers", 'amount = "tiered" needs tiers = [{ within_months = 3, percent = 75 }, ...]')
         waive_fee = t.get("waive_fee", bool, default=False)
         if waive_fee and outcome != "approved":
             raise t.fail("waive_fee", "only an approved row can waive the processing fee")
         cite = self._cite(t)
         because = t.text("because", default=DEFAULT_BECAUSE[outcome]).strip().rstrip(".")
-        row = Row(id=row_id, key=t.key, when=when, checks=compile_when(when), outcome=outcome,
+        compiled = compile_when(when)
+        checks = compiled.checks
+        if tiers:
+            checks = (*checks, _any_tier(tiers))
+        display = {k: v for k, v in when.items() if not k.startswith("_")}
+        row = Row(id=row_id, key=t.key, when=display, checks=checks, outcome=outcome,
                   amount=amount, minus=tuple(minus or ()), waive_fee=waive_fee,
-                  unknown=tuple(when.get("unknown", ())), because=because, cite=cite)
+                  unknown=tuple(when.get("unknown", ())), because=because, cite=cite,
+                  plain=compiled.plain, within=compiled.within, after=compiled.after,
+                  percent=percent, tiers=tiers)
         return _RawRow(row, categories, t.key)
 
-    def _when(self, w: _Table) -> tuple[dict[str, Any], Optional[frozenset[str]]]:
+    def _when(self, w: _Table, tiered: bool = False) -> tuple[dict[str, Any], Optional[frozenset[str]]]:
         w.finish(WHEN_KEYS)
         out: dict[str, Any] = {}
         categories = None
+        bools = self.names("bool")
+        times = self.names("time")
         if w.has("reason"):
-            out["reason"] = w.strings("reason", REASONS, what="reason")
+            out["reason"] = w.strings("reason", tuple(self.reasons), what="reason")
         if w.has("category"):
             names = tuple(sorted(self.category_names))
             categories = frozenset(w.strings("category", names, what="category"))
@@ -364,30 +421,89 @@ class _Builder:
                 raise w.fail("facts", "must name at least one fact")
             facts = {}
             for fname in ft.data:
-                kind = FACT_TYPES.get(fname)
-                if kind is None:
-                    raise ft.fail(fname, f"unknown fact (boolean facts: {', '.join(BOOL_FACTS)})")
-                if kind != "bool":
-                    hint = "use known/unknown" if kind == "money" else "use measured_at"
-                    raise ft.fail(fname, f"{fname} is a {kind} fact, not a boolean one: {hint}")
+                fact = self.facts.get(fname)
+                if fact is None:
+                    raise ft.fail(fname, f"unknown fact (boolean facts: {', '.join(bools)}; "
+                                         "declare your own under [facts])")
+                if fact.type != "bool":
+                    hint = "use known/unknown" if fact.type == "money" else "use clock or measured_at"
+                    raise ft.fail(fname, f"{fname} is a {fact.type} fact, not a boolean one: {hint}")
                 facts[fname] = ft.get(fname, bool)
             out["facts"] = facts
         if w.has("any_fact"):
-            out["any_fact"] = w.strings("any_fact", BOOL_FACTS, what="boolean fact")
-        for key in ("within_days", "after_days"):
-            if w.has(key):
-                days = w.get(key, int)
-                if days < 0:
+            out["any_fact"] = w.strings("any_fact", bools, what="boolean fact")
+        clock = w.choice("clock", (*BUILTIN_CLOCKS, *times)) if w.has("clock") else "paid_at"
+        measured = (w.choice("measured_at", (*BUILTIN_MEASURES, *times)) if w.has("measured_at")
+                    else "requested_at")
+        if clock == measured:
+            raise w.fail("measured_at", f"a window cannot measure {clock!r} from itself")
+        windows: dict[str, list[Window]] = {"_within": [], "_after": []}
+        for keys, slot in ((WITHIN_KEYS, "_within"), (AFTER_KEYS, "_after")):
+            given = [k for k in keys if w.has(k)]
+            if len(given) > 1:
+                raise w.fail(given[1], f"one {slot[1:]}_* window per row (also {given[0]})")
+            for key in given:
+                n = w.get(key, int)
+                if n < 0:
                     raise w.fail(key, "must not be negative")
-                out[key] = days
-        if w.has("measured_at"):
-            out["measured_at"] = w.choice("measured_at", WINDOW_CLOCKS)
-            if "within_days" not in out and "after_days" not in out:
-                raise w.fail("measured_at", "only applies with within_days or after_days")
+                out[key] = n
+                windows[slot].append(Window(key.split("_", 1)[1], n, clock, measured))
+        has_window = bool(windows["_within"] or windows["_after"]) or tiered
+        for key, value in (("clock", clock), ("measured_at", measured)):
+            if w.has(key):
+                out[key] = value
+                if not has_window:
+                    raise w.fail(key, "only applies with a within_* or after_* window (or tiers)")
+        if windows["_within"]:
+            out["_within"] = windows["_within"]
+        if windows["_after"]:
+            out["_after"] = windows["_after"]
+        amounts = (*self.names("money"), FEE, *times)
         for key in ("known", "unknown"):
             if w.has(key):
-                out[key] = w.strings(key, MONEY_NAMES, what="amount")
+                out[key] = w.strings(key, amounts, what="amount or time fact")
         return out, categories
+
+    def _percent(self, t: _Table, key: str, where: Optional[str]) -> Tier:
+        value = t.data.get(key)
+        t.seen.add(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise t.fail(key, f"expected a number of percent (0 < N <= 100), got {_type_of(value)} {value!r}")
+        try:
+            exact = Fraction(Decimal(str(value)))
+        except (InvalidOperation, ValueError):
+            raise t.fail(key, f"{value!r} is not a number") from None
+        if not 0 < exact <= 100:
+            raise t.fail(key, f"{value!r} is not a percentage above 0 and at most 100")
+        text = str(value)
+        if text.endswith(".0"):
+            text = text[:-2]
+        share = exact / 100
+        return Tier(Window("days", 0), _never, share.numerator, share.denominator, text)
+
+    def _tiers(self, t: _Table, when: Mapping[str, Any]) -> tuple[Tier, ...]:
+        tables = t.tables("tiers")
+        if not tables:
+            raise t.fail("tiers", "must list at least one tier")
+        base = Window("days", 0, when.get("clock", "paid_at"), when.get("measured_at", "requested_at"))
+        out = []
+        for tt in tables:
+            tt.finish(TIER_KEYS)
+            given = [k for k in WITHIN_KEYS if tt.has(k)]
+            if len(given) != 1:
+                raise tt.fail("within_days", "a tier has exactly one within_* window "
+                                             f"({', '.join(WITHIN_KEYS)})")
+            n = tt.get(given[0], int)
+            if n < 0:
+                raise tt.fail(given[0], "must not be negative")
+            window = dataclasses.replace(base, unit=given[0].split("_", 1)[1], n=n)
+            if not tt.has("percent"):
+                raise tt.fail("percent", "missing required key (expected a number of percent)")
+            share = self._percent(tt, "percent", None)
+            because = tt.text("because")
+            out.append(dataclasses.replace(share, window=window, check=window_check(window, True),
+                                           because=because.strip().rstrip(".") if because else None))
+        return tuple(out)
 
     # -- categories ----------------------------------------------------------------------
     def _categories(self, t: _Table, common: list[_RawRow], fees: FeeRule) -> dict[str, Category]:
@@ -395,7 +511,8 @@ class _Builder:
         own_rows: dict[str, list[_RawRow]] = {}
         for cname in t.data:
             c = t.table(cname)
-            c.finish(("label", "billing", "cite", "rows", "rows_from"))
+            c.finish(("label", "billing", "cite", "rows", "rows_from", "early_fraud_warning"))
+            efw = c.choice("early_fraud_warning", FRAUD_WARNING_ACTIONS)
             label = c.text("label", default=cname)
             billing = c.strings("billing", BILLINGS, what="billing")
             billing_set = frozenset(billing) if billing else frozenset(BILLINGS)
@@ -404,10 +521,10 @@ class _Builder:
             rows = [self._row(r, cname, i, common=False) for i, r in enumerate(c.tables("rows"))]
             if rows_from is not None and rows:
                 raise c.fail("rows_from", "give either rows or rows_from, not both")
-            specs[cname] = (c, label, billing_set, cite, rows_from)
+            specs[cname] = (c, label, billing_set, cite, rows_from, efw)
             own_rows[cname] = rows
         categories = {}
-        for cname, (c, label, billing_set, cite, rows_from) in specs.items():
+        for cname, (c, label, billing_set, cite, rows_from, efw) in specs.items():
             rows = own_rows[cname]
             if rows_from is not None:
                 if rows_from not in specs:
@@ -420,6 +537,7 @@ class _Builder:
             if not effective:
                 raise c.fail("rows", "the category has no rows (and no common row applies to it)")
             built: list[Row] = []
+            guards: list[Row] = []
             catch_all: Optional[Row] = None
             for raw in effective:
                 if catch_all is not None:
@@ -429,14 +547,22 @@ class _Builder:
                 if not row_cite:
                     raise self.fail(raw.row.key, f"cites no section for category {cname!r} (give "
                                                  "cite on the row or on the category)")
-                built.append(dataclasses.replace(
-                    raw.row, cite=row_cite, cite_fee=dedupe_clauses(row_cite + fees.cite)))
+                row = dataclasses.replace(raw.row, cite=row_cite, guards=tuple(guards),
+                                          cite_fee=dedupe_clauses(row_cite + fees.cite))
+                simple = (len(row.within) == 1 and not row.guards and not row.tiers
+                          and row.within[0].unit == "days" and row.within[0].clock == "paid_at")
+                row = dataclasses.replace(
+                    row, has_deadline=bool(row.within or row.guards or row.tiers),
+                    deadline_delta=timedelta(days=row.within[0].n) if simple else None)
+                built.append(row)
+                if row.after and not row.within:
+                    guards.append(row)
                 if not raw.row.checks:
                     catch_all = raw.row
             default_billing = "one_time" if "one_time" in billing_set else (
                 next(iter(billing_set)) if len(billing_set) == 1 else None)
             categories[cname] = Category(cname, label, billing_set, tuple(built), cite,
-                                         default_billing)
+                                         default_billing, efw)
         return categories
 
     # -- policy-wide rules ---------------------------------------------------------------
@@ -484,6 +610,15 @@ class _Builder:
             self._cite(t))
         return rule
 
+    def _fraud_warning(self, t: Optional[_Table]) -> FraudWarningRule:
+        if t is None:
+            return FraudWarningRule("review", (), DEFAULT_FRAUD_BECAUSE["review"])
+        t.finish(("action", "cite", "because"))
+        action = t.choice("action", FRAUD_WARNING_ACTIONS, default="review")
+        cite = self._cite(t)
+        because = t.text("because", default=DEFAULT_FRAUD_BECAUSE[action]).strip().rstrip(".")
+        return FraudWarningRule(action, cite, because)
+
     def _refund(self, t: Optional[_Table]) -> RefundRule:
         if t is None:
             return RefundRule("revoke")
@@ -495,3 +630,19 @@ class _Builder:
             raise t.fail("confirm_within_business_days", "must be positive")
         return RefundRule(action, cite, days)
 
+
+
+def _never(ctx: Any) -> bool:
+    return False
+
+
+def _any_tier(tiers: tuple[Tier, ...]):
+    """The condition a tiered row adds: some tier's window holds (the first one is kept on
+    the context for the amount); past the last tier the row does not apply."""
+    def check(ctx: Any) -> bool:
+        for tier in tiers:
+            if tier.check(ctx):
+                ctx.tier = tier
+                return True
+        return False
+    return check

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Callable, Mapping, Optional
 
+from .vocab import FACT_LABELS, FACT_TYPES, REASON_LABELS
+from .windows import Window
+
 
 @dataclass(frozen=True, slots=True)
 class Clause:
@@ -61,6 +64,18 @@ Check = Callable[[Any], bool]
 
 
 @dataclass(frozen=True, slots=True)
+class Tier:
+    """One step of a tiered amount: within ``window`` (the row's clock and measured instant),
+    ``numerator / denominator`` of the price (a percentage, kept exact)."""
+    window: Window
+    check: Check
+    numerator: int
+    denominator: int
+    percent: str                      # as written, for explanations: "75", "12.5"
+    because: Optional[str] = None
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     """One row of a rule table: conditions (``when``) and what follows when they all hold.
 
@@ -72,13 +87,23 @@ class Row:
     when: Mapping[str, Any]           # the raw conditions, for display
     checks: tuple[Check, ...]
     outcome: str                      # approved | denied | review
-    amount: Optional[str]             # full | pro_rated | amount_minus (approved only)
+    amount: Optional[str]             # full | pro_rated | amount_minus | percent | tiered
     minus: tuple[str, ...]            # money names subtracted by amount_minus
     waive_fee: bool                   # the merchant's error: no fee deduction
     unknown: tuple[str, ...]          # the row's "unknown" condition: amounts to name in a review
     because: str                      # explanation fragment for the buyer
     cite: tuple[Clause, ...] = ()
     cite_fee: tuple[Clause, ...] = ()
+    plain: tuple[Check, ...] = ()     # the checks that are not time windows
+    within: tuple[Window, ...] = ()   # its within_* windows (the deadline when it decides)
+    after: tuple[Window, ...] = ()    # its after_* windows
+    guards: tuple["Row", ...] = ()    # earlier rows of the category with an after_* window:
+                                      # when they would apply later, they end this row's time
+    percent: Optional[Tier] = None    # amount = "percent": the share of the price (no window)
+    tiers: tuple[Tier, ...] = ()      # amount = "tiered": the first tier whose window holds
+    deadline_delta: Optional[timedelta] = None   # the common case, precomputed: one within_days
+                                      # window from paid_at and nothing else ending the row
+    has_deadline: bool = False        # some window can end this row (within, guards, tiers)
 
     def matches(self, ctx: Any) -> bool:
         for check in self.checks:
@@ -95,6 +120,7 @@ class Category:
     rows: tuple[Row, ...]             # common rows first, then the category's own, in order
     cite: tuple[Clause, ...]
     default_billing: Optional[str]    # when an item does not say: one_time if allowed
+    early_fraud_warning: Optional[str] = None   # overrides the policy's action for this category
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +173,26 @@ class RefundRule:
 
 
 @dataclass(frozen=True, slots=True)
+class FraudWarningRule:
+    """What a card issuer's early fraud warning does to an order (api.md): ``review`` (a
+    refund request in review), ``refund`` (the rest of the order refunded in full at once,
+    no fee kept: it heads off the chargeback and its fee) or ``ignore``."""
+    action: str
+    cite: tuple[Clause, ...] = ()
+    because: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FactDef:
+    """A fact the merchant's systems report: standard (spec/policies.md) or declared by the
+    policy file (``[facts.NAME]``)."""
+    name: str
+    type: str                         # bool | money | time
+    label: str
+    declared: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     id: str
     version: str
@@ -161,6 +207,28 @@ class Policy:
     overlay: StatutoryOverlay
     chargeback: ChargebackRule
     refund: RefundRule
+    fraud_warning: FraudWarningRule = FraudWarningRule("review")
+    facts: Mapping[str, FactDef] = field(default_factory=lambda: standard_facts())  # all it accepts
+    reasons: Mapping[str, str] = field(default_factory=lambda: dict(REASON_LABELS))  # reason -> label
+    source: Optional[str] = None
+
+    @property
+    def fact_types(self) -> dict[str, str]:
+        """Fact name -> ``bool`` | ``money`` | ``time``: what requests and the facts API
+        accept for orders under this policy."""
+        return {name: f.type for name, f in self.facts.items()}
+
+    def label(self, name: str) -> str:
+        fact = self.facts.get(name)
+        return fact.label if fact is not None else name.replace("_", " ")
+
+    def early_fraud_warning_rule(self, category: Optional[str] = None) -> FraudWarningRule:
+        """The rule for an item of ``category`` (its category's override, else the policy's)."""
+        cat = self.categories.get(category) if category is not None else None
+        if cat is not None and cat.early_fraud_warning is not None:
+            return FraudWarningRule(cat.early_fraud_warning, self.fraud_warning.cite,
+                                    self.fraud_warning.because)
+        return self.fraud_warning
 
     def summary(self) -> dict[str, Any]:
         """What ``GET /api/v1/policies`` lists."""
@@ -172,3 +240,7 @@ class Policy:
             "hash": self.hash,
             "categories": list(self.categories),
         }
+
+
+def standard_facts() -> dict[str, FactDef]:
+    return {n: FactDef(n, t, FACT_LABELS.get(n, n.replace("_", " "))) for n, t in FACT_TYPES.items()}

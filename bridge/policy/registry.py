@@ -10,16 +10,19 @@ from .decision import Decision
 from .errors import PolicyFileError, PolicyInputError, UnknownPolicyError
 from .evaluator import evaluate
 from .inputs import parse_evaluation
+from .cases import is_cases_file
 from .loader import load_policy
+from .lock import enforce, read_lock
 from .model import Policy
 
 
 def policy_files(directory: str | Path) -> builtins.list[Path]:
-    """The policy files of a directory: every ``*.toml``, sorted by name."""
+    """The policy files of a directory: every ``*.toml`` but the cases beside them
+    (``*.cases.toml``), sorted by name."""
     root = Path(directory)
     if not root.is_dir():
         raise PolicyFileError(str(root), "", "not a directory of policy files")
-    return sorted(p for p in root.glob("*.toml") if p.is_file())
+    return sorted(p for p in root.glob("*.toml") if p.is_file() and not is_cases_file(p))
 
 
 class PolicyRegistry:
@@ -37,7 +40,11 @@ class PolicyRegistry:
 
     @classmethod
     def load(cls, directory: str | Path) -> "PolicyRegistry":
-        return cls((load_policy(p) for p in policy_files(directory)), directory)
+        """Every policy file of ``directory``; with a ``versions.lock`` there, a file changed
+        under a version it records is refused (``lock.py``)."""
+        registry = cls((load_policy(p) for p in policy_files(directory)), directory)
+        enforce(registry, read_lock(directory))
+        return registry
 
     def get(self, policy_id: str) -> Policy:
         try:
@@ -61,11 +68,23 @@ class PolicyRegistry:
     def __iter__(self):
         return iter([self._by_id[k] for k in sorted(self._by_id)])
 
+    def fact_types(self, policy_id: str) -> dict[str, str]:
+        """The facts orders under this policy accept, name -> ``bool`` | ``money`` | ``time``
+        (the standard ones and the policy's own): what the facts API and refund requests
+        validate against. Raises :class:`UnknownPolicyError`."""
+        return self.get(policy_id).fact_types
+
+    def reasons(self, policy_id: str) -> builtins.list[str]:
+        """The reasons a refund request under this policy may give (standard and its own)."""
+        return builtins.list(self.get(policy_id).reasons)
+
     def evaluate(self, policy_id: str, body: Any, now: datetime) -> Decision:
         """``POST /api/v1/policies/{policy_id}/evaluate``: validate ``{"order", "request"}`` and
-        decide under the named policy (the URL's id wins over any ``order.policy``).
+        decide under the named policy (the URL's id wins over any ``order.policy``). A
+        hypothetical request may be dated after ``now`` (policies.md: the simulator).
 
         Raises :class:`UnknownPolicyError` (404) or :class:`PolicyInputError` (422)."""
         policy = self.get(policy_id)
-        order, request = parse_evaluation(body, now)
-        return evaluate(policy, order, request, now)
+        order, request = parse_evaluation(body, now, policy.fact_types, policy.reasons,
+                                          allow_future=True)
+        return evaluate(policy, order, request, now, allow_future=True)

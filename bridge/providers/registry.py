@@ -42,8 +42,10 @@ class Providers(Mapping[str, Provider]):
     """The providers of one runtime, bound to its settings (each builds its API client on
     first use and keeps it: one per process, shared by the worker's threads)."""
 
-    def __init__(self, settings, overrides: Mapping[str, Provider] | None = None):
-        self._by_name = {name: factory(settings) for name, factory in _FACTORIES.items()}
+    def __init__(self, settings, overrides: Mapping[str, Provider] | None = None,
+                 observe: Callable[[str, str], None] | None = None):
+        # ``observe(operation, status)`` is told of every API call (the metrics).
+        self._by_name = {name: factory(settings, observe=observe) for name, factory in _FACTORIES.items()}
         self._by_name.update(overrides or {})
 
     def __getitem__(self, name: str) -> Provider:

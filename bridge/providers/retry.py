@@ -35,7 +35,8 @@ from tenacity import (
 )
 from urllib3.exceptions import NewConnectionError
 
-from bridge.providers.outcomes import PermanentProviderError, ProviderError, TransientProviderError
+from bridge.providers.outcomes import (OutcomeUnknown, PermanentProviderError, ProviderError,
+                                       TransientProviderError)
 
 T = TypeVar("T")
 log = logging.getLogger("bridge.providers.retry")
@@ -132,10 +133,13 @@ def call_with_retry(
     retry_on: tuple[type[BaseException], ...] = (TransientProviderError,),
     sleep: Callable[[float], None] = time.sleep,
     operation: str = "provider call",
+    observe: Optional[Callable[[str, str], None]] = None,
 ) -> T:
     """Run ``fn`` under ``policy``. ``fn`` raises only provider-neutral errors.
 
     On giving up, re-raises the last error with ``attempts`` set to the number of calls made.
+    ``observe(operation, status)`` is told of every call made (the metrics): ``ok``, the
+    HTTP status of an error answer, ``network_error``, ``outcome_unknown`` or ``error``.
     """
     attempts = 0
     backoff = wait_random_exponential(multiplier=policy.multiplier, max=policy.max_wait)
@@ -159,11 +163,20 @@ def call_with_retry(
             gate.wait(policy.max_retry_after)
         attempts += 1
         try:
-            return fn()
+            result = fn()
         except TransientProviderError as exc:
+            if observe is not None:
+                observe(operation, call_status(exc))
             if gate is not None and exc.retry_after:
                 gate.hold(exc.retry_after)
             raise
+        except Exception as exc:
+            if observe is not None:
+                observe(operation, call_status(exc))
+            raise
+        if observe is not None:
+            observe(operation, "ok")
+        return result
 
     retrying = Retrying(
         stop=stop_any(stop_after_attempt(policy.attempts), retry_after_too_long),
@@ -181,6 +194,18 @@ def call_with_retry(
             log.warning("%s: gave up after %d attempt(s): %s: %s", operation, attempts,
                         type(exc).__name__, exc)
         raise
+
+
+def call_status(exc: BaseException) -> str:
+    """The status label of a failed call: the HTTP status when the provider answered."""
+    status = getattr(exc, "http_status", None)
+    if isinstance(status, int):
+        return str(status)
+    if isinstance(exc, OutcomeUnknown):
+        return "outcome_unknown"
+    if isinstance(exc, TransientProviderError):
+        return "network_error"
+    return "error"
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:

@@ -64,12 +64,14 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
         raise RequestError("not_found", "order_not_found", f"no order {order_id!r}")
     if not order.policy or order.policy not in policies:
         raise RequestError("conflict", "no_policy", f"order {order_id!r} has no known policy ({order.policy!r})")
-    p_order, paid = policy_order(session, order)
+    policy = policies.get(order.policy)
+    p_order, paid = policy_order(session, order, policy=policy)
     if not p_order.items:
         raise RequestError("conflict", "not_paid", f"order {order_id!r} has no payment to refund")
     body = {k: v for k, v in doc.items() if k != "order_id"}
     try:
-        p_request = parse_request(body, p_order, now, where="request")
+        p_request = parse_request(body, p_order, now, where="request", facts=policy.fact_types,
+                                  reasons=policy.reasons)
     except PolicyInputError as err:
         field = err.field.removeprefix("request.")
         raise RequestError("invalid", "invalid_field", f"{field}: {err.message}", field)
@@ -77,7 +79,7 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
     remaining = {i.item_id: i.amount - i.already_refunded for i in p_order.items}
     if all(remaining[i] <= 0 for i in requested):
         raise RequestError("conflict", "nothing_to_refund", "what was paid for these items is already refunded")
-    decision = evaluate(policies.get(order.policy), p_order, p_request, now)
+    decision = evaluate(policy, p_order, p_request, now)
     _, left = paid_and_remaining(p_order)
     if decision.refund_amount > left:
         raise RequestError("conflict", "exceeds_remaining",
@@ -134,7 +136,8 @@ def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc: d
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise RequestError("invalid", "invalid_field", "note: a string of at most 2000 characters", "note")
     order = session.get(Order, rr.order_pk)
-    p_order, paid = policy_order(session, order, exclude_request=rr.id)
+    policy = policies.get(order.policy) if order.policy in policies else None
+    p_order, paid = policy_order(session, order, exclude_request=rr.id, policy=policy)
     rr.review = {"outcome": outcome, "note": note, "reviewer": reviewer, "at": now.isoformat().replace("+00:00", "Z")}
     rr.updated_at = now
     if outcome == "denied":

@@ -1,26 +1,26 @@
-"""Who may call ``/api/v1``: bearer tokens, scopes, and the per-client-IP throttle on failed
-authentication (401s), which answers 429 before any token is looked at."""
+"""Who may call ``/api/v1`` (and ``/metrics``): bearer tokens, scopes, and the per-client-IP
+throttle on failed authentication. Only failures are throttled: a request whose token is
+valid always passes, so a neighbour behind the same address (or an attacker guessing from
+it) cannot lock the merchant's app out; a failure from an address with ``auth_failure_limit``
+recent failures is answered 429 instead of 401."""
 from __future__ import annotations
 
 import functools
 import logging
 import math
 from datetime import timedelta
+from typing import Optional
 
-from flask import Flask, current_app, g, request
+from flask import current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from bridge.ledger.tokens import find_token
 from bridge.web import audit
-from bridge.web.errors import ApiError, error_response
+from bridge.web.errors import ApiError
 
 log = logging.getLogger("bridge.web.auth")
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="bridge"'}
-
-
-def init_app(app: Flask) -> None:
-    app.before_request(_throttle_failures)
 
 
 def require(scope: str):
@@ -31,11 +31,10 @@ def require(scope: str):
             header = request.headers.get("Authorization", "")
             if "access_token" in request.args or "token" in request.args:
                 # Tokens in URLs end up in access logs: refuse them outright.
-                raise ApiError(401, "token_in_query", "send the token in the Authorization header",
-                               headers=_CHALLENGE)
+                _fail("token_in_query", "send the token in the Authorization header")
             kind, _, token = header.partition(" ")
             if kind.lower() != "bearer" or not token.strip():
-                raise ApiError(401, "unauthorized", "a bearer token is required", headers=_CHALLENGE)
+                _fail("unauthorized", "a bearer token is required")
             rt = current_app.extensions["bridge"]
             with rt.reads() as session:
                 # Not timing-sensitive: the token is looked up by its SHA-256 hash (an attacker
@@ -45,7 +44,7 @@ def require(scope: str):
                 scopes = set(row.scopes) if row else set()
                 token_id = row.id if row else None
             if row is None:
-                raise ApiError(401, "unauthorized", "the token is not valid", headers=_CHALLENGE)
+                _fail("unauthorized", "the token is not valid")
             g.token_id = token_id  # also on a 403: the audit row names the token that tried
             if scope not in scopes and "admin" not in scopes:
                 raise ApiError(403, "forbidden", f"the token lacks the {scope!r} scope")
@@ -55,11 +54,19 @@ def require(scope: str):
     return wrap
 
 
-def _throttle_failures():
-    """Before any ``/api/v1`` view: 429 once the client IP has ``auth_failure_limit`` 401s in
-    the window. Counted from audit rows, so every gunicorn worker sees the same count."""
-    if not audit.is_api_request():
-        return None
+def _fail(code: str, message: str) -> None:
+    """Refuse an authentication: 401, or 429 once the client IP has ``auth_failure_limit``
+    401s in the window. Counted from audit rows, so every gunicorn worker sees the same count."""
+    retry = _throttled_for()
+    if retry is not None:
+        raise ApiError(429, "too_many_auth_failures",
+                       f"too many failed authentications from this address; retry in {retry} s",
+                       headers={"Retry-After": str(retry)})
+    raise ApiError(401, code, message, headers=_CHALLENGE)
+
+
+def _throttled_for() -> Optional[int]:
+    """Seconds until the client IP may fail again, or None when it is under the limit."""
     rt = current_app.extensions["bridge"]
     limit = rt.settings.auth_failure_limit
     window = timedelta(seconds=rt.settings.auth_failure_window_seconds)
@@ -70,15 +77,11 @@ def _throttle_failures():
         with rt.reads() as session:
             failures = audit.recent_failures(session, audit.client_ip(), now - window, limit)
     except SQLAlchemyError as err:
-        # Fail open: with the database unreachable the token lookup fails as well (503), so
-        # nothing gets in, and the answer is the one the API gives without the throttle.
+        # Fail open: the answer is the 401 the API gives without the throttle.
         log.warning("auth failure count unavailable: %s", type(err).__name__)
         return None
     if len(failures) < limit:
         return None
     # The window frees (drops below the limit) when the oldest of these ``limit`` failures
     # leaves it.
-    retry = max(1, math.ceil((failures[-1] + window - now).total_seconds()))
-    return error_response(429, "too_many_auth_failures",
-                          f"too many failed authentications from this address; retry in {retry} s",
-                          headers={"Retry-After": str(retry)})
+    return max(1, math.ceil((failures[-1] + window - now).total_seconds()))

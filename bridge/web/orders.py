@@ -107,14 +107,6 @@ def get_order(order_id: str):
 def post_facts(order_id: str):
     rt = _rt()
     doc = json_object()
-    try:
-        facts = parse_facts(doc.get("facts"), "facts")
-        item_facts_raw = doc.get("item_facts") or {}
-        if not isinstance(item_facts_raw, dict):
-            raise PolicyInputError("item_facts", "must be an object of item id -> facts")
-        item_facts = {k: parse_facts(v, f"item_facts.{k}") for k, v in item_facts_raw.items()}
-    except PolicyInputError as err:
-        raise ApiError(422, "invalid_field", f"{err.field}: {err.message}", field=err.field)
     unknown = set(doc) - {"facts", "item_facts"}
     if unknown:
         raise invalid(sorted(unknown)[0], "unknown key (expected facts, item_facts)")
@@ -124,6 +116,16 @@ def post_facts(order_id: str):
         order = order_repo.get_order(session, order_id)
         if order is None:
             raise ApiError(404, "order_not_found", f"no order {order_id!r}")
+        # The facts of the order's policy: the standard ones and those it declares.
+        types = rt.policies.fact_types(order.policy) if order.policy in rt.policies else None
+        try:
+            facts = parse_facts(doc.get("facts"), "facts", types)
+            item_facts_raw = doc.get("item_facts") or {}
+            if not isinstance(item_facts_raw, dict):
+                raise PolicyInputError("item_facts", "must be an object of item id -> facts")
+            item_facts = {k: parse_facts(v, f"item_facts.{k}", types) for k, v in item_facts_raw.items()}
+        except PolicyInputError as err:
+            raise ApiError(422, "invalid_field", f"{err.field}: {err.message}", field=err.field)
         items = {i.item_id: i for i in order_repo.items_of(session, order)}
         for item_id in item_facts:
             if item_id not in items:

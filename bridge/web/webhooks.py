@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bridge.ledger.inbox import Delivery
 from bridge.providers.base import Provider
@@ -55,11 +57,16 @@ class Answer:
     status: int
     body: bytes
     headers: dict = field(default_factory=dict)
+    outcome: str = "stored"  # stored | duplicate | the error code (the metrics' outcome)
 
 
 def _error(status: int, code: str, message: str, headers: Optional[dict] = None) -> Answer:
     return Answer(status, json.dumps({"error": {"code": code, "message": message}}).encode(),
-                  headers or {})
+                  headers or {}, code)
+
+
+_STORED_ANSWER = Answer(200, _STORED, {}, "stored")
+_DUPLICATE_ANSWER = Answer(200, _DUPLICATE, {}, "duplicate")
 
 
 def _not_configured(provider: Provider) -> Answer:
@@ -98,8 +105,9 @@ def receive(rt: Runtime, provider: Provider, body: bytes, environ: dict) -> Answ
                     type(err.orig).__name__)
         return _error(503, "database_unavailable", "the event could not be stored; retry",
                       {"Retry-After": "5"})
-    log.info("%s event %s %s (%s)", provider.name, event_id, "stored" if new else "duplicate", event_type)
-    return Answer(200, _STORED if new else _DUPLICATE)
+    log.info("%s event %s %s (%s)", provider.name, event_id, "stored" if new else "duplicate", event_type,
+             extra={"event_id": event_id})
+    return _STORED_ANSWER if new else _DUPLICATE_ANSWER
 
 
 class IntakeFastPath:
@@ -110,6 +118,7 @@ class IntakeFastPath:
         self.wsgi_app = wsgi_app
         self.rt = rt
         self.limit = rt.settings.max_body_bytes
+        self.metrics = rt.metrics
         self.paths = {f"/webhooks/{name}": p for name, p in rt.providers.items()}
 
     def __call__(self, environ, start_response):
@@ -122,6 +131,7 @@ class IntakeFastPath:
                 or ctype.split(";", 1)[0].strip().lower() != "application/json"
                 or "HTTP_TRANSFER_ENCODING" in environ):
             return self.wsgi_app(environ, start_response)
+        started = time.perf_counter()
         try:
             body = _read_exactly(environ["wsgi.input"], int(length))
             if body is None:
@@ -131,6 +141,7 @@ class IntakeFastPath:
         except Exception:  # a bug: the same JSON 500 Flask's handler gives, never a bare page
             log.exception("unhandled error in webhook intake")
             answer = _error(500, "internal_error", "internal error")
+        self.metrics.intake(provider.name, answer.outcome, answer.status, time.perf_counter() - started)
         start_response(_STATUS[answer.status], [
             ("Content-Type", "application/json"), ("Content-Length", str(len(answer.body))),
             *answer.headers.items()])
@@ -162,12 +173,21 @@ def _flask_receive(name: str):
     if name not in rt.providers:
         abort(404)
     provider = rt.providers[name]
+    started = time.perf_counter()
     if not provider.webhooks_configured:
-        return _as_response(_not_configured(provider))
-    if request.mimetype != "application/json":
+        answer = _not_configured(provider)
+    elif request.mimetype != "application/json":
+        rt.metrics.intake(name, "unsupported_media_type", 415, time.perf_counter() - started)
         return error_response(415, "unsupported_media_type", "the body must be application/json")
-    body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH turns an oversized body into 413
-    return _as_response(receive(rt, provider, body, request.environ))
+    else:
+        try:
+            body = request.get_data(cache=False)  # MAX_CONTENT_LENGTH turns an oversized body into 413
+        except RequestEntityTooLarge:
+            rt.metrics.intake(name, "payload_too_large", 413, time.perf_counter() - started)
+            raise
+        answer = receive(rt, provider, body, request.environ)
+    rt.metrics.intake(name, answer.outcome, answer.status, time.perf_counter() - started)
+    return _as_response(answer)
 
 
 def _as_response(answer: Answer) -> Response:

@@ -11,6 +11,7 @@ from bridge.ledger.apply import apply_parsed
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
+from bridge.logs import push_context
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
 from bridge.worker.queue import ClaimedJob
@@ -31,6 +32,7 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: Le
     event = session.get(WebhookEvent, int(job.ref_id))
     if event is None:
         raise LookupError(f"webhook event {job.ref_id} not found")
+    push_context(event_id=event.provider_event_id)  # for this job's records; the runner undoes it
     now = rt.clock()
     try:
         parsed = rt.providers[event.provider].parse(json.loads(event.body))

@@ -31,8 +31,10 @@ from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, PaymentItem, Refund, RefundRequest
 from bridge.ledger.payments import set_fee
 from bridge.ledger.refunds import apply_refund
+from bridge.logs import push_context
 from bridge.providers.base import RefundCall, RefundRef
-from bridge.providers.outcomes import OutcomeUnknown, PermanentProviderError, RefundResult
+from bridge.providers.outcomes import (OutcomeUnknown, PermanentProviderError, RefundResult,
+                                       TransientProviderError)
 from bridge.runtime import Runtime
 from bridge.services.refund_requests import sync_status
 from bridge.worker.queue import ClaimedJob
@@ -61,6 +63,8 @@ def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         todo = [_planned(s, r, rr) for r in s.execute(select(Refund).where(
             Refund.refund_request_id == rr_id, Refund.provider_refund_id.is_(None),
             Refund.status == "pending").order_by(Refund.id)).scalars()]
+    if todo:
+        push_context(order_id=todo[0].call.order_id)  # for this job's records; the runner undoes it
     for planned in todo:
         provider = rt.providers[planned.provider]
         if provider.one_pending_refund_per_payment and _busy(rt, planned):
@@ -70,12 +74,18 @@ def execute_refund(rt: Runtime, job: ClaimedJob, session: Session) -> None:
         try:
             result = provider.create_refund(planned.call)
         except PermanentProviderError as err:
+            rt.metrics.refund(planned.provider, "refused")
             log.warning("refund request %s: %s refused refund %s: %s", rr_id, planned.provider, planned.id, err.code)
             _record_refusal(rt, planned, rr_id, err)
             break  # the request is failed; refunds already submitted are still confirmed below
         except OutcomeUnknown:
+            rt.metrics.refund(planned.provider, "outcome_unknown")
             log.warning("refund request %s: outcome of refund %s unknown; will reconcile", rr_id, planned.id)
             raise
+        except TransientProviderError:
+            rt.metrics.refund(planned.provider, "transient_error")
+            raise
+        rt.metrics.refund(planned.provider, "submitted")
         _record_result(rt, planned, rr_id, result)
     enqueue(session, CONFIRM_REFUND, rr_id, rt.clock() + timedelta(seconds=rt.settings.refund_poll_seconds),
             dedupe_key=f"confirm:{rr_id}")

@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Optional
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from bridge.logs import pop_context, push_context
 from bridge.runtime import Runtime
 from bridge.worker.queue import ClaimedJob, Queue, StaleLease
 
@@ -90,18 +91,32 @@ class Worker:
         return True
 
     def _run(self, job: ClaimedJob) -> None:
+        started = time.perf_counter()
+        # Every record logged while the job runs carries its id; a handler may add its own
+        # (an event id), undone here with the rest.
+        token = push_context(job_id=job.id, job_kind=job.kind)
+        try:
+            outcome = self._run_job(job)
+        finally:
+            pop_context(token)
+        self.rt.metrics.job_ran(job.kind, outcome, time.perf_counter() - started)
+
+    def _run_job(self, job: ClaimedJob) -> str:
+        """Run one claimed job; returns its outcome for the metrics (done, rescheduled,
+        postponed, retry, dead, lease_lost)."""
         now = self.rt.clock()
         if job.attempts > job.max_attempts:  # re-claimed after its last worker died each time
             try:
                 with self.rt.engine.begin() as conn:
                     self.queue.finish(conn, job, now, state="dead", error="lease expired on every attempt")
             except StaleLease:  # claimed again meanwhile: that worker decides
-                return
+                return "lease_lost"
             log.error("job %s (%s %s) dead: lease expired on every attempt", job.id, job.kind, job.ref_id)
-            return
+            return "dead"
         handler = self.handlers.get(job.kind)
         with self._lock:
             self._current = job
+        outcome = "done"
         try:
             if handler is None:
                 raise RuntimeError(f"no handler for job kind {job.kind!r}")
@@ -111,6 +126,7 @@ class Worker:
                     result = handler(self.rt, job, session)
                     if isinstance(result, Reschedule):
                         state = self.queue.reschedule(session.connection(), job, self.rt.clock(), result.note)
+                        outcome = "dead" if state == "dead" else "rescheduled"
                         if state == "dead":
                             log.error("job %s (%s %s) is dead: %s", job.id, job.kind, job.ref_id, result.note)
                     else:
@@ -119,10 +135,13 @@ class Worker:
                 session.close()
             log.debug("job %s (%s %s) done", job.id, job.kind, job.ref_id)
         except StaleLease:
+            outcome = "lease_lost"
             log.warning("job %s (%s %s): lease lost, effects rolled back", job.id, job.kind, job.ref_id)
         except Postpone as p:
+            outcome = "postponed"
             self._safely(lambda: self.queue.postpone(job, self.rt.clock(), p.delay, p.note))
         except DBAPIError as err:
+            outcome = "retry"
             log.warning("job %s (%s %s): database error %s; will retry", job.id, job.kind,
                         job.ref_id, type(err.orig).__name__)
             self._safely(lambda: self.queue.fail(job, self.rt.clock(), f"database error: {type(err.orig).__name__}"))
@@ -132,11 +151,13 @@ class Worker:
             log.warning("job %s (%s %s) failed (attempt %s/%s): %s", job.id, job.kind, job.ref_id,
                         job.attempts, job.max_attempts, msg)
             state = self._safely(lambda: self.queue.fail(job, self.rt.clock(), msg))
+            outcome = "dead" if state == "dead" else "retry"
             if state == "dead":
                 log.error("job %s (%s %s) is dead after %s attempts", job.id, job.kind, job.ref_id, job.attempts)
         finally:
             with self._lock:
                 self._current = None
+        return outcome
 
     def _safely(self, fn):
         try:

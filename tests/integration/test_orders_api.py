@@ -100,7 +100,7 @@ def test_policies_list_and_evaluate(client, runtime):
     reader = auth(token(runtime, "read"))
     r = client.get("/api/v1/policies", headers=reader)
     ids = {p["id"] for p in r.json["policies"]}
-    assert ids == {"micromastery", "mittrik", "software-mor"}
+    assert ids == {"hotlunch", "micromastery", "mittrik", "nextos", "software-mor"}
     body = {"order": {"currency": "USD", "items": [{"item_id": "li_1", "category": "license", "billing": "one_time",
                                                      "amount": 4900, "fee": 172, "paid_at": "2026-03-01T10:00:00Z"}],
                       "customer": {"country": "US"}},

@@ -84,8 +84,8 @@ class GunicornBridge(Process):
     def __init__(self, env, tmp_path: Path, workers: int = 2, port: int | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [str(BIN / "gunicorn"), "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
-                "--timeout", "30", "bridge.app:create_app()"]
+        args = [str(BIN / "gunicorn"), "-c", "python:bridge.gunicorn_conf", "-w", str(workers), "-k", "sync",
+                "-b", f"127.0.0.1:{self.port}", "--timeout", "30", "bridge.app:create_app()"]
         super().__init__(args, env, tmp_path / f"gunicorn-{self.port}.log")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -90,7 +90,6 @@ def test_offsets_are_converted_to_utc():
     ({"request__reason": "fraud"}, "request.reason"),
     ({"request__reason": ...}, "request.reason"),
     ({"request__requested_at": "2026-02-28T10:00:00Z"}, "request.requested_at"),   # before paid_at
-    ({"request__requested_at": "2026-04-01T00:00:01Z"}, "request.requested_at"),   # after now
     ({"request__requested_at": "2026-03-20"}, "request.requested_at"),
     ({"request__items": ["li_9"]}, "request.items[0]"),
     ({"request__items": ["li_1", "li_1"]}, "request.items[1]"),
@@ -150,3 +149,21 @@ def test_url_policy_wins_over_order_policy():
                 request__reason="charged_by_mistake")
     d = REGISTRY.evaluate("micromastery", data, NOW)                   # order says software-mor
     assert d.policy_id == "micromastery" and d.refund_amount == 4900
+
+
+def test_the_simulator_accepts_a_future_requested_at_a_real_request_does_not():
+    """policies.md: the simulator decides hypothetical orders (what if the buyer asked next
+    month); a refund request dated after now is a 422."""
+    future = body(request__requested_at="2026-04-01T00:00:01Z")
+    d = REGISTRY.evaluate("software-mor", future, NOW).to_dict()
+    assert d["outcome"] == "denied" and d["requested_at"] == "2026-04-01T00:00:01Z"   # day 30 + 14 h
+    d = REGISTRY.evaluate("software-mor", body(request__requested_at="2026-03-31T10:00:00Z"),
+                          datetime(2026, 3, 2, tzinfo=timezone.utc)).to_dict()
+    assert d["outcome"] == "approved" and d["deadline"] == "2026-03-31T10:00:00Z"
+    with pytest.raises(PolicyInputError) as err:
+        parse_evaluation(future, NOW)
+    assert err.value.field == "request.requested_at" and "future" in err.value.message
+    from bridge.policy import evaluate
+    order, request = parse_evaluation(future, NOW, allow_future=True)
+    with pytest.raises(PolicyInputError):
+        evaluate(REGISTRY.get("software-mor"), order, request, NOW)

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.policy import Order, OrderItem, PolicyRegistry, RefundRequest, evaluate
-from bridge.policy.vocab import BOOL_FACTS, MONEY_FACTS, REASONS
+from bridge.policy.vocab import BOOL_FACTS, MONEY_FACTS
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = PolicyRegistry.load(ROOT / "config" / "policies")
@@ -20,11 +20,14 @@ NOW = BASE + timedelta(days=900)
 
 
 @st.composite
-def facts(draw, prefix: str = "") -> dict:
+def facts(draw, policy=None) -> dict:
+    """Standard facts, or the facts a policy accepts (its declared ones too)."""
+    bools = [n for n, t in policy.fact_types.items() if t == "bool"] if policy else list(BOOL_FACTS)
+    money = [n for n, t in policy.fact_types.items() if t == "money"] if policy else list(MONEY_FACTS)
     out = {}
-    for name in draw(st.lists(st.sampled_from(BOOL_FACTS), unique=True, max_size=4)):
+    for name in draw(st.lists(st.sampled_from(bools), unique=True, max_size=4)):
         out[name] = draw(st.booleans())
-    for name in draw(st.lists(st.sampled_from(MONEY_FACTS), unique=True, max_size=3)):
+    for name in draw(st.lists(st.sampled_from(money), unique=True, max_size=3)):
         out[name] = draw(st.integers(0, 2_000_000))
     return out
 
@@ -52,20 +55,20 @@ def cases(draw):
             fee=draw(st.none() | st.integers(0, amount + 500)),
             period_start=period_start, period_end=period_end,
             already_refunded=draw(st.integers(0, amount)),
-            duplicate_charge=draw(st.booleans()), facts=draw(facts())))
+            duplicate_charge=draw(st.booleans()), facts=draw(facts(policy))))
     order = Order(currency=draw(st.sampled_from(["USD", "EUR", "JPY", "KWD"])), items=tuple(items),
                   bundle=draw(st.booleans()), country=draw(st.sampled_from([None, "US", "DE", "GB", "NO"])),
-                  business=draw(st.booleans()), facts=draw(facts()))
+                  business=draw(st.booleans()), facts=draw(facts(policy)))
     requested_at = latest_paid + timedelta(seconds=draw(st.integers(0, 60 * 86400)))
     wanted = None
     if draw(st.booleans()):
         wanted = tuple(draw(st.lists(st.sampled_from([it.item_id for it in items]), unique=True, min_size=1)))
-    req_facts = draw(facts())
+    req_facts = draw(facts(policy))
     if draw(st.booleans()):
         req_facts["problem_reported_at"] = requested_at - timedelta(seconds=draw(st.integers(0, 20 * 86400)))
-    request = RefundRequest(reason=draw(st.sampled_from(REASONS)), requested_at=requested_at,
+    request = RefundRequest(reason=draw(st.sampled_from(sorted(policy.reasons))), requested_at=requested_at,
                             items=wanted, facts=req_facts,
-                            item_facts={items[0].item_id: draw(facts())})
+                            item_facts={items[0].item_id: draw(facts(policy))})
     return policy, order, request
 
 
@@ -95,7 +98,16 @@ def test_refund_bounds_and_determinism(case):
         assert decision.refund_amount == sum(r.refund_amount for r in decision.items)
     else:
         assert decision.refund_amount == 0
-    assert decision.explanation.endswith(".")
+    assert decision.explanation.endswith(".") and ". " not in decision.explanation
+    for result in decision.items:                    # a deadline only where one applies
+        if result.outcome == "denied":
+            assert result.deadline is None
+        elif result.deadline is not None:
+            assert result.deadline >= by_id[result.item_id].paid_at
+    if decision.deadline is not None:
+        assert decision.outcome != "denied"
+        assert decision.deadline == min(r.deadline for r in decision.items if r.deadline is not None
+                                        and r.outcome != "denied")
     again = evaluate(policy, order, request, NOW)
     assert again == decision
     assert again.to_dict() == decision.to_dict()

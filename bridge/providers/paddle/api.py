@@ -173,6 +173,7 @@ class PaddleApi:
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
         limiter: Optional[RateLimiter] = None,
+        observe: Optional[Callable[[str, str], None]] = None,
     ):
         if not api_key:
             raise ValueError("a Paddle API key is required")
@@ -188,6 +189,7 @@ class PaddleApi:
         self._sleep = sleep
         self._gate = RetryAfterGate(sleep=sleep)
         self._limiter = limiter
+        self._observe = observe  # told of every HTTP call (the metrics)
         self._local = threading.local()
 
     def _sdk(self) -> Client:
@@ -225,7 +227,7 @@ class PaddleApi:
 
     def _run(self, fn: Callable[[Client], T], *, operation: str) -> T:
         return call_with_retry(lambda: self._once(fn, mutating=False), self._retry,
-                               gate=self._gate, sleep=self._sleep, operation=operation)
+                               gate=self._gate, sleep=self._sleep, operation=operation, observe=self._observe)
 
     # --- refunds ---------------------------------------------------------------------------
 
@@ -291,7 +293,7 @@ class PaddleApi:
                 raise
 
         return call_with_retry(send, self._retry, gate=self._gate, sleep=self._sleep,
-                               operation="paddle create_refund")
+                               operation="paddle create_refund", observe=self._observe)
 
     def _list_once(self, transaction_id: str) -> list[RefundResult]:
         def fetch(client: Client) -> list[RefundResult]:
@@ -310,7 +312,7 @@ class PaddleApi:
         our ``request_id`` marker in their reason."""
         found = call_with_retry(lambda: self._list_once(transaction_id), self._retry,
                                 gate=self._gate, sleep=self._sleep,
-                                operation="paddle list_refund_adjustments")
+                                operation="paddle list_refund_adjustments", observe=self._observe)
         if request_id is not None:
             found = [r for r in found if r.request_id == request_id]
         return found

@@ -28,9 +28,10 @@ class PaddleProvider:
     signature_header = HEADER
     one_pending_refund_per_payment = True
 
-    def __init__(self, settings, api=None):
+    def __init__(self, settings, api=None, observe=None):
         self._settings = settings
         self._api = api
+        self._observe = observe
         self._lock = threading.Lock()
 
     @property
@@ -44,7 +45,8 @@ class PaddleProvider:
                     raise RuntimeError("PADDLE_API_KEY is not set: cannot call Paddle")
                 self._api = PaddleApi(s.paddle_api_key, environment=s.paddle_environment,
                                       base_url=s.paddle_api_base, retry=retry_policy(s),
-                                      limiter=RateLimiter(s.paddle_calls_per_second), **timeouts(s))
+                                      limiter=RateLimiter(s.paddle_calls_per_second), observe=self._observe,
+                                      **timeouts(s))
             return self._api
 
     # -- intake -----------------------------------------------------------------------------

@@ -145,6 +145,7 @@ class StripeApi:
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
         limiter: Optional[RateLimiter] = None,
+        observe: Optional[Callable[[str, str], None]] = None,
     ):
         if not api_key:
             raise ValueError("a Stripe API key is required")
@@ -159,6 +160,7 @@ class StripeApi:
         self._sleep = sleep
         self._gate = RetryAfterGate(sleep=sleep)
         self._limiter = limiter
+        self._observe = observe  # told of every HTTP call (the metrics)
 
     def _once(self, fn: Callable[[], T], *, mutating: bool) -> T:
         """One call; every failure as a neutral error."""
@@ -177,7 +179,7 @@ class StripeApi:
     def _run(self, fn: Callable[[], T], *, operation: str) -> T:
         """A read, retried on transient errors."""
         return call_with_retry(lambda: self._once(fn, mutating=False), self._retry, gate=self._gate,
-                               sleep=self._sleep, operation=operation)
+                               sleep=self._sleep, operation=operation, observe=self._observe)
 
     # --- refunds ---------------------------------------------------------------------------
 
@@ -239,7 +241,7 @@ class StripeApi:
             # OutcomeUnknown is retried as well: the same key makes a re-send safe.
             return call_with_retry(send, self._retry, gate=self._gate,
                                    retry_on=(TransientProviderError, OutcomeUnknown),
-                                   sleep=self._sleep, operation="stripe create_refund")
+                                   sleep=self._sleep, operation="stripe create_refund", observe=self._observe)
         except TransientProviderError as exc:
             if maybe_applied:
                 unknown = OutcomeUnknown(

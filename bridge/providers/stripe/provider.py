@@ -27,9 +27,10 @@ class StripeProvider:
     signature_header = HEADER
     one_pending_refund_per_payment = False
 
-    def __init__(self, settings, api=None):
+    def __init__(self, settings, api=None, observe=None):
         self._settings = settings
         self._api = api
+        self._observe = observe
         self._lock = threading.Lock()
 
     @property
@@ -42,7 +43,8 @@ class StripeProvider:
                 if not s.stripe_api_key:
                     raise RuntimeError("STRIPE_API_KEY is not set: cannot call Stripe")
                 self._api = StripeApi(s.stripe_api_key, base_url=s.stripe_api_base, retry=retry_policy(s),
-                                      limiter=RateLimiter(s.stripe_calls_per_second), **timeouts(s))
+                                      limiter=RateLimiter(s.stripe_calls_per_second), observe=self._observe,
+                                      **timeouts(s))
             return self._api
 
     # -- intake -----------------------------------------------------------------------------

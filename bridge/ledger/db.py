@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -88,23 +88,3 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     finally:
         session.close()
 
-
-# Any 64-bit number: the one lock every transaction that derives ledger state takes.
-_LEDGER_LOCK = 0x62726964676501
-
-
-def serialize_ledger_writes(session: Session) -> None:
-    """Call first in a transaction that reads the ledger and writes what follows from it
-    (applying a provider event, deciding a refund request, recording a refund's outcome).
-
-    Those transactions derive state from what they read: what remains refundable, a request's
-    and an order's status, a license's standing. Under PostgreSQL's READ COMMITTED, two of them
-    running at once each miss the other's change and the later commit wins with a stale status
-    (found by the T7 refund test: a confirmation webhook and the worker recording the same
-    refund left the request ``refunding`` for ever), or two refund requests for one order both
-    see the full amount left. A transaction-scoped advisory lock runs them one at a time, as
-    SQLite's single writer already does; webhook intake, job claims and provider calls are not
-    under it."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LEDGER_LOCK})

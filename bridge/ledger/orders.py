@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import PaymentSucceeded
@@ -24,8 +24,11 @@ class OrderConflict(Exception):
         self.field = field
 
 
+_GET_ORDER = select(Order).where(Order.order_id == bindparam("order_id"))  # built once
+
+
 def get_order(session: Session, order_id: str) -> Optional[Order]:
-    return session.execute(select(Order).where(Order.order_id == order_id)).scalar_one_or_none()
+    return session.execute(_GET_ORDER, {"order_id": order_id}).scalar_one_or_none()
 
 
 def items_of(session: Session, order: Order) -> list[OrderItem]:
@@ -174,6 +177,7 @@ def _create_from_payment(session: Session, ev: PaymentSucceeded, catalog: Catalo
                   customer_id=ev.customer_ref, customer_email=ev.customer_email,
                   customer_country=ev.customer_country, customer_business=False, facts={},
                   source="provider", status="awaiting_payment", created_at=now, updated_at=now)
+    order._new_here = True  # created by this transaction: nothing refers to it yet (licenses.py)
     session.add(order)
     session.flush()
     _add_items(session, order, ev, catalog)
@@ -207,17 +211,32 @@ def _add_items(session: Session, order: Order, ev: PaymentSucceeded, catalog: Ca
     session.flush()
 
 
+# The three things an order's status follows, in one round trip: what was paid (and whether
+# anything was), what was refunded, and each dispute's status.
+_STATUS_FACTS = text("""
+SELECT 'paid' AS k, coalesce(sum(amount), 0) AS v, count(id) AS n, NULL AS s FROM payments
+    WHERE order_pk = :o AND captured = TRUE AND amount IS NOT NULL
+UNION ALL
+SELECT 'refunded', coalesce(sum(r.amount), 0), 0, NULL FROM refunds r JOIN payments p ON r.payment_pk = p.id
+    WHERE p.order_pk = :o AND r.status = 'succeeded'
+UNION ALL
+SELECT 'dispute', 0, 0, status FROM disputes WHERE order_pk = :o
+""")
+
+
 def refresh_status(session: Session, order: Order, now: datetime) -> str:
     """Derive the order's status from its payments, refunds and disputes (never from the
     order in which events arrived)."""
-    paid = session.execute(select(func.coalesce(func.sum(Payment.amount), 0), func.count(Payment.id))
-                           .where(Payment.order_pk == order.id, Payment.captured.is_(True),
-                                  Payment.amount.is_not(None))).one()
-    refunded = session.execute(
-        select(func.coalesce(func.sum(Refund.amount), 0)).join(Payment, Refund.payment_pk == Payment.id)
-        .where(Payment.order_pk == order.id, Refund.status == "succeeded")).scalar_one()
-    disputes = session.execute(select(Dispute.status).where(Dispute.order_pk == order.id)).scalars().all()
-    status = order_status(int(paid[0]), int(refunded), disputes, paid[1] > 0)
+    paid = refunded = payments_n = 0
+    disputes = []
+    for k, v, n, st in session.execute(_STATUS_FACTS, {"o": order.id}):
+        if k == "paid":
+            paid, payments_n = int(v), int(n)
+        elif k == "refunded":
+            refunded = int(v)
+        else:
+            disputes.append(st)
+    status = order_status(paid, refunded, disputes, payments_n > 0)
     if status != order.status:
         order.status, order.updated_at = status, now
     return status

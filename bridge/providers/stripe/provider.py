@@ -69,7 +69,9 @@ class StripeProvider:
 
     # -- the worker ---------------------------------------------------------------------------
     def expand(self, payload: dict) -> dict:
-        return thin.expand(payload, events.HANDLED_TYPES, self.api.retrieve)
+        # The client is built only when a thin event needs a fetch: a snapshot event needs no
+        # API key (nor the SDK loaded).
+        return thin.expand(payload, events.HANDLED_TYPES, lambda kind, object_id: self.api.retrieve(kind, object_id))
 
     def parse(self, payload: dict) -> ParsedEvent:
         return events.parse(payload)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import (DisputeUpdated, FeeReported, FraudWarning, Ignored, ParsedEvent,
                                   PaymentSucceeded, RefundUpdated, SubscriptionCanceled)
 from bridge.ledger import disputes, orders, payments, refunds
+from bridge.ledger.db import keep_loaded
 from bridge.ledger.locks import lock_for_events
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.jobs import enqueue
@@ -25,6 +26,7 @@ from bridge.ledger.models import Dispute, Order, Refund
 def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
     """Apply the event's facts; returns the primary keys of the orders it touched."""
     lock_for_events(session, parsed.provider, parsed.events)
+    keep_loaded(session)  # its steps look up the same payment and order again
     catalog = effects.catalog
     touched: set[int] = set()
     last_payment = None  # the payment this event's PaymentSucceeded was applied to

@@ -88,3 +88,26 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     finally:
         session.close()
 
+
+def keep_loaded(session: Session) -> None:
+    """Until this transaction ends, hold every object the session loads or writes.
+
+    A session's identity map holds its objects weakly: an order or payment one step loaded
+    and let go is read again by the next step that asks ``session.get`` for it (applying a
+    refund read its payment three times). Held here, the next ``get`` is a dictionary look-up."""
+    session.info.setdefault("bridge_keep", [])
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+@event.listens_for(Session, "pending_to_persistent")
+def _keep(session: Session, instance) -> None:
+    kept = session.info.get("bridge_keep")
+    if kept is not None:
+        kept.append(instance)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _let_go(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the outermost transaction (a savepoint keeps them)
+        session.info.pop("bridge_keep", None)
+

@@ -173,7 +173,9 @@ def order_for_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
 
 def _create_from_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
                          default_policy: Optional[str], now: datetime) -> Order:
-    order = Order(order_id=ev.order_ref, policy=default_policy, currency=ev.currency, bundle=False,
+    # The catalog's policy is known before the insert (one INSERT, not an INSERT and an UPDATE).
+    order = Order(order_id=ev.order_ref, policy=_catalog_policy(ev, catalog) or default_policy,
+                  currency=ev.currency, bundle=False,
                   customer_id=ev.customer_ref, customer_email=ev.customer_email,
                   customer_country=ev.customer_country, customer_business=False, facts={},
                   source="provider", status="awaiting_payment", created_at=now, updated_at=now)
@@ -191,24 +193,42 @@ def _add_items(session: Session, order: Order, ev: PaymentSucceeded, catalog: Ca
     Item ids prefer the merchant's ``item_id``, then the price id: a Paddle ``txnitm_`` or a
     Stripe line id names one transaction's line, and the order must not depend on which of its
     payments (first purchase or renewal, session or invoice) happened to arrive first."""
-    for line in ev.items:
-        entry = catalog.lookup(line.price_id, line.product_id)
-        if entry and entry.policy:
-            order.policy = entry.policy
-            break
+    policy = _catalog_policy(ev, catalog)
+    if policy and order.policy != policy:
+        order.policy = policy
     used = set()
+    added = []
     for i, line in enumerate(ev.items):
         entry = catalog.lookup(line.price_id, line.product_id)
         item_id = line.item_ref or line.price_id or line.provider_item_id or f"line_{i + 1}"
         if item_id in used:
             item_id = f"{item_id}_{i + 1}"
         used.add(item_id)
-        session.add(OrderItem(
+        added.append(OrderItem(
             order_pk=order.id, item_id=item_id, sku=(entry.sku if entry else None) or line.sku,
             category=(entry.category if entry else None) or line.category,
             billing=(entry.billing if entry else None) or line.billing, amount=line.amount,
             price_id=line.price_id, product_id=line.product_id, facts={}))
+    session.add_all(added)
     session.flush()
+    if getattr(order, "_new_here", False):
+        order._new_items = getattr(order, "_new_items", []) + added  # see known_items
+
+
+def _catalog_policy(ev: PaymentSucceeded, catalog: Catalog) -> Optional[str]:
+    for line in ev.items:
+        entry = catalog.lookup(line.price_id, line.product_id)
+        if entry and entry.policy:
+            return entry.policy
+    return None
+
+
+def known_items(order: Order) -> Optional[list[OrderItem]]:
+    """The items of an order created by this transaction (all of them are this session's
+    objects, in id order): no need to read them back. None for any other order."""
+    if not getattr(order, "_new_here", False):
+        return None
+    return getattr(order, "_new_items", [])
 
 
 # The three things an order's status follows, in one round trip: what was paid (and whether

@@ -14,6 +14,7 @@ from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.domain.ids import id_problem, printable
 from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute, Job, LedgerEntry, Order, OrderItem, Payment, PaymentItem, Refund
+from bridge.ledger.orders import known_items
 
 ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "checkout_session_id")
 # Without a known billing period, how close two charges of one price must be to be duplicates.
@@ -128,13 +129,14 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
         payment.purchase = ev.purchase or payment.purchase
     payment.updated_at = now
     session.flush()
-    if ev.items and (is_new(payment) or not session.execute(
-            select(PaymentItem.id).where(PaymentItem.payment_pk == payment.id)).first()):
-        for line in ev.items:
-            session.add(PaymentItem(payment_pk=payment.id, provider_item_id=line.provider_item_id,
-                                    price_id=line.price_id, product_id=line.product_id,
-                                    amount=line.amount, tax=line.tax or 0))
+    if ev.items and not _has_lines(session, payment):
+        lines = [PaymentItem(payment_pk=payment.id, provider_item_id=line.provider_item_id,
+                             price_id=line.price_id, product_id=line.product_id,
+                             amount=line.amount, tax=line.tax or 0) for line in ev.items]
+        session.add_all(lines)
         session.flush()
+        if is_new(payment):
+            payment._new_lines = lines  # all its lines (see _lines_of)
     return payment
 
 
@@ -142,6 +144,21 @@ def is_new(payment: Payment) -> bool:
     """Created by this transaction (this session's object): nothing can be booked on it yet,
     no refund, dispute or ledger entry refers to it, so there is nothing to move or replay."""
     return getattr(payment, "_new_here", False)
+
+
+def _has_lines(session: Session, payment: Payment) -> bool:
+    if is_new(payment):
+        return bool(getattr(payment, "_new_lines", None))
+    return session.execute(select(PaymentItem.id).where(PaymentItem.payment_pk == payment.id)).first() is not None
+
+
+def _lines_of(session: Session, payment: Payment) -> list[PaymentItem]:
+    """The payment's lines in id order; a payment created by this transaction has them in
+    memory (nothing else adds lines to it)."""
+    if is_new(payment):
+        return list(getattr(payment, "_new_lines", ()))
+    return list(session.execute(select(PaymentItem).where(PaymentItem.payment_pk == payment.id)
+                                .order_by(PaymentItem.id)).scalars())
 
 
 def link_to_order(session: Session, payment: Payment, order: Order, now: datetime) -> bool:
@@ -168,10 +185,11 @@ def link_to_order(session: Session, payment: Payment, order: Order, now: datetim
         order.customer_id = payment.customer_ref
     if order.currency is None:
         order.currency = payment.currency
-    items = list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
-                                 .order_by(OrderItem.id)).scalars())
-    lines = list(session.execute(select(PaymentItem).where(PaymentItem.payment_pk == payment.id)
-                                 .order_by(PaymentItem.id)).scalars())
+    items = known_items(order)
+    if items is None:
+        items = list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
+                                     .order_by(OrderItem.id)).scalars())
+    lines = _lines_of(session, payment)
     for line in lines:
         if line.order_item_pk is not None:
             continue
@@ -239,8 +257,11 @@ def flag_duplicates(session: Session, payment: Payment) -> None:
     duplicate charge: the later of the two (by ``paid_at``) points at the earlier."""
     if not payment.customer_ref or payment.paid_at is None:
         return
-    prices = [p for p in session.execute(select(PaymentItem.price_id).where(
-        PaymentItem.payment_pk == payment.id, PaymentItem.price_id.is_not(None))).scalars()]
+    if is_new(payment):
+        prices = [line.price_id for line in _lines_of(session, payment) if line.price_id is not None]
+    else:
+        prices = [p for p in session.execute(select(PaymentItem.price_id).where(
+            PaymentItem.payment_pk == payment.id, PaymentItem.price_id.is_not(None))).scalars()]
     if not prices:
         return
     others = session.execute(

@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import SubscriptionCanceled
+from bridge.ledger.orders import known_items
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
                                   RefundRequest)
 from bridge.providers.registry import provider_class
@@ -47,12 +48,17 @@ def status_of(lic: License, now: Optional[datetime] = None) -> str:
 
 # -- creation ------------------------------------------------------------------------------------
 
+_UNREAD = object()  # a ``born`` (the order's first paid_at) the caller did not read
+
+
 def ensure_licenses(session: Session, order: Order, now: datetime, policies=None,
-                    at: Optional[datetime] = None, rejudge_all: bool = False) -> list[License]:
+                    at: Optional[datetime] = None, rejudge_all: bool = False, born=_UNREAD) -> list[License]:
     """One license per order item, created active (idempotent). A license created while a
     dispute of its scope exists, or after its item was refunded, is judged at once."""
     out, new = [], []
-    items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars().all()
+    items = known_items(order)
+    if items is None:
+        items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars().all()
     # An order created by this transaction has no license yet; others are read in one query.
     by_item = {} if getattr(order, "_new_here", False) else {
         lic.item_id: lic for lic in session.execute(select(License).where(License.order_pk == order.id)).scalars()}
@@ -76,15 +82,16 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
     session.flush()
     todo = out if rejudge_all else new
     if todo:
-        _rejudge(session, order, todo, policies, now)
+        _rejudge(session, order, todo, policies, now, born)
     return out
 
 
-def _rejudge(session: Session, order: Order, licenses: list[License], policies, now: datetime) -> None:
+def _rejudge(session: Session, order: Order, licenses: list[License], policies, now: datetime,
+             born=_UNREAD) -> None:
     # Every caller passes the policies (the worker's effects, the orders API): the license is
     # judged by them, or by the defaults (``_chargeback``, ``_refund_steps``) when None. One
     # reading of the order's scope serves all its licenses.
-    scope = _scope(session, order, policies)
+    scope = _scope(session, order, policies, born)
     for lic in licenses:
         judge(session, lic, policies, now, order, scope)
 
@@ -95,7 +102,8 @@ def _paid_at(session: Session, order: Order) -> Optional[datetime]:
 
 
 def on_payment(session: Session, payment: Payment, order: Order, now: datetime, policies=None) -> None:
-    ensure_licenses(session, order, now, policies, at=_paid_at(session, order) or payment.paid_at)
+    born = _paid_at(session, order)  # read once: creating licenses changes no payment
+    ensure_licenses(session, order, now, policies, at=born or payment.paid_at, born=born)
 
 
 def on_order_registered(session: Session, order: Order, now: datetime, policies=None) -> None:
@@ -316,8 +324,8 @@ class _Scope:
     refund_steps: dict
 
 
-def _scope(session: Session, order: Order, policies) -> _Scope:
-    return _Scope(_paid_at(session, order), _disputes_of(session, None, order, policies),
+def _scope(session: Session, order: Order, policies, born=_UNREAD) -> _Scope:
+    return _Scope(_paid_at(session, order) if born is _UNREAD else born, _disputes_of(session, None, order, policies),
                   _refund_steps(session, order, policies))
 
 

@@ -160,3 +160,18 @@ def test_a_write_from_a_stale_read_of_an_order_fails(runtime):
         s.close()
     with rt.reads() as s:
         assert s.query(Order).filter_by(order_id="ord_lock_7").one().status == "refunded"
+
+
+def test_keys_and_ids_reach_postgresql_as_sent(runtime, db_url):
+    """The locks pass their keys and the event's provider ids as array literals: an id with
+    quotes, backslashes, commas, braces or spaces must arrive as itself."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("array literals are PostgreSQL's")
+    from sqlalchemy import text
+    from bridge.ledger.locks import _array, key_hash
+    ids = ['ch_"quoted"', "back\\slash", "a,b", "{brace}", " spaced ", "NULL", "", "ü"]
+    keys = [key_hash(f"payment:stripe:{i}") for i in ids]
+    with runtime.sessions.begin() as s:
+        assert list(s.execute(text("SELECT unnest(CAST(:a AS TEXT[]))"), {"a": _array(ids)}).scalars()) == ids
+        assert list(s.execute(text("SELECT unnest(CAST(:a AS BIGINT[]))"), {"a": _array(keys)}).scalars()) == keys
+

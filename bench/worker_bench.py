@@ -363,6 +363,7 @@ class Result:
     jobs: dict = field(default_factory=dict)
     parked: int = 0
     intake_us: float = 0.0
+    load: tuple = ()  # os.getloadavg() when the drain began (other users of the machine)
     note: str = ""
 
     @property
@@ -417,7 +418,7 @@ def open_jobs(engine) -> int:
         return c.execute(text("SELECT count(*) FROM jobs WHERE state IN ('ready', 'running')")).scalar_one()
 
 
-def worker_env(db, threads: int, log_level: str) -> dict:
+def worker_env(db, threads: int, log_level: str, batch: Optional[int] = None) -> dict:
     # PYTHONPATH is kept: it runs a copy of another commit of the bridge (an A/B of a change).
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "DATABASE_URL", "STRIPE_", "PADDLE_"))}
     env.update({"DATABASE_URL": db.worker_url, "BRIDGE_WORKER_THREADS": str(threads),
@@ -425,6 +426,8 @@ def worker_env(db, threads: int, log_level: str) -> dict:
                 # Follow-ups claimed before their payment committed park: retry them soon.
                 "BRIDGE_JOB_BACKOFF_BASE": "0.05", "BRIDGE_JOB_BACKOFF_MAX": "0.5",
                 "BRIDGE_JOB_MAX_ATTEMPTS": "40"})
+    if batch:
+        env["BRIDGE_WORKER_BATCH"] = str(batch)
     return env
 
 
@@ -443,14 +446,14 @@ def wait_idle(pids: list[int], timeout: float = 30.0) -> None:
 
 
 def run_config(db, events: list[Event], reference: dict, procs: int, threads: int, log_level: str,
-               tmp: Path, timeout: float) -> Result:
+               tmp: Path, timeout: float, batch: Optional[int] = None) -> Result:
     res = Result(db.kind, procs, threads, len(events))
     rt, res.intake_us = prepare(db, events)
     engine = rt.engine
     hold(engine, FAR)
     bridge_bin = str(Path(sys.executable).parent / "bridge")
     logs = [open(tmp / f"worker_{db.kind}_{procs}x{threads}_{i}.log", "w") for i in range(procs)]
-    workers = [subprocess.Popen([bridge_bin, "worker"], env=worker_env(db, threads, log_level),
+    workers = [subprocess.Popen([bridge_bin, "worker"], env=worker_env(db, threads, log_level, batch),
                                 stdout=lg, stderr=subprocess.STDOUT, cwd=str(ROOT)) for lg in logs]
     try:
         pids = [w.pid for w in workers]
@@ -458,6 +461,7 @@ def run_config(db, events: list[Event], reference: dict, procs: int, threads: in
         backends0 = {p: proc_cpu(p) for p in db.backend_pids(engine)}
         w0 = {p: proc_cpu(p) for p in pids}
         sys0 = system_cpu()
+        res.load = os.getloadavg()
         t0 = time.monotonic()
         hold(engine, datetime.now(timezone.utc) - timedelta(seconds=1))
         while open_jobs(engine):
@@ -550,7 +554,7 @@ def row(r: Result) -> str:
 
 
 HEADER = ("| db         | PxT | events | s       | ev/s    | wrk ms/ev | +boot ms/ev | pg ms/ev | busy% | "
-          "other% | retries | ledger |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "other% | retries | load1 | ledger |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 
 
 def main(argv=None) -> int:
@@ -565,6 +569,7 @@ def main(argv=None) -> int:
     ap.add_argument("--log-level", default="INFO", help="the workers' BRIDGE_LOG_LEVEL (production default INFO)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=None, help="BRIDGE_WORKER_BATCH of the workers (default: theirs)")
     ap.add_argument("--profile", action="store_true", help="profile the in-process reference drain and stop")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
@@ -598,7 +603,7 @@ def main(argv=None) -> int:
             for rep in range(args.repeat):
                 db = SqliteDb(tmp, f"run_{cfg}_{rep}") if kind == "sqlite" else PostgresDb(args.pg_url, cfg.replace("x", "_"))
                 try:
-                    r = run_config(db, events, reference, procs, threads, args.log_level, tmp, args.timeout)
+                    r = run_config(db, events, reference, procs, threads, args.log_level, tmp, args.timeout, args.batch)
                 finally:
                     db.drop()
                 results.append(r)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bridge.ledger.models import LedgerEntry
@@ -58,8 +58,11 @@ def post(session: Session, *, provider: str, kind: str, magnitude: int, currency
                   payment_pk=payment_pk, provider_ref=provider_ref, corrects=corrects)
 
 
+_FIND = select(LedgerEntry).where(LedgerEntry.effect_key == bindparam("key"))  # built once
+
+
 def find(session: Session, effect_key: str) -> Optional[LedgerEntry]:
-    return session.execute(select(LedgerEntry).where(LedgerEntry.effect_key == effect_key)).scalar_one_or_none()
+    return session.execute(_FIND, {"key": effect_key}).scalar_one_or_none()
 
 
 def booked(session: Session, effect_key: str) -> Optional[int]:

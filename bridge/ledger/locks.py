@@ -76,7 +76,18 @@ def _array(values: Iterable) -> str:
 
 
 def key_hash(key: str) -> int:
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    # surrogatepass: a provider's id may hold a lone surrogate (refused later, when stored).
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:8], "big", signed=True)
+
+
+def _storable(value: str) -> bool:
+    """Whether PostgreSQL could hold it (no lone surrogate, no NUL): one it could not cannot
+    name a stored row either, and must not fail the look-up."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
 
 
 def _pg(session: Session) -> bool:
@@ -174,8 +185,8 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> None:
     lock(session, keys)
     if not (ids or subs or refs):
         return
-    params = {"provider": provider, "ids": _array(sorted(ids)), "subs": _array(sorted(subs)),
-              "refs": _array(sorted(refs))}
+    params = {"provider": provider, "ids": _array(sorted(filter(_storable, ids))),
+              "subs": _array(sorted(filter(_storable, subs))), "refs": _array(sorted(filter(_storable, refs)))}
     for _ in range(4):
         found = []
         for row in session.execute(_RESOLVE_EVENT, params):

@@ -252,6 +252,14 @@ def apply_fee(session: Session, ev: FeeReported, now: datetime, known: Optional[
     return payment
 
 
+# Built once (an expanding IN takes the list at execution).
+_SAME_CUSTOMER_AND_PRICE = (
+    select(Payment).join(PaymentItem, PaymentItem.payment_pk == Payment.id).where(
+        Payment.provider == bindparam("provider"), Payment.customer_ref == bindparam("customer"),
+        Payment.id != bindparam("pk"), PaymentItem.price_id.in_(bindparam("prices", expanding=True)),
+        Payment.paid_at.is_not(None)).distinct())
+
+
 def flag_duplicates(session: Session, payment: Payment) -> None:
     """A second paid charge for the same customer and price inside one billing period is a
     duplicate charge: the later of the two (by ``paid_at``) points at the earlier."""
@@ -264,11 +272,8 @@ def flag_duplicates(session: Session, payment: Payment) -> None:
             PaymentItem.payment_pk == payment.id, PaymentItem.price_id.is_not(None))).scalars()]
     if not prices:
         return
-    others = session.execute(
-        select(Payment).join(PaymentItem, PaymentItem.payment_pk == Payment.id).where(
-            Payment.provider == payment.provider, Payment.customer_ref == payment.customer_ref,
-            Payment.id != payment.id, PaymentItem.price_id.in_(prices), Payment.paid_at.is_not(None))
-        .distinct()).scalars().all()
+    others = session.execute(_SAME_CUSTOMER_AND_PRICE, {"provider": payment.provider, "customer": payment.customer_ref,
+                                                        "pk": payment.id, "prices": prices}).scalars().all()
     if not others:
         return
     billing = session.execute(select(OrderItem.billing).join(PaymentItem, PaymentItem.order_item_pk == OrderItem.id)

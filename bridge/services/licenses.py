@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import SubscriptionCanceled
@@ -96,9 +96,12 @@ def _rejudge(session: Session, order: Order, licenses: list[License], policies, 
         judge(session, lic, policies, now, order, scope)
 
 
+_PAID_AT = (select(Payment.paid_at).where(Payment.order_pk == bindparam("o"), Payment.paid_at.is_not(None))
+            .order_by(Payment.paid_at).limit(1))  # built once, as the statements below
+
+
 def _paid_at(session: Session, order: Order) -> Optional[datetime]:
-    return session.execute(select(Payment.paid_at).where(Payment.order_pk == order.id, Payment.paid_at.is_not(None))
-                           .order_by(Payment.paid_at).limit(1)).scalar_one_or_none()
+    return session.execute(_PAID_AT, {"o": order.id}).scalar_one_or_none()
 
 
 def on_payment(session: Session, payment: Payment, order: Order, now: datetime, policies=None) -> None:
@@ -148,15 +151,21 @@ class _DisputeCause:
     revokes: bool          # when lost, does it revoke this license
 
 
+_DISPUTES_OF_ORDER = select(Dispute).where(Dispute.order_pk == bindparam("o")).order_by(Dispute.id)
+_DISPUTES_OF_CUSTOMER = (select(Dispute).join(Order, Dispute.order_pk == Order.id)
+                         .where((Dispute.order_pk == bindparam("o")) | (Order.customer_id == bindparam("c")))
+                         .order_by(Dispute.id))
+
+
 def _disputes_of(session: Session, lic: Optional[License], order: Order, policies) -> list[_DisputeCause]:
     """The disputes whose scope holds this license: its own order's, and those of the
     customer's other orders whose policy restricts the whole account."""
-    q = select(Dispute).where(Dispute.order_pk == order.id)
     if order.customer_id:
-        q = select(Dispute).join(Order, Dispute.order_pk == Order.id).where(
-            (Dispute.order_pk == order.id) | (Order.customer_id == order.customer_id))
+        rows = session.execute(_DISPUTES_OF_CUSTOMER, {"o": order.id, "c": order.customer_id})
+    else:
+        rows = session.execute(_DISPUTES_OF_ORDER, {"o": order.id})
     out = []
-    for d in session.execute(q.order_by(Dispute.id)).scalars():
+    for d in rows.scalars():
         d_order = order if d.order_pk == order.id else session.get(Order, d.order_pk)
         scope, when_lost = _chargeback(d_order, policies)
         same = d.order_pk == order.id

@@ -77,7 +77,8 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
             new.append(lic)
         if order.customer_id and lic.customer_id != order.customer_id:
             lic.customer_id = order.customer_id
-        item.license_id = lic.license_id
+        if item.license_id != lic.license_id:  # an equal assignment would still dirty the row
+            item.license_id = lic.license_id
         out.append(lic)
     session.flush()
     todo = out if rejudge_all else new
@@ -346,8 +347,12 @@ def judge(session: Session, lic: License, policies, now: datetime, order: Option
     scope = scope or _scope(session, order, policies)
     born = scope.born
     changes, holds, revoked = _replay(lic, scope.disputes, scope.refund_steps.get(lic.item_id, []), born)
-    lic.holds = holds
-    lic.revoked = revoked
+    # Assigned only when they differ: an equal value still marks the row dirty, and the flush
+    # below then runs a whole unit of work to write nothing (most judgements change nothing).
+    if lic.holds != holds:
+        lic.holds = holds
+    if lic.revoked != revoked:
+        lic.revoked = revoked
     final = status_of(lic)
     if changes:
         reason, at = changes[-1].reason, changes[-1].at

@@ -21,6 +21,9 @@ one, and its job or request is retried):
    restrictions judge every license of the customer, duplicate charges compare the customer's
    payments.
 
+``payout:<provider>:<id>`` (taken with the payments, level 1; no order or customer is held
+with it) serialises what is written about one payout: its events, sync and its itemizing.
+
 Each key is a transaction-scoped advisory lock (``pg_advisory_xact_lock`` on 64 bits of the
 key's SHA-256), released at commit or rollback. What a transaction resolves (payment -> order
 -> customer) is read again after its locks are held, and locked too if it changed meanwhile.
@@ -41,7 +44,7 @@ from sqlalchemy.orm import Session
 
 ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "checkout_session_id")
 
-_LEVEL = {"payment": 0, "subscription": 0, "order": 1, "customer": 2}
+_LEVEL = {"payment": 0, "subscription": 0, "payout": 0, "order": 1, "customer": 2}
 
 # One round trip for all keys of a level; unnest yields them in the array's (sorted) order. The
 # arrays travel as PostgreSQL array literals (text): binding a Python list as an ARRAY costs
@@ -162,6 +165,12 @@ def lock_payment(session: Session, payment_pk: int) -> None:
         lock(session, keys)
 
 
+def lock_payout(session: Session, provider: str, payout_id: str) -> None:
+    """A payout (its row and its lines): a payout event, sync and the itemizing job each read
+    whether it is itemized and write what follows."""
+    lock(session, [f"payout:{provider}:{payout_id}"])
+
+
 def lock_for_events(session: Session, provider: str, events: Iterable) -> None:
     """Before applying a provider event: the payments, subscriptions, orders and customers it
     names, then those its payments and orders turn out to belong to (re-read after each wait
@@ -172,7 +181,10 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> None:
     subs: set[str] = set()
     refs: set[str] = set()
     customers: set[str] = set()
+    payouts: set[str] = set()
     for ev in events:
+        if getattr(ev, "payout_id", None):  # a payout event: its payout alone
+            payouts.add(ev.payout_id)
         ids.update(v for v in (getattr(ev, f, None) for f in ID_FIELDS) if v)
         if getattr(ev, "subscription_id", None):
             subs.add(ev.subscription_id)
@@ -181,7 +193,8 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> None:
         if getattr(ev, "customer_ref", None):
             customers.add(ev.customer_ref)
     keys = ([f"payment:{provider}:{i}" for i in ids] + [f"subscription:{provider}:{s}" for s in subs]
-            + [f"order:{r}" for r in refs] + [f"customer:{c}" for c in customers])
+            + [f"order:{r}" for r in refs] + [f"customer:{c}" for c in customers]
+            + [f"payout:{provider}:{p}" for p in payouts])
     lock(session, keys)
     if not (ids or subs or refs):
         return

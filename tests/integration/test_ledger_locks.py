@@ -175,3 +175,29 @@ def test_keys_and_ids_reach_postgresql_as_sent(runtime, db_url):
         assert list(s.execute(text("SELECT unnest(CAST(:a AS TEXT[]))"), {"a": _array(ids)}).scalars()) == ids
         assert list(s.execute(text("SELECT unnest(CAST(:a AS BIGINT[]))"), {"a": _array(keys)}).scalars()) == keys
 
+
+
+def test_a_payout_event_holds_its_payout_only(runtime, db_url):
+    """A payout event (any event naming a ``payout_id``) holds that payout until it commits:
+    sync or the itemizing job writing the same payout waits, another payout goes ahead."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: every transaction waits for the one before")
+    from types import SimpleNamespace
+    from bridge.ledger.locks import lock_for_events, lock_payout
+    rt = runtime
+    held = rt.sessions()
+    held.begin()
+    lock_for_events(held, "stripe", [SimpleNamespace(payout_id="po_lock_1")])
+    try:
+        def locked(payout_id):
+            def run():
+                with rt.sessions.begin() as s:
+                    lock_payout(s, "stripe", payout_id)
+            return _in_thread(run)
+        other, same = locked("po_lock_2"), locked("po_lock_1")
+        assert other.wait(10) and not other.errors, "another payout waited"
+        assert not same.wait(0.5), "the same payout did not wait"
+    finally:
+        held.commit()
+        held.close()
+    assert same.wait(10) and not same.errors, same.errors

@@ -165,6 +165,10 @@ class Settings:
     # Worker loops per ``bridge worker`` process (``--threads`` overrides). Jobs mostly wait on
     # the database and the providers, so a few threads use a process better than one.
     worker_threads: int = 1
+    # Quick jobs (applying an event) claimed per round trip by a running worker loop; None: 8 on
+    # PostgreSQL, 1 on SQLite (whose writers queue for one lock: a batch held by a loop that
+    # waits for it delays the events in it, and whatever waits for them).
+    worker_batch: Optional[int] = None
     # Outbound provider calls (tenacity inside one job attempt).
     provider_attempts: int = 4
     provider_backoff_multiplier: float = 0.5
@@ -234,6 +238,7 @@ class Settings:
             job_backoff_max_seconds=_float(env, "BRIDGE_JOB_BACKOFF_MAX", 3600.0, minimum=0),
             worker_poll_seconds=_float(env, "BRIDGE_WORKER_POLL", 0.5, minimum=0.001),
             worker_threads=_int(env, "BRIDGE_WORKER_THREADS", 1, minimum=1),
+            worker_batch=_int(env, "BRIDGE_WORKER_BATCH", 8, minimum=1) if env.get("BRIDGE_WORKER_BATCH") else None,
             provider_attempts=_int(env, "BRIDGE_PROVIDER_ATTEMPTS", 4, minimum=1),
             provider_backoff_multiplier=_float(env, "BRIDGE_PROVIDER_BACKOFF", 0.5, minimum=0),
             provider_backoff_max_seconds=_float(env, "BRIDGE_PROVIDER_BACKOFF_MAX", 8.0, minimum=0),

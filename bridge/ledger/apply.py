@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import (DisputeUpdated, FeeReported, FraudWarning, Ignored, ParsedEvent,
                                   PaymentSucceeded, PayoutUpdated, RefundUpdated, SubscriptionCanceled)
 from bridge.ledger import disputes, orders, payments, payouts, refunds
-from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.db import keep_loaded
+from bridge.ledger.locks import lock_for_events
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Dispute, Order, Refund
@@ -24,12 +25,14 @@ from bridge.ledger.models import Dispute, Order, Refund
 
 def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
     """Apply the event's facts; returns the primary keys of the orders it touched."""
-    serialize_ledger_writes(session)
+    lock_for_events(session, parsed.provider, parsed.events)
+    keep_loaded(session)  # its steps look up the same payment and order again
     catalog = effects.catalog
     touched: set[int] = set()
+    last_payment = None  # the payment this event's PaymentSucceeded was applied to
     for ev in parsed.events:
         if isinstance(ev, PaymentSucceeded):
-            payment = payments.upsert_payment(session, ev, now)
+            payment = last_payment = payments.upsert_payment(session, ev, now)
             order = orders.order_for_payment(session, ev, catalog, effects.default_policy, now)
             if order is None and payment.order_pk is not None:
                 order = session.get(Order, payment.order_pk)
@@ -42,10 +45,10 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
             _follow_up(effects, session, payment, "payment", now)
             if order is not None:
                 effects.on_payment(session, payment, order, now)
-            if linked:
+            if linked and not payments.is_new(payment):  # a new payment has nothing to replay
                 _replay_on_order(effects, session, payment, now)
         elif isinstance(ev, FeeReported):
-            payment = payments.apply_fee(session, ev, now)
+            payment = payments.apply_fee(session, ev, now, known=last_payment)
             if payment is None:
                 raise refunds.EventParked("fee for a payment not known yet")
             if payment.order_pk:

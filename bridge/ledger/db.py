@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,22 +89,25 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-# Any 64-bit number: the one lock every transaction that derives ledger state takes.
-_LEDGER_LOCK = 0x62726964676501
+def keep_loaded(session: Session) -> None:
+    """Until this transaction ends, hold every object the session loads or writes.
+
+    A session's identity map holds its objects weakly: an order or payment one step loaded
+    and let go is read again by the next step that asks ``session.get`` for it (applying a
+    refund read its payment three times). Held here, the next ``get`` is a dictionary look-up."""
+    session.info.setdefault("bridge_keep", [])
 
 
-def serialize_ledger_writes(session: Session) -> None:
-    """Call first in a transaction that reads the ledger and writes what follows from it
-    (applying a provider event, deciding a refund request, recording a refund's outcome).
+@event.listens_for(Session, "loaded_as_persistent")
+@event.listens_for(Session, "pending_to_persistent")
+def _keep(session: Session, instance) -> None:
+    kept = session.info.get("bridge_keep")
+    if kept is not None:
+        kept.append(instance)
 
-    Those transactions derive state from what they read: what remains refundable, a request's
-    and an order's status, a license's standing. Under PostgreSQL's READ COMMITTED, two of them
-    running at once each miss the other's change and the later commit wins with a stale status
-    (found by the T7 refund test: a confirmation webhook and the worker recording the same
-    refund left the request ``refunding`` for ever), or two refund requests for one order both
-    see the full amount left. A transaction-scoped advisory lock runs them one at a time, as
-    SQLite's single writer already does; webhook intake, job claims and provider calls are not
-    under it."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LEDGER_LOCK})
+
+@event.listens_for(Session, "after_transaction_end")
+def _let_go(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the outermost transaction (a savepoint keeps them)
+        session.info.pop("bridge_keep", None)
+

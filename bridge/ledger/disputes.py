@@ -107,24 +107,29 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
         row.reason = ev.reason
     row.opened_at = min(row.opened_at, ev.occurred_at)
     row.evidence_due_by = row.evidence_due_by or ev.evidence_due_by
+    # The record keeps the largest figure any event reported (set before the flush: one write
+    # of the row, not one per figure).
+    if ev.funds_withdrawn:
+        row.funds_withdrawn = max(row.funds_withdrawn, ev.funds_withdrawn)
+    if ev.fee:
+        row.fee = max(row.fee, ev.fee)
+    if ev.funds_reinstated:
+        row.funds_reinstated = max(row.funds_reinstated, ev.funds_reinstated)
     row.updated_at = now
     session.flush()
     key = f"{row.provider}:{row.provider_dispute_id}"
     common = dict(provider=row.provider, currency=row.currency, now=now, order_pk=payment.order_pk,
                   payment_pk=payment.id, provider_ref=row.provider_dispute_id)
-    # The record keeps the largest figure any event reported, and the ledger follows the
-    # record: a figure that grew after it was booked is booked as a correcting entry of the
-    # difference (``settle``), never by changing the entry already written (append-only).
+    # The ledger follows the record: a figure that grew after it was booked is booked as a
+    # correcting entry of the difference (``settle``), never by changing the entry already
+    # written (append-only).
     if ev.funds_withdrawn:
-        row.funds_withdrawn = max(row.funds_withdrawn, ev.funds_withdrawn)
         entries.settle(session, kind="chargeback", magnitude=row.funds_withdrawn,
                        occurred_at=ev.withdrawn_at or ev.occurred_at, effect_key=f"chargeback:{key}", **common)
     if ev.fee:
-        row.fee = max(row.fee, ev.fee)
         entries.settle(session, kind="chargeback_fee", magnitude=row.fee, occurred_at=ev.withdrawn_at or ev.occurred_at,
                        effect_key=f"chargeback_fee:{key}", **common)
     if ev.funds_reinstated:
-        row.funds_reinstated = max(row.funds_reinstated, ev.funds_reinstated)
         entries.settle(session, kind="chargeback_reversal", magnitude=row.funds_reinstated,
                        occurred_at=ev.reinstated_at or ev.occurred_at, effect_key=f"chargeback_reversal:{key}",
                        **common)

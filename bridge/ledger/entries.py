@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bridge.ledger.models import LedgerEntry
@@ -22,23 +22,28 @@ SIGN = {"sale": 1, "fee": -1, "refund": -1, "refund_reversal": 1, "chargeback": 
         "chargeback_fee": -1, "chargeback_reversal": 1, "chargeback_fee_reversal": 1}
 
 
-def _insert(session: Session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+# Built once per dialect (building an insert construct costs more CPU than executing it).
+_POST: dict = {}
+
+
+def _post_stmt(dialect: str):
+    stmt = _POST.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = _POST[dialect] = insert(LedgerEntry.__table__).on_conflict_do_nothing(index_elements=["effect_key"])
+    return stmt
 
 
 def _write(session: Session, *, provider: str, kind: str, amount: int, currency: str, occurred_at: datetime,
            effect_key: str, now: datetime, order_pk: Optional[int], payment_pk: Optional[int],
            provider_ref: Optional[str], corrects: Optional[int]) -> bool:
-    stmt = _insert(session)(LedgerEntry).values(
-        provider=provider, kind=kind, amount=amount, currency=currency,
-        occurred_at=occurred_at, effect_key=effect_key, order_pk=order_pk, payment_pk=payment_pk,
-        provider_ref=provider_ref, corrects=corrects, created_at=now,
-    ).on_conflict_do_nothing(index_elements=["effect_key"])
-    return session.execute(stmt).rowcount == 1
+    values = dict(provider=provider, kind=kind, amount=amount, currency=currency, occurred_at=occurred_at,
+                  effect_key=effect_key, order_pk=order_pk, payment_pk=payment_pk, provider_ref=provider_ref,
+                  corrects=corrects, created_at=now)
+    return session.execute(_post_stmt(session.get_bind().dialect.name), values).rowcount == 1
 
 
 def post(session: Session, *, provider: str, kind: str, magnitude: int, currency: str,
@@ -53,8 +58,11 @@ def post(session: Session, *, provider: str, kind: str, magnitude: int, currency
                   payment_pk=payment_pk, provider_ref=provider_ref, corrects=corrects)
 
 
+_FIND = select(LedgerEntry).where(LedgerEntry.effect_key == bindparam("key"))  # built once
+
+
 def find(session: Session, effect_key: str) -> Optional[LedgerEntry]:
-    return session.execute(select(LedgerEntry).where(LedgerEntry.effect_key == effect_key)).scalar_one_or_none()
+    return session.execute(_FIND, {"key": effect_key}).scalar_one_or_none()
 
 
 def booked(session: Session, effect_key: str) -> Optional[int]:
@@ -77,7 +85,7 @@ def settle(session: Session, *, provider: str, kind: str, magnitude: int, curren
     ``occurred_at`` (when the provider reported the new figure). Idempotent: the same figure
     again writes nothing. Returns the signed amount written, or None.
 
-    Callers hold ``serialize_ledger_writes``, so reading the booked sum and writing the
+    Callers hold the keyed locks of the movement's payment and order (``bridge.ledger.locks``), so reading the booked sum and writing the
     correction cannot interleave with another writer of the same movement."""
     if magnitude < 0:
         raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")

@@ -138,11 +138,14 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(32), default="awaiting_payment")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Row version (migration 0005_scale): an update from a stale read fails (locks.py).
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
     __table_args__ = (
         CheckConstraint(one_of("status", ("awaiting_payment", "paid", "partially_refunded", "refunded", "disputed",
                                           "charged_back")), name="status"),
         CheckConstraint(one_of("source", ("api", "provider")), name="source"),
     )
+    __mapper_args__ = {"version_id_col": version}
 
 
 class OrderItem(Base):
@@ -243,11 +246,13 @@ class RefundRequest(Base):
     error_detail: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, server_default="1")  # as Order.version
     __table_args__ = (
         CheckConstraint(one_of("status", ("approved", "denied", "review", "refunding", "refunded", "failed")),
                         name="status"),
         CheckConstraint(non_negative("refund_amount", "fee_deducted"), name="amounts"),
     )
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Refund(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import PaymentSucceeded
@@ -24,8 +24,11 @@ class OrderConflict(Exception):
         self.field = field
 
 
+_GET_ORDER = select(Order).where(Order.order_id == bindparam("order_id"))  # built once
+
+
 def get_order(session: Session, order_id: str) -> Optional[Order]:
-    return session.execute(select(Order).where(Order.order_id == order_id)).scalar_one_or_none()
+    return session.execute(_GET_ORDER, {"order_id": order_id}).scalar_one_or_none()
 
 
 def items_of(session: Session, order: Order) -> list[OrderItem]:
@@ -170,10 +173,13 @@ def order_for_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
 
 def _create_from_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
                          default_policy: Optional[str], now: datetime) -> Order:
-    order = Order(order_id=ev.order_ref, policy=default_policy, currency=ev.currency, bundle=False,
+    # The catalog's policy is known before the insert (one INSERT, not an INSERT and an UPDATE).
+    order = Order(order_id=ev.order_ref, policy=_catalog_policy(ev, catalog) or default_policy,
+                  currency=ev.currency, bundle=False,
                   customer_id=ev.customer_ref, customer_email=ev.customer_email,
                   customer_country=ev.customer_country, customer_business=False, facts={},
                   source="provider", status="awaiting_payment", created_at=now, updated_at=now)
+    order._new_here = True  # created by this transaction: nothing refers to it yet (licenses.py)
     session.add(order)
     session.flush()
     _add_items(session, order, ev, catalog)
@@ -187,37 +193,70 @@ def _add_items(session: Session, order: Order, ev: PaymentSucceeded, catalog: Ca
     Item ids prefer the merchant's ``item_id``, then the price id: a Paddle ``txnitm_`` or a
     Stripe line id names one transaction's line, and the order must not depend on which of its
     payments (first purchase or renewal, session or invoice) happened to arrive first."""
-    for line in ev.items:
-        entry = catalog.lookup(line.price_id, line.product_id)
-        if entry and entry.policy:
-            order.policy = entry.policy
-            break
+    policy = _catalog_policy(ev, catalog)
+    if policy and order.policy != policy:
+        order.policy = policy
     used = set()
+    added = []
     for i, line in enumerate(ev.items):
         entry = catalog.lookup(line.price_id, line.product_id)
         item_id = line.item_ref or line.price_id or line.provider_item_id or f"line_{i + 1}"
         if item_id in used:
             item_id = f"{item_id}_{i + 1}"
         used.add(item_id)
-        session.add(OrderItem(
+        added.append(OrderItem(
             order_pk=order.id, item_id=item_id, sku=(entry.sku if entry else None) or line.sku,
             category=(entry.category if entry else None) or line.category,
             billing=(entry.billing if entry else None) or line.billing, amount=line.amount,
             price_id=line.price_id, product_id=line.product_id, facts={}))
+    session.add_all(added)
     session.flush()
+    if getattr(order, "_new_here", False):
+        order._new_items = getattr(order, "_new_items", []) + added  # see known_items
+
+
+def _catalog_policy(ev: PaymentSucceeded, catalog: Catalog) -> Optional[str]:
+    for line in ev.items:
+        entry = catalog.lookup(line.price_id, line.product_id)
+        if entry and entry.policy:
+            return entry.policy
+    return None
+
+
+def known_items(order: Order) -> Optional[list[OrderItem]]:
+    """The items of an order created by this transaction (all of them are this session's
+    objects, in id order): no need to read them back. None for any other order."""
+    if not getattr(order, "_new_here", False):
+        return None
+    return getattr(order, "_new_items", [])
+
+
+# The three things an order's status follows, in one round trip: what was paid (and whether
+# anything was), what was refunded, and each dispute's status.
+_STATUS_FACTS = text("""
+SELECT 'paid' AS k, coalesce(sum(amount), 0) AS v, count(id) AS n, NULL AS s FROM payments
+    WHERE order_pk = :o AND captured = TRUE AND amount IS NOT NULL
+UNION ALL
+SELECT 'refunded', coalesce(sum(r.amount), 0), 0, NULL FROM refunds r JOIN payments p ON r.payment_pk = p.id
+    WHERE p.order_pk = :o AND r.status = 'succeeded'
+UNION ALL
+SELECT 'dispute', 0, 0, status FROM disputes WHERE order_pk = :o
+""")
 
 
 def refresh_status(session: Session, order: Order, now: datetime) -> str:
     """Derive the order's status from its payments, refunds and disputes (never from the
     order in which events arrived)."""
-    paid = session.execute(select(func.coalesce(func.sum(Payment.amount), 0), func.count(Payment.id))
-                           .where(Payment.order_pk == order.id, Payment.captured.is_(True),
-                                  Payment.amount.is_not(None))).one()
-    refunded = session.execute(
-        select(func.coalesce(func.sum(Refund.amount), 0)).join(Payment, Refund.payment_pk == Payment.id)
-        .where(Payment.order_pk == order.id, Refund.status == "succeeded")).scalar_one()
-    disputes = session.execute(select(Dispute.status).where(Dispute.order_pk == order.id)).scalars().all()
-    status = order_status(int(paid[0]), int(refunded), disputes, paid[1] > 0)
+    paid = refunded = payments_n = 0
+    disputes = []
+    for k, v, n, st in session.execute(_STATUS_FACTS, {"o": order.id}):
+        if k == "paid":
+            paid, payments_n = int(v), int(n)
+        elif k == "refunded":
+            refunded = int(v)
+        else:
+            disputes.append(st)
+    status = order_status(paid, refunded, disputes, payments_n > 0)
     if status != order.status:
         order.status, order.updated_at = status, now
     return status

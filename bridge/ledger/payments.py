@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Optional
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import FeeReported, PaymentSucceeded
@@ -14,18 +14,25 @@ from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.domain.ids import id_problem, printable
 from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute, Job, LedgerEntry, Order, OrderItem, Payment, PaymentItem, Refund
+from bridge.ledger.orders import known_items
 
 ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "checkout_session_id")
 # Without a known billing period, how close two charges of one price must be to be duplicates.
 DUPLICATE_WINDOW = {"monthly": timedelta(days=28), "annual": timedelta(days=365), "one_time": timedelta(hours=24)}
 
 
+# Built once: an id not given is bound as NULL, and ``col = NULL`` matches nothing.
+_FIND = select(Payment).where(Payment.provider == bindparam("provider"),
+                              or_(*(getattr(Payment, f) == bindparam(f) for f in ID_FIELDS))).order_by(Payment.id)
+
+
 def find_payments(session: Session, provider: str, **ids: Optional[str]) -> list[Payment]:
-    conds = [getattr(Payment, k) == v for k, v in ids.items() if v]
-    if not conds:
+    params = {f: ids.get(f) or None for f in ID_FIELDS}
+    if set(ids) - set(ID_FIELDS):
+        raise TypeError(f"unknown payment ids {sorted(set(ids) - set(ID_FIELDS))}")
+    if not any(params.values()):
         return []
-    return list(session.execute(select(Payment).where(Payment.provider == provider, or_(*conds))
-                                .order_by(Payment.id)).scalars())
+    return list(session.execute(_FIND, {"provider": provider, **params}).scalars())
 
 
 def find_payment(session: Session, provider: str, **ids: Optional[str]) -> Optional[Payment]:
@@ -83,6 +90,7 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
             _merge(session, payment, other)
     else:
         payment = Payment(provider=ev.provider, status="succeeded", created_at=now, updated_at=now)
+        payment._new_here = True  # see is_new
         session.add(payment)
     for f, v in ids.items():
         if v and getattr(payment, f) is None:
@@ -121,13 +129,36 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
         payment.purchase = ev.purchase or payment.purchase
     payment.updated_at = now
     session.flush()
-    if ev.items and not session.execute(select(PaymentItem.id).where(PaymentItem.payment_pk == payment.id)).first():
-        for line in ev.items:
-            session.add(PaymentItem(payment_pk=payment.id, provider_item_id=line.provider_item_id,
-                                    price_id=line.price_id, product_id=line.product_id,
-                                    amount=line.amount, tax=line.tax or 0))
+    if ev.items and not _has_lines(session, payment):
+        lines = [PaymentItem(payment_pk=payment.id, provider_item_id=line.provider_item_id,
+                             price_id=line.price_id, product_id=line.product_id,
+                             amount=line.amount, tax=line.tax or 0) for line in ev.items]
+        session.add_all(lines)
         session.flush()
+        if is_new(payment):
+            payment._new_lines = lines  # all its lines (see _lines_of)
     return payment
+
+
+def is_new(payment: Payment) -> bool:
+    """Created by this transaction (this session's object): nothing can be booked on it yet,
+    no refund, dispute or ledger entry refers to it, so there is nothing to move or replay."""
+    return getattr(payment, "_new_here", False)
+
+
+def _has_lines(session: Session, payment: Payment) -> bool:
+    if is_new(payment):
+        return bool(getattr(payment, "_new_lines", None))
+    return session.execute(select(PaymentItem.id).where(PaymentItem.payment_pk == payment.id)).first() is not None
+
+
+def _lines_of(session: Session, payment: Payment) -> list[PaymentItem]:
+    """The payment's lines in id order; a payment created by this transaction has them in
+    memory (nothing else adds lines to it)."""
+    if is_new(payment):
+        return list(getattr(payment, "_new_lines", ()))
+    return list(session.execute(select(PaymentItem).where(PaymentItem.payment_pk == payment.id)
+                                .order_by(PaymentItem.id)).scalars())
 
 
 def link_to_order(session: Session, payment: Payment, order: Order, now: datetime) -> bool:
@@ -139,23 +170,26 @@ def link_to_order(session: Session, payment: Payment, order: Order, now: datetim
     # Entries and disputes posted while the payment was unmatched (or on a row merged into this
     # one, which may already carry the order) follow it: always, not only when the payment moves.
     # Ledger entries only ever get an empty order link filled (the one change append_only
-    # allows); an entry already on an order stays there.
-    res = session.execute(update(LedgerEntry).where(LedgerEntry.payment_pk == payment.id,
-                                                    LedgerEntry.order_pk.is_(None))
-                          .values(order_pk=order.id))
-    moved = moved or res.rowcount > 0
-    res = session.execute(update(Dispute).where(Dispute.payment_pk == payment.id,
-                                                or_(Dispute.order_pk.is_(None), Dispute.order_pk != order.id))
-                          .values(order_pk=order.id))
-    moved = moved or res.rowcount > 0
+    # allows); an entry already on an order stays there. A payment created by this transaction
+    # has nothing booked or disputed on it yet (is_new): nothing to move.
+    if not is_new(payment):
+        res = session.execute(update(LedgerEntry).where(LedgerEntry.payment_pk == payment.id,
+                                                        LedgerEntry.order_pk.is_(None))
+                              .values(order_pk=order.id))
+        moved = moved or res.rowcount > 0
+        res = session.execute(update(Dispute).where(Dispute.payment_pk == payment.id,
+                                                    or_(Dispute.order_pk.is_(None), Dispute.order_pk != order.id))
+                              .values(order_pk=order.id))
+        moved = moved or res.rowcount > 0
     if order.customer_id is None and payment.customer_ref:
         order.customer_id = payment.customer_ref
     if order.currency is None:
         order.currency = payment.currency
-    items = list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
-                                 .order_by(OrderItem.id)).scalars())
-    lines = list(session.execute(select(PaymentItem).where(PaymentItem.payment_pk == payment.id)
-                                 .order_by(PaymentItem.id)).scalars())
+    items = known_items(order)
+    if items is None:
+        items = list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
+                                     .order_by(OrderItem.id)).scalars())
+    lines = _lines_of(session, payment)
     for line in lines:
         if line.order_item_pk is not None:
             continue
@@ -198,8 +232,17 @@ def set_fee(session: Session, payment: Payment, fee: int, now: datetime) -> None
     post_money(session, payment, now)
 
 
-def apply_fee(session: Session, ev: FeeReported, now: datetime) -> Optional[Payment]:
-    payment = find_payment(session, ev.provider, charge_id=ev.charge_id, payment_intent_id=ev.payment_intent_id)
+def apply_fee(session: Session, ev: FeeReported, now: datetime, known: Optional[Payment] = None) -> Optional[Payment]:
+    """``known``: the payment the same provider event was just applied to (a Stripe charge
+    carries its fee too), if it is the one this fee is about: no second look-up, and nothing
+    to post again when the fee is the one it already booked."""
+    if known is not None and known.charge_id == ev.charge_id and ev.charge_id is not None:
+        payment = known
+        if ev.fee is not None and payment.fee == ev.fee and (
+                not ev.balance_transaction_id or payment.balance_transaction_id == ev.balance_transaction_id):
+            return payment
+    else:
+        payment = find_payment(session, ev.provider, charge_id=ev.charge_id, payment_intent_id=ev.payment_intent_id)
     if payment is None:
         return None
     if ev.balance_transaction_id and payment.balance_transaction_id is None:
@@ -209,20 +252,30 @@ def apply_fee(session: Session, ev: FeeReported, now: datetime) -> Optional[Paym
     return payment
 
 
+# Built once (an expanding IN takes the list at execution).
+_SAME_CUSTOMER_AND_PRICE = (
+    select(Payment).join(PaymentItem, PaymentItem.payment_pk == Payment.id).where(
+        Payment.provider == bindparam("provider"), Payment.customer_ref == bindparam("customer"),
+        Payment.id != bindparam("pk"), PaymentItem.price_id.in_(bindparam("prices", expanding=True)),
+        Payment.paid_at.is_not(None)).distinct())
+
+
 def flag_duplicates(session: Session, payment: Payment) -> None:
     """A second paid charge for the same customer and price inside one billing period is a
     duplicate charge: the later of the two (by ``paid_at``) points at the earlier."""
     if not payment.customer_ref or payment.paid_at is None:
         return
-    prices = [p for p in session.execute(select(PaymentItem.price_id).where(
-        PaymentItem.payment_pk == payment.id, PaymentItem.price_id.is_not(None))).scalars()]
+    if is_new(payment):
+        prices = [line.price_id for line in _lines_of(session, payment) if line.price_id is not None]
+    else:
+        prices = [p for p in session.execute(select(PaymentItem.price_id).where(
+            PaymentItem.payment_pk == payment.id, PaymentItem.price_id.is_not(None))).scalars()]
     if not prices:
         return
-    others = session.execute(
-        select(Payment).join(PaymentItem, PaymentItem.payment_pk == Payment.id).where(
-            Payment.provider == payment.provider, Payment.customer_ref == payment.customer_ref,
-            Payment.id != payment.id, PaymentItem.price_id.in_(prices), Payment.paid_at.is_not(None))
-        .distinct()).scalars().all()
+    others = session.execute(_SAME_CUSTOMER_AND_PRICE, {"provider": payment.provider, "customer": payment.customer_ref,
+                                                        "pk": payment.id, "prices": prices}).scalars().all()
+    if not others:
+        return
     billing = session.execute(select(OrderItem.billing).join(PaymentItem, PaymentItem.order_item_pk == OrderItem.id)
                               .where(PaymentItem.payment_pk == payment.id)).scalars().first()
     for other in others:

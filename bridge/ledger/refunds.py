@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import RefundUpdated
@@ -23,9 +23,11 @@ class EventParked(Exception):
     """The event refers to a payment the bridge has not seen yet: retry later."""
 
 
+_GET = select(Refund).where(Refund.provider == bindparam("provider"), Refund.provider_refund_id == bindparam("rid"))
+
+
 def get_refund(session: Session, provider: str, provider_refund_id: str) -> Optional[Refund]:
-    return session.execute(select(Refund).where(Refund.provider == provider,
-                                                Refund.provider_refund_id == provider_refund_id)).scalar_one_or_none()
+    return session.execute(_GET, {"provider": provider, "rid": provider_refund_id}).scalar_one_or_none()
 
 
 def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional[Refund]:

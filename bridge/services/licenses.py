@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import SubscriptionCanceled
+from bridge.ledger.orders import known_items
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
                                   RefundRequest)
 from bridge.providers.registry import provider_class
@@ -47,50 +48,66 @@ def status_of(lic: License, now: Optional[datetime] = None) -> str:
 
 # -- creation ------------------------------------------------------------------------------------
 
+_UNREAD = object()  # a ``born`` (the order's first paid_at) the caller did not read
+
+
 def ensure_licenses(session: Session, order: Order, now: datetime, policies=None,
-                    at: Optional[datetime] = None, rejudge_all: bool = False) -> list[License]:
+                    at: Optional[datetime] = None, rejudge_all: bool = False, born=_UNREAD) -> list[License]:
     """One license per order item, created active (idempotent). A license created while a
     dispute of its scope exists, or after its item was refunded, is judged at once."""
     out, new = [], []
-    items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars().all()
+    items = known_items(order)
+    if items is None:
+        items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars().all()
+    # An order created by this transaction has no license yet; others are read in one query.
+    by_item = {} if getattr(order, "_new_here", False) else {
+        lic.item_id: lic for lic in session.execute(select(License).where(License.order_pk == order.id)).scalars()}
     for item in items:
         lic = session.get(License, item.license_id) if item.license_id else None
         if lic is not None and lic.order_pk == order.id:
             lic.item_id = item.item_id  # the merchant renamed an item the bridge had named
         else:
-            lic = session.execute(select(License).where(License.order_pk == order.id,
-                                                        License.item_id == item.item_id)).scalar_one_or_none()
+            lic = by_item.get(item.item_id)
         if lic is None:
             lid = item.license_id or license_id_for(order.order_id, item.item_id)
             lic = License(license_id=lid, order_pk=order.id, item_id=item.item_id, customer_id=order.customer_id,
                           status="active", reason="paid", changed_at=at or now, revoked=False, holds=[], seq=0)
+            lic._new_here = True  # no notice written yet (see _keep_merchant_in_step)
             session.add(lic)
             new.append(lic)
         if order.customer_id and lic.customer_id != order.customer_id:
             lic.customer_id = order.customer_id
-        item.license_id = lic.license_id
+        if item.license_id != lic.license_id:  # an equal assignment would still dirty the row
+            item.license_id = lic.license_id
         out.append(lic)
     session.flush()
     todo = out if rejudge_all else new
     if todo:
-        _rejudge(session, order, todo, policies, now)
+        _rejudge(session, order, todo, policies, now, born)
     return out
 
 
-def _rejudge(session: Session, order: Order, licenses: list[License], policies, now: datetime) -> None:
+def _rejudge(session: Session, order: Order, licenses: list[License], policies, now: datetime,
+             born=_UNREAD) -> None:
     # Every caller passes the policies (the worker's effects, the orders API): the license is
-    # judged by them, or by the defaults (``_chargeback``, ``_refund_steps``) when None.
+    # judged by them, or by the defaults (``_chargeback``, ``_refund_steps``) when None. One
+    # reading of the order's scope serves all its licenses.
+    scope = _scope(session, order, policies, born)
     for lic in licenses:
-        judge(session, lic, policies, now, order)
+        judge(session, lic, policies, now, order, scope)
+
+
+_PAID_AT = (select(Payment.paid_at).where(Payment.order_pk == bindparam("o"), Payment.paid_at.is_not(None))
+            .order_by(Payment.paid_at).limit(1))  # built once, as the statements below
 
 
 def _paid_at(session: Session, order: Order) -> Optional[datetime]:
-    return session.execute(select(Payment.paid_at).where(Payment.order_pk == order.id, Payment.paid_at.is_not(None))
-                           .order_by(Payment.paid_at).limit(1)).scalar_one_or_none()
+    return session.execute(_PAID_AT, {"o": order.id}).scalar_one_or_none()
 
 
 def on_payment(session: Session, payment: Payment, order: Order, now: datetime, policies=None) -> None:
-    ensure_licenses(session, order, now, policies, at=_paid_at(session, order) or payment.paid_at)
+    born = _paid_at(session, order)  # read once: creating licenses changes no payment
+    ensure_licenses(session, order, now, policies, at=born or payment.paid_at, born=born)
 
 
 def on_order_registered(session: Session, order: Order, now: datetime, policies=None) -> None:
@@ -135,15 +152,21 @@ class _DisputeCause:
     revokes: bool          # when lost, does it revoke this license
 
 
-def _disputes_of(session: Session, lic: License, order: Order, policies) -> list[_DisputeCause]:
+_DISPUTES_OF_ORDER = select(Dispute).where(Dispute.order_pk == bindparam("o")).order_by(Dispute.id)
+_DISPUTES_OF_CUSTOMER = (select(Dispute).join(Order, Dispute.order_pk == Order.id)
+                         .where((Dispute.order_pk == bindparam("o")) | (Order.customer_id == bindparam("c")))
+                         .order_by(Dispute.id))
+
+
+def _disputes_of(session: Session, lic: Optional[License], order: Order, policies) -> list[_DisputeCause]:
     """The disputes whose scope holds this license: its own order's, and those of the
     customer's other orders whose policy restricts the whole account."""
-    q = select(Dispute).where(Dispute.order_pk == order.id)
     if order.customer_id:
-        q = select(Dispute).join(Order, Dispute.order_pk == Order.id).where(
-            (Dispute.order_pk == order.id) | (Order.customer_id == order.customer_id))
+        rows = session.execute(_DISPUTES_OF_CUSTOMER, {"o": order.id, "c": order.customer_id})
+    else:
+        rows = session.execute(_DISPUTES_OF_ORDER, {"o": order.id})
     out = []
-    for d in session.execute(q.order_by(Dispute.id)).scalars():
+    for d in rows.scalars():
         d_order = order if d.order_pk == order.id else session.get(Order, d.order_pk)
         scope, when_lost = _chargeback(d_order, policies)
         same = d.order_pk == order.id
@@ -158,6 +181,10 @@ def _refund_key(r: Refund) -> str:
     return f"refund:{r.provider}:{r.provider_refund_id or r.id}"
 
 
+_ANY_REFUND_SEEN = text("SELECT 1 FROM refunds r JOIN payments p ON r.payment_pk = p.id "
+                        "WHERE p.order_pk = :o AND r.succeeded_at IS NOT NULL LIMIT 1")
+
+
 def _refund_steps(session: Session, order: Order, policies) -> dict[str, list[tuple[datetime, str, str]]]:
     """item_id -> [(provider time, "refund" | "unrefund", refund key)]: when refunds seen
     succeeded gave the item back in full, and when that stopped being so because a refund
@@ -165,6 +192,8 @@ def _refund_steps(session: Session, order: Order, policies) -> dict[str, list[tu
     policy = _rule(order, policies)
     if policy is not None and policy.refund.license_action != "revoke":
         return {}
+    if session.execute(_ANY_REFUND_SEEN, {"o": order.id}).first() is None:
+        return {}  # the common case, in one round trip
     items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)).scalars().all()
     by_pk = {i.id: i.item_id for i in items}
     out: dict[str, list] = {}
@@ -296,15 +325,34 @@ def _replay(lic: License, disputes: list[_DisputeCause], refund_steps: list, bor
     return changes, holds, bool(refunded or lost_by)
 
 
-def judge(session: Session, lic: License, policies, now: datetime, order: Optional[Order] = None) -> None:
+@dataclass
+class _Scope:
+    """What concerns every license of one order (judging one license changes none of it, so
+    the licenses of an order are judged from one reading)."""
+    born: Optional[datetime]
+    disputes: list[_DisputeCause]
+    refund_steps: dict
+
+
+def _scope(session: Session, order: Order, policies, born=_UNREAD) -> _Scope:
+    return _Scope(_paid_at(session, order) if born is _UNREAD else born, _disputes_of(session, None, order, policies),
+                  _refund_steps(session, order, policies))
+
+
+def judge(session: Session, lic: License, policies, now: datetime, order: Optional[Order] = None,
+          scope: Optional[_Scope] = None) -> None:
     """Bring one license in line with the current state of everything that concerns it, and
     write the notices of the changes that led there."""
     order = order or session.get(Order, lic.order_pk)
-    born = _paid_at(session, order)
-    disputes = _disputes_of(session, lic, order, policies)
-    changes, holds, revoked = _replay(lic, disputes, _refund_steps(session, order, policies).get(lic.item_id, []), born)
-    lic.holds = holds
-    lic.revoked = revoked
+    scope = scope or _scope(session, order, policies)
+    born = scope.born
+    changes, holds, revoked = _replay(lic, scope.disputes, scope.refund_steps.get(lic.item_id, []), born)
+    # Assigned only when they differ: an equal value still marks the row dirty, and the flush
+    # below then runs a whole unit of work to write nothing (most judgements change nothing).
+    if lic.holds != holds:
+        lic.holds = holds
+    if lic.revoked != revoked:
+        lic.revoked = revoked
     final = status_of(lic)
     if changes:
         reason, at = changes[-1].reason, changes[-1].at
@@ -325,6 +373,8 @@ def _keep_merchant_in_step(session: Session, lic: License, order: Order, reason:
     """Notices go out in the order they were written. If a late event revealed a change in the
     middle of the history (or a cause went away), the last notice may no longer say the
     license's status: say it again, so that the merchant's app ends where the bridge is."""
+    if getattr(lic, "_new_here", False):
+        return  # created by this transaction: its notices (if any) were just written, the last saying its status
     last = session.execute(select(OutboundMessage.id, OutboundMessage.type)
                            .where(OutboundMessage.license_id == lic.license_id)
                            .order_by(OutboundMessage.seq.desc()).limit(1)).first()
@@ -353,8 +403,12 @@ def on_dispute(session: Session, dispute: Dispute, policies, now: datetime) -> N
     """Bring the licenses in the dispute's scope in line with its current status."""
     licenses, scope = _in_scope(session, dispute, policies)
     dispute.restriction = "restrict_account" if scope == "account" else "suspend_order"
+    scopes: dict[int, _Scope] = {}
     for lic in licenses:
-        judge(session, lic, policies, now)
+        order = session.get(Order, lic.order_pk)
+        if order.id not in scopes:
+            scopes[order.id] = _scope(session, order, policies)
+        judge(session, lic, policies, now, order, scopes[order.id])
     session.flush()
 
 
@@ -366,9 +420,11 @@ def on_refund(session: Session, refund: Refund, policies, now: datetime) -> None
     if payment is None or payment.order_pk is None:
         return
     order = session.get(Order, payment.order_pk)
+    scope = None
     for lic in session.execute(select(License).where(License.order_pk == order.id)
-                               .order_by(License.license_id)).scalars():
-        judge(session, lic, policies, now, order)
+                               .order_by(License.license_id)).scalars().all():
+        scope = scope or _scope(session, order, policies)
+        judge(session, lic, policies, now, order, scope)
     session.flush()
 
 

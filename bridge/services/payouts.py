@@ -17,7 +17,7 @@ from typing import Optional
 from sqlalchemy.orm import Session
 
 from bridge.ledger import payouts as store
-from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.locks import lock_payout
 from bridge.ledger.models import Payout
 from bridge.providers.base import PayoutLineRecord, PayoutLinesNotReady, PayoutRecord, ProviderPayouts
 from bridge.providers.outcomes import PermanentProviderError
@@ -54,8 +54,8 @@ def fetch_lines(books: ProviderPayouts, rec: PayoutRecord) -> Optional[list[Payo
 
 
 def store_lines(session: Session, name: str, rec, lines: list[PayoutLineRecord], now: datetime) -> None:
-    # One writer at a time (sync and the worker's job may itemize the same payout at once).
-    serialize_ledger_writes(session)
+    # One writer per payout at a time (sync, its events and the itemizing job may meet).
+    lock_payout(session, name, rec.payout_id)
     row = store.upsert_payout(session, name, rec, now)
     store.replace_lines(session, row, lines)
 
@@ -73,6 +73,7 @@ def import_payouts(rt, name: str, since: datetime) -> dict:
         for rec in records:
             seen += 1
             with rt.sessions.begin() as session:
+                lock_payout(session, name, rec.payout_id)
                 row = store.upsert_payout(session, name, rec, rt.clock())
                 needs_lines = rec.itemizable and not row.itemized
                 stored = record_of(row)
@@ -103,7 +104,7 @@ def itemize_payout(rt, session: Session, payout_pk: int) -> bool:
     lines = fetch_lines(books, rec)
     if lines is None:
         return False
-    serialize_ledger_writes(session)
+    lock_payout(session, name, rec.payout_id)
     row = session.get(Payout, payout_pk)
     if not row.itemized:  # sync may have itemized it meanwhile
         store.replace_lines(session, row, lines)

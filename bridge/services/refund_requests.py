@@ -13,7 +13,7 @@ from typing import Optional
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.locks import lock_order
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Order, Payment, Refund, RefundRequest
 from bridge.ledger.orders import get_order, refresh_status
@@ -108,7 +108,9 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
            now: datetime, max_attempts: int = 12) -> Created:
     """Decide and store a refund request; ``doc`` is the body as sent (an ``Idempotency-Key``
     replay is compared with it), validated by :class:`RefundRequestCreate`."""
-    serialize_ledger_writes(session)  # two requests for one order must not both see it unrefunded
+    order_id = doc.get("order_id") if isinstance(doc, dict) else None
+    if isinstance(order_id, str) and order_id:
+        lock_order(session, order_id=order_id)  # two requests for one order must not both see it unrefunded
     if idempotency_key:
         prior = session.execute(select(RefundRequest).where(RefundRequest.idempotency_key == idempotency_key)).scalar_one_or_none()
         if prior is not None:
@@ -129,6 +131,9 @@ def create(session: Session, policies: PolicyRegistry, doc: dict, idempotency_ke
     session.add(rr)
     session.flush()
     if decision.outcome == "approved":
+        # Money is promised: the order's row version moves, so a concurrent decision made from
+        # the same (now stale) read of this order fails instead of promising it twice.
+        order.updated_at = now
         amounts = {i.item_id: i.refund_amount for i in decision.items if i.refund_amount > 0}
         plan_refunds(session, rr, paid, amounts, now, max_attempts)
     return Created(rr, True)
@@ -163,7 +168,8 @@ def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc, n
            reviewer: Optional[str], max_attempts: int = 12) -> RefundRequest:
     """Decide a request in review: ``doc`` is the review body (a dict or a :class:`ReviewIn`);
     without ``refund_amount`` an approval refunds all that remains on the request's items."""
-    serialize_ledger_writes(session)
+    lock_order(session, order_pk=rr.order_pk)
+    session.refresh(rr)  # read before the lock was held
     if rr.status != "review":
         raise RequestError("conflict", "not_in_review", f"refund request {rr.id} is {rr.status}, not in review")
     decided = _valid(ReviewIn, doc)
@@ -188,6 +194,7 @@ def review(session: Session, policies: PolicyRegistry, rr: RefundRequest, doc, n
                            f"refund_amount {amount} exceeds what remains unrefunded on these items ({left})")
     amounts = split(amount, remaining)
     rr.status, rr.refund_amount = "approved", amount
+    order.updated_at = now  # as in create: a concurrent decision on this order fails
     decision = dict(rr.decision or {})
     decision["reviewed"] = {"outcome": "approved", "refund_amount": amount}
     decision["items"] = [{**it, "outcome": "approved" if amounts.get(it["item_id"]) else it.get("outcome"),

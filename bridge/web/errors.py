@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, jsonify
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 log = logging.getLogger("bridge.web")
@@ -73,6 +74,14 @@ def register_error_handlers(app: Flask) -> None:
         what = constraint_of(err)
         log.info("constraint violation: %s", what)
         return error_response(409, "conflict", f"the request conflicts with stored data ({what})")
+
+    @app.errorhandler(StaleDataError)
+    def _concurrent(err):
+        # A row version check failed (ledger/locks.py): another transaction changed the same
+        # order or request meanwhile. Nothing was written; the client may retry.
+        log.warning("concurrent update refused: %s", type(err).__name__)
+        return error_response(409, "concurrent_update",
+                              "the order changed while this request was applied; nothing was written, retry")
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

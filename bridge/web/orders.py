@@ -6,7 +6,7 @@ from datetime import datetime
 from flask import current_app
 
 from bridge.ledger import orders as order_repo
-from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.locks import lock_order
 from bridge.ledger.views import order_view
 from bridge.policy import PolicyInputError, parse_facts
 from bridge.policy.input_models import fact_table
@@ -63,7 +63,7 @@ def create_order(body: OrderCreate):
     clean = _registration(body, rt.policies)
     now = rt.clock()
     with rt.sessions.begin() as session:
-        serialize_ledger_writes(session)
+        lock_order(session, order_id=clean["order_id"], customers=[(clean.get("customer") or {}).get("id")])
         try:
             order, created = order_repo.register_order(session, clean, now)
         except order_repo.OrderConflict as err:
@@ -95,7 +95,7 @@ def post_facts(order_id: str, body: FactsUpdate):
     rt = _rt()
     now = rt.clock()
     with rt.sessions.begin() as session:
-        serialize_ledger_writes(session)
+        lock_order(session, order_id=order_id)
         order = order_repo.get_order(session, order_id)
         if order is None:
             raise ApiError(404, "order_not_found", f"no order {order_id!r}")

@@ -43,9 +43,8 @@ def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: Le
         if err.http_status != 404:  # a key or configuration problem: retried, never dropped
             raise
         failure, payload = PayloadError("related_object", f"not found at the provider: {err.code}"), None
-    event = session.get(WebhookEvent, int(job.ref_id))
-    if event is None:
-        raise LookupError(f"webhook event {job.ref_id} not found")
+    # The row just read, not read again: only this job's holder writes an event's outcome.
+    event = session.merge(stored, load=False)
     now = rt.clock()
     try:
         if failure is not None:

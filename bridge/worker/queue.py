@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Optional, Union
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
 from bridge.ledger.jobs import enqueue  # noqa: F401 - re-exported for handlers
@@ -30,7 +30,7 @@ WHERE id IN (
     ORDER BY run_at, id
     LIMIT :limit
     FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, ref_id, attempts, max_attempts
+RETURNING id, kind, ref_id, attempts, max_attempts, run_at
 """)
 
 _CLAIM_SQLITE = text("""
@@ -41,13 +41,31 @@ WHERE id IN (
     WHERE (state = 'ready' AND run_at <= :now) OR (state = 'running' AND locked_until < :now)
     ORDER BY run_at, id
     LIMIT :limit)
-RETURNING id, kind, ref_id, attempts, max_attempts
+RETURNING id, kind, ref_id, attempts, max_attempts, run_at
 """)
 
 _HEARTBEAT = text("""
 UPDATE jobs SET locked_until = :until
 WHERE id = :id AND lease_token = :token AND state = 'running'
 """)
+
+# Every job of one claim shares its lease token: one statement extends them all.
+_HEARTBEAT_CLAIM = text("""
+UPDATE jobs SET locked_until = :until
+WHERE lease_token = :token AND state = 'running'
+""")
+
+# Give back claimed jobs that were not started (as if never claimed: the attempt is returned).
+_RELEASE = text("""
+UPDATE jobs SET state = 'ready', lease_token = NULL, locked_until = NULL, locked_by = NULL,
+       attempts = attempts - 1
+WHERE id IN :ids AND lease_token = :token AND state = 'running'
+""").bindparams(bindparam("ids", expanding=True))
+
+# Jobs that only touch the database and take milliseconds: a claim may take several of them
+# at once (one round trip). Anything else (a provider call, a notice delivery) is claimed alone,
+# so that it never holds up other jobs that another worker could have run meanwhile.
+BATCHABLE = frozenset({"process_event"})
 
 _FINISH = text("""
 UPDATE jobs SET state = :state, finished_at = :now, lease_token = NULL, locked_until = NULL,
@@ -109,7 +127,35 @@ class Queue:
             rows = conn.execute(sql, {"worker": worker_id, "token": token,
                                       "until": _t(now + self.lease, self.dialect),
                                       "now": _t(now, self.dialect), "limit": limit}).all()
+            rows.sort(key=lambda r: (r.run_at, r.id))  # RETURNING keeps no order: the queue's order
+            if len(rows) > 1:
+                # Several at once only of the quick kinds: a claim led by a slow job keeps that
+                # one alone, and other slow jobs in it go back to the queue at once.
+                keep = rows[:1] if rows[0].kind not in BATCHABLE else [r for r in rows if r.kind in BATCHABLE]
+                kept = {r.id for r in keep}
+                back = [r.id for r in rows if r.id not in kept]
+                if back:
+                    conn.execute(_RELEASE, {"ids": back, "token": token})
+                rows = keep
         return [ClaimedJob(r.id, r.kind, r.ref_id, r.attempts, r.max_attempts, token) for r in rows]
+
+    def heartbeat_claim(self, token: str, when: When) -> int:
+        """Extend the lease of every job of one claim still running; how many were extended."""
+        with self.engine.begin() as conn:
+            now = _read(when)
+            return conn.execute(_HEARTBEAT_CLAIM, {"until": _t(now + self.lease, self.dialect),
+                                                   "token": token}).rowcount
+
+    def release(self, jobs: list[ClaimedJob]) -> None:
+        """Give back claimed jobs this worker will not start (it is stopping)."""
+        by_token: dict[str, list[int]] = {}
+        for job in jobs:
+            by_token.setdefault(job.lease_token, []).append(job.id)
+        if not by_token:
+            return
+        with self.engine.begin() as conn:
+            for token, ids in by_token.items():
+                conn.execute(_RELEASE, {"ids": ids, "token": token})
 
     def heartbeat(self, job: ClaimedJob, when: When) -> bool:
         with self.engine.begin() as conn:

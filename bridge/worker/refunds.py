@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import RefundUpdated
 from bridge.ledger.apply import apply_parsed
-from bridge.ledger.db import serialize_ledger_writes
+from bridge.ledger.locks import lock_payment, lock_refund_request
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.holds import AmountHeld
 from bridge.ledger.jobs import enqueue
@@ -120,11 +120,11 @@ def _claim(rt: Runtime, planned: Planned, *, serialised: bool) -> bool:
     payment (Paddle), only when no other refund of this payment is submitted and undecided
     (in flight or awaiting approval); False then, and ours waits.
 
-    Check and mark are one transaction under the ledger lock (PostgreSQL) or SQLite's single
-    writer: two refund jobs on one transaction can no longer both pass the check (the loser
+    Check and mark are one transaction under the payment's lock (``locks.lock_payment``,
+    PostgreSQL) or SQLite's single writer: two refund jobs on one transaction can no longer both pass the check (the loser
     used to get ``adjustment_pending_refund_request`` and fail a valid request)."""
     with rt.sessions.begin() as s:
-        serialize_ledger_writes(s)
+        lock_payment(s, planned.payment_pk)
         row = s.get(Refund, planned.id)
         if row.submitted_at is not None:
             return True  # ours, sent before: reconcile, whatever the others do
@@ -148,7 +148,7 @@ def _unclaim(rt: Runtime, planned: Planned) -> None:
 def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResult) -> None:
     now = rt.clock()
     with rt.sessions.begin() as s:
-        serialize_ledger_writes(s)
+        lock_refund_request(s, rr_id)
         row = s.get(Refund, planned.id)
         other = s.execute(select(Refund).where(Refund.provider == planned.provider,
                                                Refund.provider_refund_id == result.provider_refund_id)).scalar_one_or_none()
@@ -175,7 +175,7 @@ def _record_result(rt: Runtime, planned: Planned, rr_id: str, result: RefundResu
 def _record_refusal(rt: Runtime, planned: Planned, rr_id: str, err: PermanentProviderError) -> None:
     now = rt.clock()
     with rt.sessions.begin() as s:
-        serialize_ledger_writes(s)
+        lock_refund_request(s, rr_id)
         row = s.get(Refund, planned.id)
         row.status, row.failure_reason, row.updated_at = "failed", err.code, now
         rr = s.get(RefundRequest, rr_id)
@@ -204,7 +204,7 @@ def confirm_refund(rt: Runtime, job: ClaimedJob, session: Session, *, effects: L
                                          amount=res.amount, currency=res.currency, status=res.status,
                                          transaction_id=txn, charge_id=charge, payment_intent_id=pi,
                                          failure_reason=res.failure_reason, refund_request_id=job.ref_id))
-    serialize_ledger_writes(session)
+    lock_refund_request(session, job.ref_id)
     for ev in results:
         try:
             with session.begin_nested():
@@ -263,7 +263,7 @@ def fetch_fee(rt: Runtime, job: ClaimedJob, session: Session) -> None:
     if found is None:  # not set at the provider yet (a Paddle transaction paid, not completed)
         return Reschedule("fee not known at the provider yet")
     fee, currency = found
-    serialize_ledger_writes(session)
+    lock_payment(session, int(job.ref_id))
     payment = session.get(Payment, int(job.ref_id))
     if currency.upper() == (payment.currency or "").upper():
         try:

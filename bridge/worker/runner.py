@@ -51,16 +51,43 @@ class Worker:
         self.queue = Queue(rt.engine, s.lease_seconds, s.job_backoff_base_seconds,
                            s.job_backoff_max_seconds)
         self._current: Optional[ClaimedJob] = None
+        self._held: list[ClaimedJob] = []  # claimed and not finished (the current one included)
         self._lock = threading.Lock()
+        self._stop: Optional[threading.Event] = None
 
     # -- one step -------------------------------------------------------------------------
-    def run_once(self) -> bool:
-        """Claim and run one job; False when there was nothing to do."""
-        jobs = self.queue.claim(self.worker_id, self.rt.clock, limit=1)
+    def run_once(self, limit: int = 1) -> bool:
+        """Claim up to ``limit`` jobs in one round trip (several only of the quick kinds, see
+        ``queue.BATCHABLE``) and run them one after the other; False when there was nothing
+        to do. A worker told to stop gives back the jobs it has not started."""
+        jobs = self.queue.claim(self.worker_id, self.rt.clock, limit=limit)
         if not jobs:
             return False
-        for job in jobs:
-            self._run(job)
+        fresh = time.monotonic()  # when the leases of the rest of the claim were last set
+        with self._lock:
+            self._held = list(jobs)
+        try:
+            for i, job in enumerate(jobs):
+                if i and self._stop is not None and self._stop.is_set():
+                    self._safely(lambda: self.queue.release(jobs[i:]))
+                    break
+                if i and time.monotonic() - fresh > 0.1 * self.rt.settings.lease_seconds:
+                    # The job waited for its turn: start it only with its lease renewed (so a run
+                    # always begins with a whole lease, as an unbatched claim does), and not at
+                    # all if the heartbeats fell behind and another worker has it now.
+                    renewed = self._safely(lambda: self.queue.heartbeat_claim(job.lease_token, self.rt.clock))
+                    if renewed == len(jobs) - i:
+                        fresh = time.monotonic()
+                    elif not self._safely(lambda: self.queue.heartbeat(job, self.rt.clock)):
+                        log.info("job %s (%s %s): lease lost before its turn; left to its new holder",
+                                 job.id, job.kind, job.ref_id)
+                        continue
+                self._run(job)
+                with self._lock:
+                    self._held = jobs[i + 1:]
+        finally:
+            with self._lock:
+                self._held = []
         return True
 
     def _run(self, job: ClaimedJob) -> None:
@@ -148,11 +175,12 @@ class Worker:
         while not stop.wait(interval):
             with self._lock:
                 job = self._current
-            if job is None:
-                continue
+                tokens = {j.lease_token for j in self._held} - {job.lease_token if job else None}
             try:
-                if not self.queue.heartbeat(job, self.rt.clock):
+                if job is not None and not self.queue.heartbeat(job, self.rt.clock):
                     log.warning("job %s: heartbeat found the lease lost", job.id)
+                for token in tokens:  # the rest of a claim, waiting for its turn
+                    self.queue.heartbeat_claim(token, self.rt.clock)
             except DBAPIError:
                 log.warning("heartbeat failed: database unavailable")
 
@@ -162,10 +190,12 @@ class Worker:
                               name="bridge-heartbeat")
         hb.start()
         poll = self.rt.settings.worker_poll_seconds
+        batch = self.rt.settings.worker_batch or (8 if self.queue.dialect == "postgresql" else 1)
+        self._stop = stop
         log.info("worker %s started", self.worker_id)
         while not stop.is_set():
             try:
-                busy = self.run_once()
+                busy = self.run_once(batch)
             except DBAPIError as err:
                 log.warning("worker cannot reach the database (%s); retrying", type(err.orig).__name__)
                 busy = False

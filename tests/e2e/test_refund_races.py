@@ -1,8 +1,11 @@
 """Concurrent writers on one order (PostgreSQL runs them at once; SQLite serialises writers):
-refund requests filed at the same moment never approve more than was paid. Without
-``serialize_ledger_writes`` three of these eight were approved on PostgreSQL. (The other race
-it closes, a confirmation webhook applied while the worker records the same refund, is what
-T7 in test_refund_faults.py caught.)"""
+refund requests filed at the same moment never approve more than was paid. Without a lock
+three of these eight were approved on PostgreSQL; with the orders' row versions alone (no lock)
+one is approved and the others fail as concurrent updates; with the per-order lock
+(bridge/ledger/locks.py) each waits for the one before and is answered on its merits. (The other
+race the lock closes, a confirmation webhook applied while the worker records the same refund,
+is what T7 in test_refund_faults.py caught; tests/integration/test_ledger_locks.py checks who
+waits for whom.)"""
 import threading
 from collections import Counter
 
@@ -32,6 +35,8 @@ def test_simultaneous_requests_for_one_order_approve_once(shop, fakes):
     got = Counter(answers)
     assert got[(201, "approved")] == 1, got
     assert sum(v for (code, _), v in got.items() if code == 409) == n - 1, got
+    # Each later request saw the approved one: refused for what it asks, not for having raced.
+    assert {why for (code, why) in got if code == 409} <= {"nothing_to_refund", "exceeds_remaining"}, got
     approved = next(a for a in shop.api("GET", "/refund-requests?status=approved").json()["refund_requests"])
     done = settle(shop, stripe, approved["id"], "refunded")
     assert done["status"] == "refunded" and len(stripe.applied) == 1

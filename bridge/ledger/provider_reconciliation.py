@@ -112,6 +112,8 @@ def discrepancies(session: Session, period) -> list[dict]:
     rows = session.execute(select(found, order_id)).all()
     rows.sort(key=lambda r: (_ORDER[r[0]], r[1], r[2] or "", r[3] or "", r[4] or ""))
     for what, provider, payout_id, source, bt, kind, a, b, currency, _, order_id in rows:
+        # Sums come back as NUMERIC from PostgreSQL: integers of minor units again.
+        a, b = (None if a is None else int(a)), (None if b is None else int(b))
         if what == "missing_in_ledger":
             add(what, None, provider, f"{kind} {source} ({bt}) of {format_amount(a, currency)} in payout {payout_id} "
                                       "is not in the ledger")

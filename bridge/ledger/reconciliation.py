@@ -124,7 +124,7 @@ def discrepancies(session: Session, period: Period, now: datetime) -> list[dict]
                    *in_period(Payment.paid_at), *prov(Payment.provider)))
     for order_id, provider, paid, currency, expected in session.execute(mism):
         add("amount_mismatch", order_id, provider,
-            f"paid {format_amount(paid, currency)}, the order's items sum to {format_amount(expected, currency)}")
+            f"paid {format_amount(paid, currency)}, the order's items sum to {format_amount(int(expected), currency)}")
     for ev in session.execute(select(WebhookEvent).where(WebhookEvent.status.in_(("failed", "parked")),
                                                          *prov(WebhookEvent.provider))).scalars():
         add("event_failed", None, ev.provider, f"event {ev.provider_event_id} ({ev.event_type}) {ev.status}: {ev.error}")

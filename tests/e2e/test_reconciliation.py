@@ -75,3 +75,14 @@ def test_totals_lines_and_discrepancies(shop, fakes):  # noqa: F811
     assert requests.get(shop.url + "/api/v1/reconciliation?from=2026-04-01&to=2026-03-01", headers=fin,
                         timeout=10).status_code == 422
     assert requests.get(shop.url + "/api/v1/reconciliation?to=2026-03-01", headers=fin, timeout=10).status_code == 422
+
+
+def test_a_payment_that_differs_from_its_order_is_an_amount_mismatch(shop, fakes):  # noqa: F811
+    stripe, _ = fakes
+    register(shop, "ord_m", "software-mor", [LICENSE_ITEM])          # items: 49.00 USD
+    pay_stripe(shop, stripe, "ord_m", amount=5000, fee=175)
+    fin = auth(token(shop.rt, "finance:read"))
+    found = requests.get(shop.url + "/api/v1/reconciliation?from=2026-03-01&to=2026-04-01", headers=fin,
+                         timeout=10).json()["discrepancies"]
+    assert [(d["kind"], d["order_id"], d["detail"]) for d in found if d["kind"] == "amount_mismatch"] == [
+        ("amount_mismatch", "ord_m", "paid 50.00 USD, the order's items sum to 49.00 USD")]

@@ -51,6 +51,9 @@ def test_zero_decimal_currency_amounts_are_whole_units():
     ("transaction_id,amount\ntxn_1,1.00\n", "no column"),
     (HEADER + "sale,txn_1,,USD,USD,49.00,0,2.45,0,0,46.555\n", "finer than"),
     (HEADER + "sale,txn_1,,USD,USD,49.00,0,2.45,0,0,lots\n", "not an amount"),
+    (HEADER + "sale,txn_1,,USD,USD,49.00,0,2.45,0,0,Infinity\n", "not an amount"),
+    (HEADER + "sale,txn_1,,USD,USD,49.00,0,2.45,0,0,NaN\n", "not an amount"),
+    (HEADER + "sale,txn_1,,USD,USD,49.00,0,2.45,0,0,1e30\n", "out of range|too large|at most"),
     (HEADER + "sale,txn_1,,EUR,EUR,49.00,0,2.45,0,0,46.55\n", "balance currency EUR"),
 ])
 def test_a_report_the_bridge_cannot_read_is_refused_whole(text, why):

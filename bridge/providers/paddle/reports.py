@@ -77,6 +77,8 @@ def _amount(row: dict, column: str, currency: str, line: int) -> int:
         value = Decimal(raw) * (10 ** exponent(currency))
     except (InvalidOperation, ValueError):
         raise ReportUnreadable(f"row {line}: {column} is not an amount: {raw[:40]!r}") from None
+    if not value.is_finite():   # "NaN", "Infinity": Decimal reads them
+        raise ReportUnreadable(f"row {line}: {column} is not an amount: {raw[:40]!r}")
     if value != value.to_integral_value():
         raise ReportUnreadable(f"row {line}: {column} {raw[:40]!r} is finer than {currency}'s minor unit")
     try:

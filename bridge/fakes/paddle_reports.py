@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from flask import Flask, Response, request
 
-from bridge.domain.money import exponent
+from bridge.domain.money import major_units
 from bridge.fakes.paddle_books import _iso
 
 LINK_TTL = 180.0                  # the download URL expires after 3 minutes
@@ -39,15 +39,6 @@ COLUMNS = ("balance_movement_type", "balance_movement_date", "transaction_id", "
            "payout_rebates_and_fees_in_balance_currency", "balance_movement_in_balance_currency")
 
 
-def _major(amount: int, currency: str) -> str:
-    exp = exponent(currency)
-    if exp == 0:
-        return str(amount)
-    sign = "-" if amount < 0 else ""
-    whole, frac = divmod(abs(amount), 10 ** exp)
-    return f"{sign}{whole}.{frac:0{exp}d}"
-
-
 def report_csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -56,10 +47,10 @@ def report_csv(rows: list[dict[str, Any]]) -> str:
         cur = r["balance_currency_code"]
         writer.writerow([r["balance_movement_type"], r["balance_movement_date"], r["transaction_id"],
                          r["adjustment_id"], cur, r["transaction_currency_code"],
-                         _major(r["gross"], r["transaction_currency_code"]), _major(r["gross"], cur),
-                         _major(r["tax"], cur), _major(r["paddle_fee"], cur), _major(r["fx_fee"], cur),
-                         _major(r["chargeback_fee"], cur), _major(r["rebates_and_fees"], cur),
-                         _major(r["_movement"], cur)])
+                         major_units(r["gross"], r["transaction_currency_code"]), major_units(r["gross"], cur),
+                         major_units(r["tax"], cur), major_units(r["paddle_fee"], cur), major_units(r["fx_fee"], cur),
+                         major_units(r["chargeback_fee"], cur), major_units(r["rebates_and_fees"], cur),
+                         major_units(r["_movement"], cur)])
     return out.getvalue()
 
 

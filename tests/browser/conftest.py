@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.fakes.paddle_server import FakePaddle
-from bridge.fakes.stripe_server import FakeStripe
 from tests.conftest import PADDLE_SECRET, STRIPE_SECRET, test_settings
 from tests.support.console import Seeder
+from tests.e2e.test_refund_flow import fakes  # noqa: F401 - the fixture
 from tests.support.harness import Shop
 
 CHROMIUM = Path(os.environ.get("BRIDGE_CHROMIUM", "/usr/bin/chromium"))
@@ -66,16 +65,6 @@ def page(browser):
     pg.set_default_timeout(15_000)
     yield pg
     context.close()
-
-
-@pytest.fixture
-def fakes():
-    stripe, paddle = FakeStripe(), FakePaddle()
-    stripe.start()
-    paddle.start()
-    yield stripe, paddle
-    stripe.stop()
-    paddle.stop()
 
 
 def _shop(db_url, tmp_path, fakes, **overrides):

@@ -7,12 +7,10 @@ import shutil
 
 import pytest
 
-from bridge.fakes.paddle_server import FakePaddle
-from bridge.fakes.stripe_server import FakeStripe
 from bridge.settings import PROJECT_ROOT
 from tests.conftest import PADDLE_SECRET, STRIPE_SECRET, test_settings
 from tests.e2e.test_fraud_warnings import fraud_requests, warning
-from tests.e2e.test_refund_flow import LICENSE_ITEM, pay_stripe, register, settle
+from tests.e2e.test_refund_flow import LICENSE_ITEM, fakes, pay_stripe, register, settle  # noqa: F401 - fixture
 from tests.support.harness import Shop
 
 
@@ -25,16 +23,6 @@ def config_with(tmp_path, action: str):
     assert n == 1, "software-mor.toml has no early_fraud_warning rule to change"
     path.write_text(text)
     return config
-
-
-@pytest.fixture
-def fakes():
-    stripe, paddle = FakeStripe(), FakePaddle()
-    stripe.start()
-    paddle.start()
-    yield stripe, paddle
-    stripe.stop()
-    paddle.stop()
 
 
 def shop_for(db_url, tmp_path, fakes, action):

@@ -42,7 +42,7 @@ from typing import Iterable, Optional
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "checkout_session_id")
+from bridge.ledger.models import PAYMENT_ID_FIELDS
 
 _LEVEL = {"payment": 0, "subscription": 0, "payout": 0, "order": 1, "customer": 2}
 
@@ -158,7 +158,7 @@ def lock_payment(session: Session, payment_pk: int) -> None:
         row = session.execute(_PAYMENT, {"pk": payment_pk}).first()
         if row is None:
             return
-        keys = [f"payment:{row.provider}:{getattr(row, f)}" for f in ID_FIELDS if getattr(row, f)]
+        keys = [f"payment:{row.provider}:{getattr(row, f)}" for f in PAYMENT_ID_FIELDS if getattr(row, f)]
         keys += _order_keys(row.order_id, row.customer_id, row.customer_ref)
         if set(keys) <= _held(session):
             return
@@ -185,7 +185,7 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> None:
     for ev in events:
         if getattr(ev, "payout_id", None):  # a payout event: its payout alone
             payouts.add(ev.payout_id)
-        ids.update(v for v in (getattr(ev, f, None) for f in ID_FIELDS) if v)
+        ids.update(v for v in (getattr(ev, f, None) for f in PAYMENT_ID_FIELDS) if v)
         if getattr(ev, "subscription_id", None):
             subs.add(ev.subscription_id)
         if getattr(ev, "order_ref", None):

@@ -209,6 +209,10 @@ class Payment(Base):
     )
 
 
+# The provider ids of a payment, any one of which names it (matching events to it, its locks).
+PAYMENT_ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "checkout_session_id")
+
+
 class PaymentItem(Base):
     __tablename__ = "payment_items"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -13,23 +13,23 @@ from bridge.domain.events import FeeReported, PaymentSucceeded
 from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.domain.ids import id_problem, printable
 from bridge.ledger import entries, holds
-from bridge.ledger.models import Dispute, Job, LedgerEntry, Order, OrderItem, Payment, PaymentItem, Refund
+from bridge.ledger.models import (PAYMENT_ID_FIELDS, Dispute, Job, LedgerEntry, Order, OrderItem, Payment,
+                                  PaymentItem, Refund)
 from bridge.ledger.orders import known_items
 
-ID_FIELDS = ("transaction_id", "charge_id", "payment_intent_id", "invoice_id", "checkout_session_id")
 # Without a known billing period, how close two charges of one price must be to be duplicates.
 DUPLICATE_WINDOW = {"monthly": timedelta(days=28), "annual": timedelta(days=365), "one_time": timedelta(hours=24)}
 
 
 # Built once: an id not given is bound as NULL, and ``col = NULL`` matches nothing.
 _FIND = select(Payment).where(Payment.provider == bindparam("provider"),
-                              or_(*(getattr(Payment, f) == bindparam(f) for f in ID_FIELDS))).order_by(Payment.id)
+                              or_(*(getattr(Payment, f) == bindparam(f) for f in PAYMENT_ID_FIELDS))).order_by(Payment.id)
 
 
 def find_payments(session: Session, provider: str, **ids: Optional[str]) -> list[Payment]:
-    params = {f: ids.get(f) or None for f in ID_FIELDS}
-    if set(ids) - set(ID_FIELDS):
-        raise TypeError(f"unknown payment ids {sorted(set(ids) - set(ID_FIELDS))}")
+    params = {f: ids.get(f) or None for f in PAYMENT_ID_FIELDS}
+    if set(ids) - set(PAYMENT_ID_FIELDS):
+        raise TypeError(f"unknown payment ids {sorted(set(ids) - set(PAYMENT_ID_FIELDS))}")
     if not any(params.values()):
         return []
     return list(session.execute(_FIND, {"provider": provider, **params}).scalars())
@@ -52,7 +52,7 @@ def _merge(session: Session, keep: Payment, other: Payment) -> None:
     session.execute(update(Job).where(Job.kind.in_((FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT)),
                                       Job.ref_id == str(other.id))
                     .values(ref_id=str(keep.id)))
-    carried = {f: getattr(other, f) for f in (*ID_FIELDS, "subscription_id", "balance_transaction_id")}
+    carried = {f: getattr(other, f) for f in (*PAYMENT_ID_FIELDS, "subscription_id", "balance_transaction_id")}
     if other.captured and not keep.captured:
         keep.captured, keep.amount, keep.currency, keep.paid_at = True, other.amount, other.currency, other.paid_at
     elif other.captured and other.paid_at < keep.paid_at:
@@ -80,7 +80,7 @@ def _ref(ev) -> str:
 
 
 def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Payment:
-    ids = {f: getattr(ev, f) for f in ID_FIELDS}
+    ids = {f: getattr(ev, f) for f in PAYMENT_ID_FIELDS}
     rows = find_payments(session, ev.provider, **ids)
     known = next((r.amount for r in rows if r.captured and r.amount is not None), None)
     holds.check_fee(ev.fee, ev.amount if ev.amount is not None else known, f"payment {_ref(ev)}", ev.order_ref)

@@ -8,9 +8,15 @@ SQLite cannot store, no invisible format characters). Pure: no I/O.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Optional
 
 MAX_ID_LENGTH = 255
+
+
+def license_id_for(order_id: str, item_id: str) -> str:
+    """The id of the license the bridge creates for an order item the merchant gave none."""
+    return "lic_" + hashlib.sha256(f"{order_id}|{item_id}".encode()).hexdigest()[:24]
 
 
 def id_problem(value: object, max_len: int = MAX_ID_LENGTH) -> Optional[str]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import (DisputeUpdated, FeeReported, FraudWarning, Ignored, ParsedEvent,
                                   PaymentSucceeded, PayoutUpdated, RefundUpdated, SubscriptionCanceled)
-from bridge.ledger import disputes, orders, payments, payouts, refunds
+from bridge.ledger import disputes, fresh, orders, payments, payouts, refunds
 from bridge.ledger.db import keep_loaded
 from bridge.ledger.locks import lock_for_events
 from bridge.ledger.effects import LedgerEffects
@@ -25,6 +25,14 @@ from bridge.ledger.models import Dispute, Order, Refund
 
 def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
     """Apply the event's facts; returns the primary keys of the orders it touched."""
+    fresh.forget(session)  # rows an earlier event of this transaction created are not this one's
+    try:
+        return _apply(effects, session, parsed, now)
+    finally:
+        fresh.forget(session)
+
+
+def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
     lock_for_events(session, parsed.provider, parsed.events)
     keep_loaded(session)  # its steps look up the same payment and order again
     catalog = effects.catalog
@@ -32,8 +40,9 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
     last_payment = None  # the payment this event's PaymentSucceeded was applied to
     for ev in parsed.events:
         if isinstance(ev, PaymentSucceeded):
-            payment = last_payment = payments.upsert_payment(session, ev, now)
+            # The order first: a new payment is then written on it in one INSERT.
             order = orders.order_for_payment(session, ev, catalog, effects.default_policy, now)
+            payment = last_payment = payments.upsert_payment(session, ev, now, order=order)
             if order is None and payment.order_pk is not None:
                 order = session.get(Order, payment.order_pk)
             linked = False
@@ -82,8 +91,9 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
         elif isinstance(ev, Ignored):
             continue
     session.flush()
+    only_payments = all(isinstance(e, (PaymentSucceeded, FeeReported, Ignored)) for e in parsed.events)
     for order_pk in touched:
-        orders.refresh_status(session, session.get(Order, order_pk), now)
+        orders.refresh_status(session, session.get(Order, order_pk), now, only_payments=only_payments)
     return touched
 
 

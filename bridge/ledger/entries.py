@@ -58,6 +58,21 @@ def post(session: Session, *, provider: str, kind: str, magnitude: int, currency
                   payment_pk=payment_pk, provider_ref=provider_ref, corrects=corrects)
 
 
+def post_many(session: Session, movements: list[dict], now: datetime) -> None:
+    """Several ``post`` calls in one statement (a sale and its fee): each a dict of ``post``'s
+    keyword arguments. Which of them were newly written is not told."""
+    rows = []
+    for m in movements:
+        if m["magnitude"] < 0:
+            raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")
+        rows.append(dict(provider=m["provider"], kind=m["kind"], amount=SIGN[m["kind"]] * m["magnitude"],
+                         currency=m["currency"], occurred_at=m["occurred_at"], effect_key=m["effect_key"],
+                         order_pk=m.get("order_pk"), payment_pk=m.get("payment_pk"),
+                         provider_ref=m.get("provider_ref"), corrects=None, created_at=now))
+    if rows:
+        session.execute(_post_stmt(session.get_bind().dialect.name), rows)
+
+
 _FIND = select(LedgerEntry).where(LedgerEntry.effect_key == bindparam("key"))  # built once
 
 

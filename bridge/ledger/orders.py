@@ -9,8 +9,9 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import PaymentSucceeded
-from bridge.domain.ids import id_problem
+from bridge.domain.ids import id_problem, license_id_for
 from bridge.domain.states import order_status
+from bridge.ledger import fresh
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.models import Dispute, License, Order, OrderItem, Payment, Refund
 
@@ -179,7 +180,7 @@ def _create_from_payment(session: Session, ev: PaymentSucceeded, catalog: Catalo
                   customer_id=ev.customer_ref, customer_email=ev.customer_email,
                   customer_country=ev.customer_country, customer_business=False, facts={},
                   source="provider", status="awaiting_payment", created_at=now, updated_at=now)
-    order._new_here = True  # created by this transaction: nothing refers to it yet (licenses.py)
+    fresh.mark(session, order)  # created by this event: nothing refers to it yet (licenses.py)
     session.add(order)
     session.flush()
     _add_items(session, order, ev, catalog)
@@ -208,10 +209,13 @@ def _add_items(session: Session, order: Order, ev: PaymentSucceeded, catalog: Ca
             order_pk=order.id, item_id=item_id, sku=(entry.sku if entry else None) or line.sku,
             category=(entry.category if entry else None) or line.category,
             billing=(entry.billing if entry else None) or line.billing, amount=line.amount,
-            price_id=line.price_id, product_id=line.product_id, facts={}))
+            price_id=line.price_id, product_id=line.product_id, facts={},
+            # The license the payment's effects create for it in this transaction
+            # (licenses.ensure_licenses), named at once: no UPDATE after the INSERT.
+            license_id=license_id_for(order.order_id, item_id)))
     session.add_all(added)
     session.flush()
-    if getattr(order, "_new_here", False):
+    if fresh.is_fresh(order):
         order._new_items = getattr(order, "_new_items", []) + added  # see known_items
 
 
@@ -224,11 +228,21 @@ def _catalog_policy(ev: PaymentSucceeded, catalog: Catalog) -> Optional[str]:
 
 
 def known_items(order: Order) -> Optional[list[OrderItem]]:
-    """The items of an order created by this transaction (all of them are this session's
+    """The items of an order created by this event (all of them are this session's
     objects, in id order): no need to read them back. None for any other order."""
-    if not getattr(order, "_new_here", False):
+    if not fresh.is_fresh(order):
         return None
     return getattr(order, "_new_items", [])
+
+
+def known_payments(session: Session, order: Order) -> Optional[list[Payment]]:
+    """The payments of an order created by the event being applied: all of them are this
+    session's objects (no other transaction can see the order yet, and payments are linked to
+    an order only through the ORM). None for any other order."""
+    if not fresh.is_fresh(order):
+        return None
+    return [p for p in (*session.identity_map.values(), *session.new)
+            if isinstance(p, Payment) and p.order_pk == order.id and p not in session.deleted]
 
 
 # The three things an order's status follows, in one round trip: what was paid (and whether
@@ -244,12 +258,20 @@ SELECT 'dispute', 0, 0, status FROM disputes WHERE order_pk = :o
 """)
 
 
-def refresh_status(session: Session, order: Order, now: datetime) -> str:
+def refresh_status(session: Session, order: Order, now: datetime, only_payments: bool = False) -> str:
     """Derive the order's status from its payments, refunds and disputes (never from the
-    order in which events arrived)."""
+    order in which events arrived). ``only_payments``: the event applied only payments and
+    fees, so a new order whose payments are all new has no refund or dispute yet, and its
+    facts are the payments in memory."""
     paid = refunded = payments_n = 0
     disputes = []
-    for k, v, n, st in session.execute(_STATUS_FACTS, {"o": order.id}):
+    pays = known_payments(session, order) if only_payments else None
+    if pays is not None and all(fresh.is_fresh(p) for p in pays):
+        captured = [p.amount for p in pays if p.captured and p.amount is not None]
+        rows = [("paid", sum(captured), len(captured), None)]
+    else:
+        rows = session.execute(_STATUS_FACTS, {"o": order.id})
+    for k, v, n, st in rows:
         if k == "paid":
             paid, payments_n = int(v), int(n)
         elif k == "refunded":

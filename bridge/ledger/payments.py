@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import FeeReported, PaymentSucceeded
 from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.domain.ids import id_problem, printable
-from bridge.ledger import entries, holds
+from bridge.ledger import entries, fresh, holds
 from bridge.ledger.models import (PAYMENT_ID_FIELDS, Dispute, Job, LedgerEntry, Order, OrderItem, Payment,
                                   PaymentItem, Refund)
 from bridge.ledger.orders import known_items
@@ -79,7 +79,10 @@ def _ref(ev) -> str:
     return ev.transaction_id or ev.charge_id or ev.payment_intent_id or ev.invoice_id or ev.checkout_session_id or "?"
 
 
-def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Payment:
+def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order: Optional[Order] = None) -> Payment:
+    """The payment row of ``ev`` (found by any of its ids, merged, or created). ``order``: the
+    order the event names, if known: a new payment and its lines are written on it at once
+    (``link_to_order`` then has nothing left to change)."""
     ids = {f: getattr(ev, f) for f in PAYMENT_ID_FIELDS}
     rows = find_payments(session, ev.provider, **ids)
     known = next((r.amount for r in rows if r.captured and r.amount is not None), None)
@@ -89,8 +92,10 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
         for other in rows[1:]:
             _merge(session, payment, other)
     else:
-        payment = Payment(provider=ev.provider, status="succeeded", created_at=now, updated_at=now)
-        payment._new_here = True  # see is_new
+        # On its order from the first INSERT when the order is known (no UPDATE after it).
+        payment = Payment(provider=ev.provider, status="succeeded", created_at=now, updated_at=now,
+                          order_pk=order.id if order is not None else None)
+        fresh.mark(session, payment)  # see is_new
         session.add(payment)
     for f, v in ids.items():
         if v and getattr(payment, f) is None:
@@ -130,9 +135,12 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
     payment.updated_at = now
     session.flush()
     if ev.items and not _has_lines(session, payment):
+        items = _items_of(session, order) if order is not None and payment.order_pk == order.id else None
         lines = [PaymentItem(payment_pk=payment.id, provider_item_id=line.provider_item_id,
                              price_id=line.price_id, product_id=line.product_id,
-                             amount=line.amount, tax=line.tax or 0) for line in ev.items]
+                             amount=line.amount, tax=line.tax or 0,
+                             order_item_pk=_matching_item(items, line, len(ev.items)) if items else None)
+                 for line in ev.items]
         session.add_all(lines)
         session.flush()
         if is_new(payment):
@@ -141,9 +149,9 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime) -> Pay
 
 
 def is_new(payment: Payment) -> bool:
-    """Created by this transaction (this session's object): nothing can be booked on it yet,
+    """Created by the event being applied (``fresh``): nothing can be booked on it yet,
     no refund, dispute or ledger entry refers to it, so there is nothing to move or replay."""
-    return getattr(payment, "_new_here", False)
+    return fresh.is_fresh(payment)
 
 
 def _has_lines(session: Session, payment: Payment) -> bool:
@@ -153,7 +161,7 @@ def _has_lines(session: Session, payment: Payment) -> bool:
 
 
 def _lines_of(session: Session, payment: Payment) -> list[PaymentItem]:
-    """The payment's lines in id order; a payment created by this transaction has them in
+    """The payment's lines in id order; a payment created by this event has them in
     memory (nothing else adds lines to it)."""
     if is_new(payment):
         return list(getattr(payment, "_new_lines", ()))
@@ -170,7 +178,7 @@ def link_to_order(session: Session, payment: Payment, order: Order, now: datetim
     # Entries and disputes posted while the payment was unmatched (or on a row merged into this
     # one, which may already carry the order) follow it: always, not only when the payment moves.
     # Ledger entries only ever get an empty order link filled (the one change append_only
-    # allows); an entry already on an order stays there. A payment created by this transaction
+    # allows); an entry already on an order stays there. A payment created by this event
     # has nothing booked or disputed on it yet (is_new): nothing to move.
     if not is_new(payment):
         res = session.execute(update(LedgerEntry).where(LedgerEntry.payment_pk == payment.id,
@@ -185,22 +193,34 @@ def link_to_order(session: Session, payment: Payment, order: Order, now: datetim
         order.customer_id = payment.customer_ref
     if order.currency is None:
         order.currency = payment.currency
+    lines = _lines_of(session, payment)
+    pending = [line for line in lines if line.order_item_pk is None]
+    if pending:  # a new payment's lines were matched when written (upsert_payment)
+        items = _items_of(session, order)
+        for line in pending:
+            match = _matching_item(items, line, len(lines))
+            if match is not None:  # assigning None again would still dirty the row
+                line.order_item_pk = match
+    session.flush()
+    return moved
+
+
+def _items_of(session: Session, order: Order) -> list[OrderItem]:
     items = known_items(order)
     if items is None:
         items = list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
                                      .order_by(OrderItem.id)).scalars())
-    lines = _lines_of(session, payment)
-    for line in lines:
-        if line.order_item_pk is not None:
-            continue
-        match = next((i for i in items if i.price_id and i.price_id == line.price_id), None)
-        match = match or next((i for i in items if i.item_id in (line.provider_item_id, line.price_id)), None)
-        if match is None and len(items) == len(lines) == 1:
-            match = items[0]
-        if match is not None:
-            line.order_item_pk = match.id
-    session.flush()
-    return moved
+    return items
+
+
+def _matching_item(items: list[OrderItem], line, n_lines: int) -> Optional[int]:
+    """The order item a payment line pays for: by price, else by item id; a payment of one
+    line on an order of one item pays for that item."""
+    match = next((i for i in items if i.price_id and i.price_id == line.price_id), None)
+    match = match or next((i for i in items if i.item_id in (line.provider_item_id, line.price_id)), None)
+    if match is None and len(items) == n_lines == 1:
+        match = items[0]
+    return match.id if match is not None else None
 
 
 def post_money(session: Session, payment: Payment, now: datetime) -> None:
@@ -212,15 +232,12 @@ def post_money(session: Session, payment: Payment, now: datetime) -> None:
     ref = payment.transaction_id or payment.charge_id or payment.payment_intent_id
     # Keyed by the provider's id of the money (a captured row always has its transaction or
     # charge id), not by our row id: rows of one payment merged later keep one sale and one fee.
-    entries.post(session, provider=payment.provider, kind="sale", magnitude=payment.amount,
-                 currency=payment.currency, occurred_at=payment.paid_at, now=now,
-                 effect_key=f"sale:{payment.provider}:{ref}", order_pk=payment.order_pk,
-                 payment_pk=payment.id, provider_ref=ref)
+    common = dict(provider=payment.provider, currency=payment.currency, occurred_at=payment.paid_at,
+                  order_pk=payment.order_pk, payment_pk=payment.id, provider_ref=ref)
+    movements = [dict(common, kind="sale", magnitude=payment.amount, effect_key=f"sale:{payment.provider}:{ref}")]
     if payment.fee is not None and payment.fee > 0:
-        entries.post(session, provider=payment.provider, kind="fee", magnitude=payment.fee,
-                     currency=payment.currency, occurred_at=payment.paid_at, now=now,
-                     effect_key=f"fee:{payment.provider}:{ref}", order_pk=payment.order_pk,
-                     payment_pk=payment.id, provider_ref=ref)
+        movements.append(dict(common, kind="fee", magnitude=payment.fee, effect_key=f"fee:{payment.provider}:{ref}"))
+    entries.post_many(session, movements, now)  # one statement for both
 
 
 def set_fee(session: Session, payment: Payment, fee: int, now: datetime) -> None:

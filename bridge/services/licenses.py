@@ -13,7 +13,6 @@ same events makes the same notices.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
@@ -22,7 +21,9 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import SubscriptionCanceled
-from bridge.ledger.orders import known_items
+from bridge.domain.ids import license_id_for
+from bridge.ledger import fresh
+from bridge.ledger.orders import known_items, known_payments
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
                                   RefundRequest)
 from bridge.providers.registry import provider_class
@@ -30,10 +31,6 @@ from bridge.services.notices import notify
 
 _NOTICE_STATUS = {"license.suspended": "suspended", "license.revoked": "revoked", "license.reinstated": "active"}
 _NOTICE_TYPE = {v: k for k, v in _NOTICE_STATUS.items()}
-
-
-def license_id_for(order_id: str, item_id: str) -> str:
-    return "lic_" + hashlib.sha256(f"{order_id}|{item_id}".encode()).hexdigest()[:24]
 
 
 def status_of(lic: License, now: Optional[datetime] = None) -> str:
@@ -52,18 +49,20 @@ _UNREAD = object()  # a ``born`` (the order's first paid_at) the caller did not 
 
 
 def ensure_licenses(session: Session, order: Order, now: datetime, policies=None,
-                    at: Optional[datetime] = None, rejudge_all: bool = False, born=_UNREAD) -> list[License]:
+                    at: Optional[datetime] = None, rejudge_all: bool = False, born=_UNREAD,
+                    no_refunds: bool = False) -> list[License]:
     """One license per order item, created active (idempotent). A license created while a
     dispute of its scope exists, or after its item was refunded, is judged at once."""
     out, new = [], []
     items = known_items(order)
     if items is None:
         items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars().all()
-    # An order created by this transaction has no license yet; others are read in one query.
-    by_item = {} if getattr(order, "_new_here", False) else {
+    # An order created by this event has no license yet; others are read in one query.
+    by_item = {} if fresh.is_fresh(order) else {
         lic.item_id: lic for lic in session.execute(select(License).where(License.order_pk == order.id)).scalars()}
     for item in items:
-        lic = session.get(License, item.license_id) if item.license_id else None
+        # A new order's items name the licenses about to be created here (orders._add_items).
+        lic = session.get(License, item.license_id) if item.license_id and not fresh.is_fresh(order) else None
         if lic is not None and lic.order_pk == order.id:
             lic.item_id = item.item_id  # the merchant renamed an item the bridge had named
         else:
@@ -72,7 +71,7 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
             lid = item.license_id or license_id_for(order.order_id, item.item_id)
             lic = License(license_id=lid, order_pk=order.id, item_id=item.item_id, customer_id=order.customer_id,
                           status="active", reason="paid", changed_at=at or now, revoked=False, holds=[], seq=0)
-            lic._new_here = True  # no notice written yet (see _keep_merchant_in_step)
+            fresh.mark(session, lic)  # no notice written yet (see _keep_merchant_in_step)
             session.add(lic)
             new.append(lic)
         if order.customer_id and lic.customer_id != order.customer_id:
@@ -83,16 +82,16 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
     session.flush()
     todo = out if rejudge_all else new
     if todo:
-        _rejudge(session, order, todo, policies, now, born)
+        _rejudge(session, order, todo, policies, now, born, no_refunds)
     return out
 
 
 def _rejudge(session: Session, order: Order, licenses: list[License], policies, now: datetime,
-             born=_UNREAD) -> None:
+             born=_UNREAD, no_refunds: bool = False) -> None:
     # Every caller passes the policies (the worker's effects, the orders API): the license is
     # judged by them, or by the defaults (``_chargeback``, ``_refund_steps``) when None. One
     # reading of the order's scope serves all its licenses.
-    scope = _scope(session, order, policies, born)
+    scope = _scope(session, order, policies, born, no_refunds)
     for lic in licenses:
         judge(session, lic, policies, now, order, scope)
 
@@ -106,8 +105,15 @@ def _paid_at(session: Session, order: Order) -> Optional[datetime]:
 
 
 def on_payment(session: Session, payment: Payment, order: Order, now: datetime, policies=None) -> None:
-    born = _paid_at(session, order)  # read once: creating licenses changes no payment
-    ensure_licenses(session, order, now, policies, at=born or payment.paid_at, born=born)
+    pays = known_payments(session, order)
+    if pays is None:
+        born = _paid_at(session, order)  # read once: creating licenses changes no payment
+    else:  # a new order: its payments are in memory
+        born = min((p.paid_at for p in pays if p.paid_at is not None), default=None)
+    # A new order whose payments are all new has nothing refunded yet (a refund of this event
+    # is applied after its payment, and judges the licenses again then).
+    no_refunds = pays is not None and all(fresh.is_fresh(p) for p in pays)
+    ensure_licenses(session, order, now, policies, at=born or payment.paid_at, born=born, no_refunds=no_refunds)
 
 
 def on_order_registered(session: Session, order: Order, now: datetime, policies=None) -> None:
@@ -334,9 +340,9 @@ class _Scope:
     refund_steps: dict
 
 
-def _scope(session: Session, order: Order, policies, born=_UNREAD) -> _Scope:
+def _scope(session: Session, order: Order, policies, born=_UNREAD, no_refunds: bool = False) -> _Scope:
     return _Scope(_paid_at(session, order) if born is _UNREAD else born, _disputes_of(session, None, order, policies),
-                  _refund_steps(session, order, policies))
+                  {} if no_refunds else _refund_steps(session, order, policies))
 
 
 def judge(session: Session, lic: License, policies, now: datetime, order: Optional[Order] = None,
@@ -373,8 +379,8 @@ def _keep_merchant_in_step(session: Session, lic: License, order: Order, reason:
     """Notices go out in the order they were written. If a late event revealed a change in the
     middle of the history (or a cause went away), the last notice may no longer say the
     license's status: say it again, so that the merchant's app ends where the bridge is."""
-    if getattr(lic, "_new_here", False):
-        return  # created by this transaction: its notices (if any) were just written, the last saying its status
+    if fresh.is_fresh(lic):
+        return  # created by this event: its notices (if any) were just written, the last saying its status
     last = session.execute(select(OutboundMessage.id, OutboundMessage.type)
                            .where(OutboundMessage.license_id == lic.license_id)
                            .order_by(OutboundMessage.seq.desc()).limit(1)).first()

@@ -58,6 +58,13 @@ class PaymentSucceeded:
     balance_transaction_id: Optional[str] = None
     items: tuple[LineItem, ...] = ()
 
+    @property
+    def moves_money(self) -> bool:
+        """About the money movement itself (a charge / payment intent, a Paddle transaction),
+        as opposed to a Checkout Session or an invoice that only describe it."""
+        return self.transaction_id is not None or (self.charge_id is not None and self.invoice_id is None
+                                                   and self.checkout_session_id is None)
+
 
 @dataclass(frozen=True)
 class FeeReported:

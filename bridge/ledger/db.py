@@ -100,6 +100,7 @@ def keep_loaded(session: Session) -> None:
 
 @event.listens_for(Session, "loaded_as_persistent")
 @event.listens_for(Session, "pending_to_persistent")
+@event.listens_for(Session, "detached_to_persistent")  # written by rows.add_now
 def _keep(session: Session, instance) -> None:
     kept = session.info.get("bridge_keep")
     if kept is not None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import PaymentSucceeded
 from bridge.domain.ids import id_problem, license_id_for
 from bridge.domain.states import order_status
-from bridge.ledger import fresh
+from bridge.ledger import fresh, rows
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.models import Dispute, License, Order, OrderItem, Payment, Refund
 
@@ -179,10 +179,14 @@ def _create_from_payment(session: Session, ev: PaymentSucceeded, catalog: Catalo
                   currency=ev.currency, bundle=False,
                   customer_id=ev.customer_ref, customer_email=ev.customer_email,
                   customer_country=ev.customer_country, customer_business=False, facts={},
-                  source="provider", status="awaiting_payment", created_at=now, updated_at=now)
+                  source="provider", created_at=now, updated_at=now,
+                  # The status refresh_status will find once the payment is on it, in the INSERT
+                  # (no UPDATE after it); a wrong guess (the payment was refunded before it had
+                  # an order) is set right by refresh_status in this transaction.
+                  status=order_status(ev.amount, 0, (), True) if ev.moves_money and ev.amount is not None
+                  else "awaiting_payment")
     fresh.mark(session, order)  # created by this event: nothing refers to it yet (licenses.py)
-    session.add(order)
-    session.flush()
+    rows.add_now(session, order)
     _add_items(session, order, ev, catalog)
     return order
 
@@ -213,8 +217,8 @@ def _add_items(session: Session, order: Order, ev: PaymentSucceeded, catalog: Ca
             # The license the payment's effects create for it in this transaction
             # (licenses.ensure_licenses), named at once: no UPDATE after the INSERT.
             license_id=license_id_for(order.order_id, item_id)))
-    session.add_all(added)
-    session.flush()
+    for item in added:
+        rows.add_now(session, item)
     if fresh.is_fresh(order):
         order._new_items = getattr(order, "_new_items", []) + added  # see known_items
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import FeeReported, PaymentSucceeded
 from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.domain.ids import id_problem, printable
-from bridge.ledger import entries, fresh, holds
+from bridge.ledger import entries, fresh, holds, rows
 from bridge.ledger.models import (PAYMENT_ID_FIELDS, Dispute, Job, LedgerEntry, Order, OrderItem, Payment,
                                   PaymentItem, Refund)
 from bridge.ledger.orders import known_items
@@ -36,8 +36,8 @@ def find_payments(session: Session, provider: str, **ids: Optional[str]) -> list
 
 
 def find_payment(session: Session, provider: str, **ids: Optional[str]) -> Optional[Payment]:
-    rows = find_payments(session, provider, **ids)
-    return rows[0] if rows else None
+    found = find_payments(session, provider, **ids)
+    return found[0] if found else None
 
 
 def _merge(session: Session, keep: Payment, other: Payment) -> None:
@@ -68,13 +68,6 @@ def _merge(session: Session, keep: Payment, other: Payment) -> None:
             setattr(keep, f, v)
 
 
-def _is_money_event(ev: PaymentSucceeded) -> bool:
-    """Events about the money movement itself (a charge / payment intent, a Paddle
-    transaction), as opposed to a Checkout Session or an invoice that only describe it."""
-    return ev.transaction_id is not None or (ev.charge_id is not None and ev.invoice_id is None
-                                             and ev.checkout_session_id is None)
-
-
 def _ref(ev) -> str:
     return ev.transaction_id or ev.charge_id or ev.payment_intent_id or ev.invoice_id or ev.checkout_session_id or "?"
 
@@ -84,19 +77,19 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order:
     order the event names, if known: a new payment and its lines are written on it at once
     (``link_to_order`` then has nothing left to change)."""
     ids = {f: getattr(ev, f) for f in PAYMENT_ID_FIELDS}
-    rows = find_payments(session, ev.provider, **ids)
-    known = next((r.amount for r in rows if r.captured and r.amount is not None), None)
+    found = find_payments(session, ev.provider, **ids)
+    rows_found = bool(found)
+    known = next((r.amount for r in found if r.captured and r.amount is not None), None)
     holds.check_fee(ev.fee, ev.amount if ev.amount is not None else known, f"payment {_ref(ev)}", ev.order_ref)
-    if rows:
-        payment = rows[0]
-        for other in rows[1:]:
+    if found:
+        payment = found[0]
+        for other in found[1:]:
             _merge(session, payment, other)
     else:
         # On its order from the first INSERT when the order is known (no UPDATE after it).
         payment = Payment(provider=ev.provider, status="succeeded", created_at=now, updated_at=now,
                           order_pk=order.id if order is not None else None)
-        fresh.mark(session, payment)  # see is_new
-        session.add(payment)
+        fresh.mark(session, payment)  # see is_new; written below (rows.add_now)
     for f, v in ids.items():
         if v and getattr(payment, f) is None:
             setattr(payment, f, v)
@@ -114,7 +107,7 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order:
             payment.match_note = printable(f"order reference {printable(ev.order_ref, 60)!r} refused: {problem}", 255)
     # Order-independent merges: amount and paid_at from the money events once any is seen
     # (the earliest of them), else from the descriptive ones; "renewal" wins over "initial".
-    if _is_money_event(ev):
+    if ev.moves_money:
         if not payment.captured:
             payment.captured, payment.paid_at = True, ev.paid_at
             if ev.amount is not None:
@@ -133,6 +126,8 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order:
     if ev.purchase == "renewal" or payment.purchase is None:
         payment.purchase = ev.purchase or payment.purchase
     payment.updated_at = now
+    if not rows_found:
+        rows.add_now(session, payment)
     session.flush()
     if ev.items and not _has_lines(session, payment):
         items = _items_of(session, order) if order is not None and payment.order_pk == order.id else None
@@ -141,8 +136,8 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order:
                              amount=line.amount, tax=line.tax or 0,
                              order_item_pk=_matching_item(items, line, len(ev.items)) if items else None)
                  for line in ev.items]
-        session.add_all(lines)
-        session.flush()
+        for line in lines:
+            rows.add_now(session, line)
         if is_new(payment):
             payment._new_lines = lines  # all its lines (see _lines_of)
     return payment

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import SubscriptionCanceled
 from bridge.domain.ids import license_id_for
-from bridge.ledger import fresh
+from bridge.ledger import fresh, rows
 from bridge.ledger.orders import known_items, known_payments
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
                                   RefundRequest)
@@ -72,7 +72,7 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
             lic = License(license_id=lid, order_pk=order.id, item_id=item.item_id, customer_id=order.customer_id,
                           status="active", reason="paid", changed_at=at or now, revoked=False, holds=[], seq=0)
             fresh.mark(session, lic)  # no notice written yet (see _keep_merchant_in_step)
-            session.add(lic)
+            rows.add_now(session, lic)
             new.append(lic)
         if order.customer_id and lic.customer_id != order.customer_id:
             lic.customer_id = order.customer_id

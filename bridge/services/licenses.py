@@ -191,14 +191,15 @@ _ANY_REFUND_SEEN = text("SELECT 1 FROM refunds r JOIN payments p ON r.payment_pk
                         "WHERE p.order_pk = :o AND r.succeeded_at IS NOT NULL LIMIT 1")
 
 
-def _refund_steps(session: Session, order: Order, policies) -> dict[str, list[tuple[datetime, str, str]]]:
+def _refund_steps(session: Session, order: Order, policies,
+                  refund_seen: bool = False) -> dict[str, list[tuple[datetime, str, str]]]:
     """item_id -> [(provider time, "refund" | "unrefund", refund key)]: when refunds seen
     succeeded gave the item back in full, and when that stopped being so because a refund
     failed or was reversed after it had succeeded (the money came back)."""
     policy = _rule(order, policies)
     if policy is not None and policy.refund.license_action != "revoke":
         return {}
-    if session.execute(_ANY_REFUND_SEEN, {"o": order.id}).first() is None:
+    if not refund_seen and session.execute(_ANY_REFUND_SEEN, {"o": order.id}).first() is None:
         return {}  # the common case, in one round trip
     items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)).scalars().all()
     by_pk = {i.id: i.item_id for i in items}
@@ -340,9 +341,12 @@ class _Scope:
     refund_steps: dict
 
 
-def _scope(session: Session, order: Order, policies, born=_UNREAD, no_refunds: bool = False) -> _Scope:
+def _scope(session: Session, order: Order, policies, born=_UNREAD, no_refunds: bool = False,
+           refund_seen: bool = False) -> _Scope:
+    """``no_refunds``: the caller knows the order has no refund; ``refund_seen``: it knows one
+    of its refunds was seen succeeded (either spares a look-up)."""
     return _Scope(_paid_at(session, order) if born is _UNREAD else born, _disputes_of(session, None, order, policies),
-                  {} if no_refunds else _refund_steps(session, order, policies))
+                  {} if no_refunds else _refund_steps(session, order, policies, refund_seen))
 
 
 def judge(session: Session, lic: License, policies, now: datetime, order: Optional[Order] = None,
@@ -429,7 +433,7 @@ def on_refund(session: Session, refund: Refund, policies, now: datetime) -> None
     scope = None
     for lic in session.execute(select(License).where(License.order_pk == order.id)
                                .order_by(License.license_id)).scalars().all():
-        scope = scope or _scope(session, order, policies)
+        scope = scope or _scope(session, order, policies, refund_seen=True)  # this refund
         judge(session, lic, policies, now, order, scope)
     session.flush()
 

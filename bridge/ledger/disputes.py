@@ -120,19 +120,20 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
     key = f"{row.provider}:{row.provider_dispute_id}"
     common = dict(provider=row.provider, currency=row.currency, now=now, order_pk=payment.order_pk,
                   payment_pk=payment.id, provider_ref=row.provider_dispute_id)
+    first = dict(first=before is None)  # a new case: nothing booked under its keys yet
     # The ledger follows the record: a figure that grew after it was booked is booked as a
     # correcting entry of the difference (``settle``), never by changing the entry already
     # written (append-only).
     if ev.funds_withdrawn:
         entries.settle(session, kind="chargeback", magnitude=row.funds_withdrawn,
-                       occurred_at=ev.withdrawn_at or ev.occurred_at, effect_key=f"chargeback:{key}", **common)
+                       occurred_at=ev.withdrawn_at or ev.occurred_at, effect_key=f"chargeback:{key}", **common, **first)
     if ev.fee:
         entries.settle(session, kind="chargeback_fee", magnitude=row.fee, occurred_at=ev.withdrawn_at or ev.occurred_at,
-                       effect_key=f"chargeback_fee:{key}", **common)
+                       effect_key=f"chargeback_fee:{key}", **common, **first)
     if ev.funds_reinstated:
         entries.settle(session, kind="chargeback_reversal", magnitude=row.funds_reinstated,
                        occurred_at=ev.reinstated_at or ev.occurred_at, effect_key=f"chargeback_reversal:{key}",
-                       **common)
+                       **common, **first)
     if ev.fee_reinstated:
         entries.post(session, kind="chargeback_fee_reversal", magnitude=ev.fee_reinstated,
                      occurred_at=ev.reinstated_at or ev.occurred_at, effect_key=f"chargeback_fee_reversal:{key}",

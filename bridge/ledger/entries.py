@@ -33,7 +33,10 @@ def _post_stmt(dialect: str):
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        stmt = _POST[dialect] = insert(LedgerEntry.__table__).on_conflict_do_nothing(index_elements=["effect_key"])
+        # preserve_rowcount: whether the row was written (PostgreSQL's driver cursor is closed
+        # before an INSERT's rowcount is read otherwise, and every write read as "not written").
+        stmt = _POST[dialect] = (insert(LedgerEntry.__table__).on_conflict_do_nothing(index_elements=["effect_key"])
+                                 .execution_options(preserve_rowcount=True))
     return stmt
 
 
@@ -93,7 +96,8 @@ def booked(session: Session, effect_key: str) -> Optional[int]:
 
 def settle(session: Session, *, provider: str, kind: str, magnitude: int, currency: str,
            occurred_at: datetime, effect_key: str, now: datetime, order_pk: Optional[int] = None,
-           payment_pk: Optional[int] = None, provider_ref: Optional[str] = None) -> Optional[int]:
+           payment_pk: Optional[int] = None, provider_ref: Optional[str] = None,
+           first: bool = False) -> Optional[int]:
     """Make the ledger hold ``magnitude`` of ``kind`` under ``effect_key``: the first time, an
     entry; when the figure changed since, a correction entry of the difference (a signed amount,
     possibly of the other sign than the kind's) with ``corrects`` naming the original, dated
@@ -105,6 +109,14 @@ def settle(session: Session, *, provider: str, kind: str, magnitude: int, curren
     if magnitude < 0:
         raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")
     target = SIGN[kind] * magnitude
+    if first and magnitude > 0:
+        # ``first``: the caller just created the record this movement belongs to, so nothing is
+        # booked under its key yet: write without looking first. Were something there after all,
+        # the write does nothing and the look-up below settles the difference as always.
+        if _write(session, provider=provider, kind=kind, amount=target, currency=currency, occurred_at=occurred_at,
+                  effect_key=effect_key, now=now, order_pk=order_pk, payment_pk=payment_pk,
+                  provider_ref=provider_ref, corrects=None):
+            return target
     original = find(session, effect_key)
     if original is None:
         if magnitude == 0:

@@ -54,6 +54,7 @@ def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional
     if ours is not None:
         row = ours
         row.provider_refund_id = ev.provider_refund_id
+    new = row is None
     if row is None:
         # A refund first seen with a status the bridge does not know waits as pending.
         row = Refund(provider=ev.provider, provider_refund_id=ev.provider_refund_id, payment_pk=payment.id,
@@ -80,11 +81,12 @@ def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional
         row.succeeded_at = ev.occurred_at
     row.updated_at = now
     session.flush()
-    post_refund_entries(session, row, payment, now)
+    post_refund_entries(session, row, payment, now, first=new)
     return row
 
 
-def post_refund_entries(session: Session, row: Refund, payment: Payment, now: datetime) -> None:
+def post_refund_entries(session: Session, row: Refund, payment: Payment, now: datetime, first: bool = False) -> None:
+    """``first``: the refund row was just created (nothing booked under its keys yet)."""
     if row.succeeded_at is None or row.provider_refund_id is None:
         return
     key = f"{row.provider}:{row.provider_refund_id}"
@@ -92,8 +94,9 @@ def post_refund_entries(session: Session, row: Refund, payment: Payment, now: da
     # difference is a correcting entry; the booked one never changes (append-only).
     entries.settle(session, provider=row.provider, kind="refund", magnitude=row.amount, currency=row.currency,
                    occurred_at=row.succeeded_at, effect_key=f"refund:{key}", now=now, order_pk=payment.order_pk,
-                   payment_pk=payment.id, provider_ref=row.provider_refund_id)
+                   payment_pk=payment.id, provider_ref=row.provider_refund_id, first=first)
     if row.status in ("failed", "canceled") and row.status_at and row.status_at >= row.succeeded_at:
         entries.settle(session, provider=row.provider, kind="refund_reversal", magnitude=row.amount,
                        currency=row.currency, occurred_at=row.status_at, effect_key=f"refund_reversal:{key}",
-                       now=now, order_pk=payment.order_pk, payment_pk=payment.id, provider_ref=row.provider_refund_id)
+                       now=now, order_pk=payment.order_pk, payment_pk=payment.id, provider_ref=row.provider_refund_id,
+                       first=first)

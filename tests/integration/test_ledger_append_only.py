@@ -297,3 +297,18 @@ def test_the_models_match_the_migrations(runtime):
     with runtime.engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diffs == []
+
+
+def test_settle_first_writes_at_once_and_still_corrects_what_was_booked(runtime):
+    """``first`` (the caller's record is new) skips the look-up; were the key booked after all,
+    the figure is still settled by a correcting entry, never booked twice."""
+    common = dict(provider="stripe", kind="refund", currency="USD", occurred_at=NOW, now=NOW, provider_ref="re_f")
+    with runtime.sessions() as s, s.begin():
+        assert entries.settle(s, magnitude=1000, effect_key="refund:stripe:re_first", first=True, **common) == -1000
+        # Booked already (a record created anew over an old key): 1000 booked, 1500 reported
+        assert entries.settle(s, magnitude=1500, effect_key="refund:stripe:re_first", first=True, **common) == -500
+        assert entries.settle(s, magnitude=1500, effect_key="refund:stripe:re_first", first=True, **common) is None
+        assert entries.booked(s, "refund:stripe:re_first") == -1500
+        rows = s.execute(select(LedgerEntry.amount, LedgerEntry.corrects.is_not(None))
+                         .where(LedgerEntry.provider_ref == "re_f").order_by(LedgerEntry.id)).all()
+        assert [tuple(r) for r in rows] == [(-1000, False), (-500, True)]

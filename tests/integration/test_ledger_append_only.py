@@ -312,3 +312,22 @@ def test_settle_first_writes_at_once_and_still_corrects_what_was_booked(runtime)
         rows = s.execute(select(LedgerEntry.amount, LedgerEntry.corrects.is_not(None))
                          .where(LedgerEntry.provider_ref == "re_f").order_by(LedgerEntry.id)).all()
         assert [tuple(r) for r in rows] == [(-1000, False), (-500, True)]
+
+
+def test_every_new_session_factory_is_guarded(runtime):
+    """A factory made after another was collected is guarded too (the guard once asked
+    ``event.contains``, whose registry is keyed by ``id()``: a new factory with a dead one's id
+    was taken as guarded already)."""
+    import gc
+
+    from bridge.ledger.db import make_session_factory
+    with runtime.sessions.begin() as s:
+        _entry(s)
+    for _ in range(20):
+        factory = make_session_factory(runtime.engine)
+        with pytest.raises(LedgerImmutable):
+            with factory.begin() as s:
+                s.execute(select(LedgerEntry)).scalar_one().amount = 1
+                s.flush()
+        del factory, s
+        gc.collect()

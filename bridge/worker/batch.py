@@ -40,7 +40,7 @@ log = logging.getLogger("bridge.worker")
 
 # A transaction takes no further job once it has run this long (SQLite's writer lock, and the
 # locks a PostgreSQL batch holds, are held until its COMMIT).
-BUDGET_SECONDS = 0.05
+BUDGET_SECONDS = 0.04
 
 
 class BatchBroken(Exception):

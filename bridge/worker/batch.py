@@ -101,6 +101,8 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
     rest: list[ClaimedJob] = []
     lost: list[ClaimedJob] = []
     started = time.monotonic()
+    # Nothing read by an earlier transaction of this session is trusted in this one.
+    session.expunge_all()
     try:
         with session.begin():
             if started - fresh > 0.1 * rt.settings.lease_seconds:

@@ -165,9 +165,9 @@ class Settings:
     # Worker loops per ``bridge worker`` process (``--threads`` overrides). Jobs mostly wait on
     # the database and the providers, so a few threads use a process better than one.
     worker_threads: int = 1
-    # Quick jobs (applying an event) claimed per round trip by a running worker loop; None: 8 on
-    # PostgreSQL, 1 on SQLite (whose writers queue for one lock: a batch held by a loop that
-    # waits for it delays the events in it, and whatever waits for them).
+    # Quick jobs (applying an event) claimed per round trip by a running worker loop and applied
+    # in one transaction (bridge/worker/batch.py); None: 8. On SQLite that transaction holds the
+    # one write lock: it ends after 40 ms of work whatever the batch (batch.BUDGET_SECONDS).
     worker_batch: Optional[int] = None
     # Outbound provider calls (tenacity inside one job attempt).
     provider_attempts: int = 4

@@ -27,6 +27,14 @@ with it) serialises what is written about one payout: its events, sync and its i
 Each key is a transaction-scoped advisory lock (``pg_advisory_xact_lock`` on 64 bits of the
 key's SHA-256), released at commit or rollback. What a transaction resolves (payment -> order
 -> customer) is read again after its locks are held, and locked too if it changed meanwhile.
+A transaction that already holds keys of an earlier unit of work (a worker's batch of events in
+one transaction, bridge/worker/batch.py) must not wait for more: two such transactions could
+each hold what the other's next event needs. Put in no-wait mode (``no_wait``), ``lock`` takes
+every key with ``pg_try_advisory_xact_lock`` and raises ``LockBusy`` when one is held elsewhere;
+the caller rolls back to a savepoint taken before that unit (PostgreSQL releases what an aborted
+subtransaction took), commits what it has done, and runs that unit first in a new transaction,
+where it may wait like any other.
+
 SQLite needs none of this: every writing transaction there holds the one write lock
 (``BEGIN IMMEDIATE``, see db.py).
 
@@ -39,37 +47,76 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable, Optional
 
-from sqlalchemy import event, text
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bridge.ledger.models import PAYMENT_ID_FIELDS
 
 _LEVEL = {"payment": 0, "subscription": 0, "payout": 0, "order": 1, "customer": 2}
 
+# The statements here run on the driver's own connection (psycopg placeholders), inside the
+# session's transaction: SQLAlchemy's execution layer cost five times the client CPU of the
+# statement itself (100 us against 18), and an event takes two to six of them (see _rows).
+
 # One round trip for all keys of a level; unnest yields them in the array's (sorted) order. The
 # arrays travel as PostgreSQL array literals (text): binding a Python list as an ARRAY costs
 # more client CPU than the whole statement (see _array).
-_LOCK = text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS BIGINT[])) AS t(k)")
+_LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(%(keys)s AS BIGINT[])) AS t(k)"
+# Every key tried (a busy one does not stop the others): the caller rolls back all of them anyway.
+_TRY_LOCK = "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(CAST(%(keys)s AS BIGINT[])) AS t(k)"
+_NO_WAIT = "bridge_locks_no_wait"
+
+
+class LockBusy(Exception):
+    """A key was held by another transaction and this one, in no-wait mode, did not wait."""
+
+    def __init__(self, keys: list[str]):
+        super().__init__(f"lock busy: one of {len(keys)} keys ({', '.join(keys[:3])}...) is held elsewhere")
+        self.keys = keys
+
+
+def no_wait(session: Session, on: bool) -> None:
+    """From now on in this session, ``lock`` fails with ``LockBusy`` instead of waiting (on),
+    or waits as usual (off)."""
+    session.info[_NO_WAIT] = on
 
 # What the keys of an event resolve to: the orders and customers of the payments it names (by any
 # provider id, or by subscription), and the customers of the orders it names.
-_RESOLVE_EVENT = text("""
+_RESOLVE_EVENT = """
 SELECT o.order_id, o.customer_id, p.customer_ref
 FROM payments p LEFT JOIN orders o ON o.id = p.order_pk
-WHERE p.provider = :provider AND (p.transaction_id = ANY(CAST(:ids AS TEXT[])) OR p.charge_id = ANY(CAST(:ids AS TEXT[]))
-    OR p.payment_intent_id = ANY(CAST(:ids AS TEXT[])) OR p.invoice_id = ANY(CAST(:ids AS TEXT[])) OR p.checkout_session_id = ANY(CAST(:ids AS TEXT[]))
-    OR (p.subscription_id = ANY(CAST(:subs AS TEXT[])) AND p.order_pk IS NOT NULL))
+WHERE p.provider = %(provider)s AND (p.transaction_id = ANY(CAST(%(ids)s AS TEXT[]))
+    OR p.charge_id = ANY(CAST(%(ids)s AS TEXT[])) OR p.payment_intent_id = ANY(CAST(%(ids)s AS TEXT[]))
+    OR p.invoice_id = ANY(CAST(%(ids)s AS TEXT[])) OR p.checkout_session_id = ANY(CAST(%(ids)s AS TEXT[]))
+    OR (p.subscription_id = ANY(CAST(%(subs)s AS TEXT[])) AND p.order_pk IS NOT NULL))
 UNION ALL
-SELECT o.order_id, o.customer_id, NULL FROM orders o WHERE o.order_id = ANY(CAST(:refs AS TEXT[]))
-""")
+SELECT o.order_id, o.customer_id, NULL FROM orders o WHERE o.order_id = ANY(CAST(%(refs)s AS TEXT[]))
+"""
 
-_ORDER_BY_ID = text("SELECT order_id, customer_id FROM orders WHERE order_id = :order_id")
-_ORDER_BY_PK = text("SELECT order_id, customer_id FROM orders WHERE id = :pk")
-_ORDER_OF_REQUEST = text("SELECT o.order_id, o.customer_id FROM refund_requests r JOIN orders o ON o.id = r.order_pk "
-                         "WHERE r.id = :rr_id")
-_PAYMENT = text("SELECT p.provider, p.transaction_id, p.charge_id, p.payment_intent_id, p.invoice_id, "
-                "p.checkout_session_id, p.customer_ref, o.order_id, o.customer_id "
-                "FROM payments p LEFT JOIN orders o ON o.id = p.order_pk WHERE p.id = :pk")
+# (order_id, customer_id) rows
+_ORDER_BY_ID = "SELECT order_id, customer_id FROM orders WHERE order_id = %(order_id)s"
+_ORDER_BY_PK = "SELECT order_id, customer_id FROM orders WHERE id = %(pk)s"
+_ORDER_OF_REQUEST = ("SELECT o.order_id, o.customer_id FROM refund_requests r JOIN orders o ON o.id = r.order_pk "
+                     "WHERE r.id = %(rr_id)s")
+_PAYMENT = ("SELECT p.provider, o.order_id, o.customer_id, p.customer_ref, "
+            + ", ".join(f"p.{f}" for f in PAYMENT_ID_FIELDS) + " "
+            "FROM payments p LEFT JOIN orders o ON o.id = p.order_pk WHERE p.id = %(pk)s")
+
+
+def _rows(session: Session, sql: str, params: dict) -> list[tuple]:
+    """Run one statement in the session's transaction, on the driver's connection; its rows.
+    A driver error is raised as SQLAlchemy's ``DBAPIError`` (a deadlock, the database gone),
+    as the callers (the worker's retries) expect of every statement."""
+    conn = session.connection()
+    driver = conn.connection.driver_connection
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        return driver.execute(sql, params).fetchall()
+    except error as err:
+        if getattr(driver, "broken", False) or conn.dialect.is_disconnect(err, driver, None):
+            conn.invalidate(err)  # the pool reconnects, as after any statement of SQLAlchemy's
+        raise DBAPIError.instance(sql, params, err, error) from err
 
 
 def _array(values: Iterable) -> str:
@@ -110,7 +157,12 @@ def lock(session: Session, keys: Iterable[str]) -> None:
     todo = sorted({k for k in keys if k and k not in held}, key=lambda k: (_LEVEL[k.partition(":")[0]], key_hash(k)))
     if not todo:
         return
-    session.execute(_LOCK, {"keys": _array(key_hash(k) for k in todo)})
+    keys = {"keys": _array(key_hash(k) for k in todo)}
+    if session.info.get(_NO_WAIT):
+        if not _rows(session, _TRY_LOCK, keys)[0][0]:
+            raise LockBusy(todo)
+    else:
+        _rows(session, _LOCK, keys)
     held.update(todo)
 
 
@@ -132,22 +184,22 @@ def lock_order(session: Session, order_id: Optional[str] = None, order_pk: Optio
     if not _pg(session):
         return
     if order_id is None:
-        row = session.execute(_ORDER_BY_PK, {"pk": order_pk}).first()
-        if row is None:
+        rows = _rows(session, _ORDER_BY_PK, {"pk": order_pk})
+        if not rows:
             return
-        order_id = row.order_id
+        order_id = rows[0][0]
     lock(session, _order_keys(order_id))
     # Read once the order is held: only a holder of the order changes its customer.
-    row = session.execute(_ORDER_BY_ID, {"order_id": order_id}).first()
-    lock(session, _order_keys(None, row.customer_id if row else None, *customers))
+    rows = _rows(session, _ORDER_BY_ID, {"order_id": order_id})
+    lock(session, _order_keys(None, rows[0][1] if rows else None, *customers))
 
 
 def lock_refund_request(session: Session, rr_id: str) -> None:
     if not _pg(session):
         return
-    row = session.execute(_ORDER_OF_REQUEST, {"rr_id": rr_id}).first()
-    if row is not None:
-        lock_order(session, row.order_id)
+    rows = _rows(session, _ORDER_OF_REQUEST, {"rr_id": rr_id})
+    if rows:
+        lock_order(session, rows[0][0])
 
 
 def lock_payment(session: Session, payment_pk: int) -> None:
@@ -155,11 +207,12 @@ def lock_payment(session: Session, payment_pk: int) -> None:
     if not _pg(session):
         return
     for _ in range(4):
-        row = session.execute(_PAYMENT, {"pk": payment_pk}).first()
-        if row is None:
+        rows = _rows(session, _PAYMENT, {"pk": payment_pk})
+        if not rows:
             return
-        keys = [f"payment:{row.provider}:{getattr(row, f)}" for f in PAYMENT_ID_FIELDS if getattr(row, f)]
-        keys += _order_keys(row.order_id, row.customer_id, row.customer_ref)
+        provider, order_id, customer_id, customer_ref, *ids = rows[0]
+        keys = [f"payment:{provider}:{i}" for i in ids if i]
+        keys += _order_keys(order_id, customer_id, customer_ref)
         if set(keys) <= _held(session):
             return
         lock(session, keys)
@@ -202,8 +255,8 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> None:
               "subs": _array(sorted(filter(_storable, subs))), "refs": _array(sorted(filter(_storable, refs)))}
     for _ in range(4):
         found = []
-        for row in session.execute(_RESOLVE_EVENT, params):
-            found += _order_keys(row.order_id, row.customer_id, row.customer_ref)
+        for order_id, customer_id, customer_ref in _rows(session, _RESOLVE_EVENT, params):
+            found += _order_keys(order_id, customer_id, customer_ref)
         if set(found) <= _held(session):
             return
         lock(session, found)

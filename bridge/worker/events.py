@@ -1,9 +1,17 @@
-"""The ``process_event`` job: parse a stored webhook (by its provider) and apply it to the ledger."""
+"""The ``process_event`` job: parse a stored webhook (by its provider) and apply it to the ledger.
+
+One job at a time (``ProcessEvent.__call__``), or a claim of several in one transaction
+(bridge/worker/batch.py): ``prepare`` reads all their stored events in one statement and expands
+thin ones (a provider fetch) before that transaction opens, ``apply`` applies one of them in it.
+"""
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+from typing import Optional, Union
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import Ignored
@@ -13,36 +21,100 @@ from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.holds import AmountHeld
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
-from bridge.logs import push_context
+from bridge.logs import pop_context, push_context
 from bridge.providers.outcomes import PermanentProviderError
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
 from bridge.worker.errors import permanent_reason, printable
+from bridge.worker.outcomes import Reschedule
 from bridge.worker.queue import ClaimedJob
-from bridge.worker.runner import Reschedule
 
 log = logging.getLogger("bridge.worker.events")
 
-def process_event(rt: Runtime, job: ClaimedJob, session: Session, *, effects: LedgerEffects) -> None:
-    with rt.reads() as s:
-        stored = s.get(WebhookEvent, int(job.ref_id))
-        if stored is None:
-            raise LookupError(f"webhook event {job.ref_id} not found")
-        provider_name, body = stored.provider, stored.body
-        # For this job's records (a thin event's fetch too); the runner undoes it.
-        push_context(event_id=stored.provider_event_id)
-    provider = rt.providers[provider_name]
-    failure = None
+
+@dataclass
+class Loaded:
+    """A stored event read and expanded, ready to apply (``failure``: a payload that cannot be)."""
+    stored: WebhookEvent
+    payload: Optional[dict]
+    failure: Optional[PayloadError]
+
+
+class ProcessEvent:
+    """The handler of ``process_event`` jobs, given the services' effects the ledger calls back."""
+
+    # For the batch runner: when ``apply`` raises, it has written nothing (what it writes before
+    # its outcome is known is in its own savepoint, below), so it needs no savepoint around it.
+    rolls_back_on_error = True
+
+    def __init__(self, effects: LedgerEffects):
+        self.effects = effects
+
+    def __call__(self, rt: Runtime, job: ClaimedJob, session: Session) -> Optional[Reschedule]:
+        with rt.reads() as s:
+            stored = s.get(WebhookEvent, int(job.ref_id))
+            if stored is None:
+                raise LookupError(f"webhook event {job.ref_id} not found")
+            # For this job's records (a thin event's fetch too); the runner undoes it.
+            push_context(event_id=stored.provider_event_id)
+        return _apply(rt, self.effects, session, _expand(rt, stored))
+
+    def prepare(self, rt: Runtime, jobs: list[ClaimedJob], session: Session) -> dict[int, Union[Loaded, Exception]]:
+        """Each job's event, read (one SELECT, in a read-only transaction of ``session`` that
+        ends here) and expanded outside any transaction; or the exception its run must fail
+        with (a missing event, a provider's fetch that failed: retried with backoff)."""
+        out: dict[int, Union[Loaded, Exception]] = {}
+        ids = {}
+        for job in jobs:
+            try:
+                ids[job.id] = int(job.ref_id)
+            except ValueError as err:
+                out[job.id] = err
+        with session.begin():
+            session.connection(execution_options={"bridge_read_only": True})  # never the write lock
+            rows = session.execute(select(WebhookEvent).where(WebhookEvent.id.in_(set(ids.values())))).scalars()
+            by_id = {row.id: row for row in rows}
+        session.expunge_all()  # detached, as one read by its own session would be
+        for job_id, event_pk in ids.items():
+            stored = by_id.get(event_pk)
+            if stored is None:
+                out[job_id] = LookupError(f"webhook event {event_pk} not found")
+                continue
+            token = push_context(job_id=job_id, event_id=stored.provider_event_id)
+            try:
+                out[job_id] = _expand(rt, stored)
+            except Exception as err:  # noqa: BLE001 - the job's run raises it, as one run would
+                out[job_id] = err
+            finally:
+                pop_context(token)
+        return out
+
+    def apply(self, rt: Runtime, job: ClaimedJob, session: Session,
+              prepared: Union[Loaded, Exception]) -> Optional[Reschedule]:
+        """The job's event, prepared by ``prepare``, applied in ``session``'s transaction."""
+        if isinstance(prepared, Exception):
+            raise prepared
+        push_context(event_id=prepared.stored.provider_event_id)  # undone by the runner
+        return _apply(rt, self.effects, session, prepared)
+
+
+def _expand(rt: Runtime, stored: WebhookEvent) -> Loaded:
+    """Outside any transaction: a thin event's object is fetched here (a provider error fails
+    the job, which is retried with backoff)."""
+    provider = rt.providers[stored.provider]
     try:
-        # Outside the transaction: a thin event's object is fetched here (a provider error
-        # fails the job, which is retried with backoff).
-        payload = provider.expand(json.loads(body))
+        return Loaded(stored, provider.expand(json.loads(stored.body)), None)
     except PayloadError as err:
-        failure, payload = err, None
+        return Loaded(stored, None, err)
     except PermanentProviderError as err:
         if err.http_status != 404:  # a key or configuration problem: retried, never dropped
             raise
-        failure, payload = PayloadError("related_object", f"not found at the provider: {err.code}"), None
+        return Loaded(stored, None, PayloadError("related_object", f"not found at the provider: {err.code}"))
+
+
+def _apply(rt: Runtime, effects: LedgerEffects, session: Session, loaded: Loaded) -> Optional[Reschedule]:
+    stored, payload, failure = loaded.stored, loaded.payload, loaded.failure
+    provider = rt.providers[stored.provider]
     # The row just read, not read again: only this job's holder writes an event's outcome.
     event = session.merge(stored, load=False)
     now = rt.clock()

@@ -9,7 +9,7 @@ from bridge.ledger.inbox import PROCESS_EVENT
 from bridge.services import refund_requests
 from bridge.services.effects import ServiceEffects
 from bridge.services.notices import DELIVER_NOTICE
-from bridge.worker.events import process_event
+from bridge.worker.events import ProcessEvent
 from bridge.worker.notices import deliver_notice
 from bridge.worker.payments import fetch_payment
 from bridge.worker.payouts import itemize_payout
@@ -20,7 +20,7 @@ def all_handlers(rt) -> dict:
     """Every job kind's handler for this runtime: one ``ServiceEffects`` shared by all."""
     effects = ServiceEffects.of(rt)
     return {
-        PROCESS_EVENT: partial(process_event, effects=effects),
+        PROCESS_EVENT: ProcessEvent(effects),  # batches too: bridge/worker/batch.py
         refund_requests.EXECUTE_REFUND: execute_refund,
         CONFIRM_REFUND: partial(confirm_refund, effects=effects),
         FETCH_FEE: fetch_fee,

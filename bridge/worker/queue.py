@@ -49,11 +49,25 @@ UPDATE jobs SET locked_until = :until
 WHERE id = :id AND lease_token = :token AND state = 'running'
 """)
 
-# Every job of one claim shares its lease token: one statement extends them all.
+# Every job of one claim shares its lease token: one statement extends them all. On PostgreSQL
+# it skips the rows a batch transaction of the same claim is writing (they are being renewed or
+# finished there): waiting for them while holding others could close a cycle with that batch.
 _HEARTBEAT_CLAIM = text("""
 UPDATE jobs SET locked_until = :until
 WHERE lease_token = :token AND state = 'running'
 """)
+
+_HEARTBEAT_CLAIM_PG = text("""
+UPDATE jobs SET locked_until = :until
+WHERE id IN (SELECT id FROM jobs WHERE lease_token = :token AND state = 'running' FOR UPDATE SKIP LOCKED)
+""")
+
+# Inside a batch's transaction: extend the lease of its jobs, and say which are still ours.
+_RENEW = text("""
+UPDATE jobs SET locked_until = :until
+WHERE id IN :ids AND lease_token = :token AND state = 'running'
+RETURNING id
+""").bindparams(bindparam("ids", expanding=True))
 
 # Give back claimed jobs that were not started (as if never claimed: the attempt is returned).
 _RELEASE = text("""
@@ -72,6 +86,13 @@ UPDATE jobs SET state = :state, finished_at = :now, lease_token = NULL, locked_u
        last_error = :error
 WHERE id = :id AND lease_token = :token AND state = 'running'
 """)
+
+# The done jobs of a batch, fenced like _FINISH: one statement for all of them.
+_FINISH_MANY = text("""
+UPDATE jobs SET state = 'done', finished_at = :now, lease_token = NULL, locked_until = NULL,
+       last_error = NULL
+WHERE id IN :ids AND lease_token = :token AND state = 'running'
+""").bindparams(bindparam("ids", expanding=True))
 
 _RETRY = text("""
 UPDATE jobs SET state = 'ready', run_at = :run_at, lease_token = NULL, locked_until = NULL,
@@ -110,6 +131,13 @@ def _read(when: When) -> datetime:
     return when() if callable(when) else when
 
 
+def _one_token(jobs: list[ClaimedJob]) -> str:
+    token = jobs[0].lease_token
+    if any(j.lease_token != token for j in jobs):
+        raise ValueError("jobs of different claims")
+    return token
+
+
 class Queue:
     def __init__(self, engine: Engine, lease_seconds: float, backoff_base: float,
                  backoff_max: float):
@@ -141,10 +169,21 @@ class Queue:
 
     def heartbeat_claim(self, token: str, when: When) -> int:
         """Extend the lease of every job of one claim still running; how many were extended."""
+        sql = _HEARTBEAT_CLAIM_PG if self.dialect == "postgresql" else _HEARTBEAT_CLAIM
         with self.engine.begin() as conn:
             now = _read(when)
-            return conn.execute(_HEARTBEAT_CLAIM, {"until": _t(now + self.lease, self.dialect),
-                                                   "token": token}).rowcount
+            return conn.execute(sql, {"until": _t(now + self.lease, self.dialect), "token": token}).rowcount
+
+    def renew(self, conn: Connection, jobs: list[ClaimedJob], when: When) -> set[int]:
+        """Inside the caller's transaction: extend the lease of these jobs of one claim; the
+        ids of those still ours (on PostgreSQL they stay locked until the transaction ends, so
+        no other worker can claim them meanwhile)."""
+        if not jobs:
+            return set()
+        now = _read(when)
+        rows = conn.execute(_RENEW, {"until": _t(now + self.lease, self.dialect), "ids": [j.id for j in jobs],
+                                     "token": _one_token(jobs)})
+        return {r.id for r in rows}
 
     def release(self, jobs: list[ClaimedJob]) -> None:
         """Give back claimed jobs this worker will not start (it is stopping)."""
@@ -173,6 +212,16 @@ class Queue:
         if res.rowcount != 1:
             raise StaleLease(f"job {job.id} lease lost")
 
+    def finish_done(self, conn: Connection, jobs: list[ClaimedJob], now: datetime) -> None:
+        """``finish`` (state done) for several jobs of one claim in one statement; raises
+        ``StaleLease`` unless every one of them is still ours."""
+        if not jobs:
+            return
+        res = conn.execute(_FINISH_MANY, {"now": _t(now, self.dialect), "ids": [j.id for j in jobs],
+                                          "token": _one_token(jobs)})
+        if res.rowcount != len(jobs):
+            raise StaleLease(f"{len(jobs) - res.rowcount} of jobs {[j.id for j in jobs]} lost their lease")
+
     def backoff(self, attempts: int) -> float:
         # Full exponential step, then jitter down to half of it so retries spread out.
         step = min(self.backoff_max, self.backoff_base * (2 ** max(0, attempts - 1)))
@@ -200,8 +249,12 @@ class Queue:
         """Run again later without spending an attempt (waiting is not failing: a refund
         waiting for its provider confirmation, a notice waiting for the receiver)."""
         with self.engine.begin() as conn:
-            res = conn.execute(_RETRY, {"run_at": _t(now + timedelta(seconds=delay), self.dialect),
-                                        "error": note[:2000], "id": job.id,
-                                        "token": job.lease_token, "refund_attempt": 1})
-            if res.rowcount != 1:
-                raise StaleLease(f"job {job.id} lease lost")
+            self.postpone_in(conn, job, now, delay, note)
+
+    def postpone_in(self, conn: Connection, job: ClaimedJob, now: datetime, delay: float, note: str) -> None:
+        """``postpone`` inside the caller's transaction (fenced like ``finish``)."""
+        res = conn.execute(_RETRY, {"run_at": _t(now + timedelta(seconds=delay), self.dialect),
+                                    "error": note[:2000], "id": job.id,
+                                    "token": job.lease_token, "refund_attempt": 1})
+        if res.rowcount != 1:
+            raise StaleLease(f"job {job.id} lease lost")

@@ -2,7 +2,8 @@
 
 A handler gets an open session; the runner fences the job's completion into the same
 transaction, so the handler's database effects commit if and only if this worker still held
-the lease. Handlers that call a provider commit their earlier phases themselves.
+the lease. Handlers that call a provider commit their earlier phases themselves. A claim of
+several quick jobs runs in one transaction (bridge/worker/batch.py).
 """
 from __future__ import annotations
 
@@ -18,28 +19,13 @@ from sqlalchemy.orm import Session
 
 from bridge.logs import pop_context, push_context
 from bridge.runtime import Runtime
-from bridge.worker.queue import ClaimedJob, Queue, StaleLease
+from bridge.worker import batch
+from bridge.worker.outcomes import Postpone, Reschedule  # noqa: F401 - handlers import them from here
+from bridge.worker.queue import BATCHABLE, ClaimedJob, Queue, StaleLease
 
 log = logging.getLogger("bridge.worker")
 
 Handler = Callable[[Runtime, ClaimedJob, Session], Optional[object]]
-
-
-class Postpone(Exception):
-    """Run the job again after ``delay`` seconds without spending an attempt."""
-
-    def __init__(self, delay: float, note: str):
-        super().__init__(note)
-        self.delay = delay
-        self.note = note
-
-
-class Reschedule:
-    """Returned by a handler whose work so far must be kept (committed) but which must run
-    again later, counting an attempt: e.g. an event parked until what it refers to arrives."""
-
-    def __init__(self, note: str):
-        self.note = note
 
 
 class Worker:
@@ -58,37 +44,58 @@ class Worker:
     # -- one step -------------------------------------------------------------------------
     def run_once(self, limit: int = 1) -> bool:
         """Claim up to ``limit`` jobs in one round trip (several only of the quick kinds, see
-        ``queue.BATCHABLE``) and run them one after the other; False when there was nothing
-        to do. A worker told to stop gives back the jobs it has not started."""
+        ``queue.BATCHABLE``, then run in one transaction: batch.py) and run them; False when
+        there was nothing to do. A worker told to stop gives back the jobs it has not started."""
+        return self._claim_and_run(limit) > 0
+
+    def _claim_and_run(self, limit: int) -> int:
+        """``run_once``; how many jobs were claimed."""
         jobs = self.queue.claim(self.worker_id, self.rt.clock, limit=limit)
         if not jobs:
-            return False
+            return 0
         fresh = time.monotonic()  # when the leases of the rest of the claim were last set
         with self._lock:
             self._held = list(jobs)
         try:
-            for i, job in enumerate(jobs):
-                if i and self._stop is not None and self._stop.is_set():
-                    self._safely(lambda: self.queue.release(jobs[i:]))
-                    break
-                if i and time.monotonic() - fresh > 0.1 * self.rt.settings.lease_seconds:
-                    # The job waited for its turn: start it only with its lease renewed (so a run
-                    # always begins with a whole lease, as an unbatched claim does), and not at
-                    # all if the heartbeats fell behind and another worker has it now.
-                    renewed = self._safely(lambda: self.queue.heartbeat_claim(job.lease_token, self.rt.clock))
-                    if renewed == len(jobs) - i:
-                        fresh = time.monotonic()
-                    elif not self._safely(lambda: self.queue.heartbeat(job, self.rt.clock)):
-                        log.info("job %s (%s %s): lease lost before its turn; left to its new holder",
-                                 job.id, job.kind, job.ref_id)
-                        continue
-                self._run(job)
-                with self._lock:
-                    self._held = jobs[i + 1:]
+            if len(jobs) > 1 and jobs[0].kind in BATCHABLE and jobs[0].kind in self.handlers:
+                batch.run(self, jobs, fresh)
+            else:
+                self._run_one_by_one(jobs, fresh)
         finally:
             with self._lock:
                 self._held = []
-        return True
+        return len(jobs)
+
+    def _run_one_by_one(self, jobs: list[ClaimedJob], fresh: float) -> None:
+        """Each job of one claim in its own transaction, in order."""
+        for i, job in enumerate(jobs):
+            if i and self.stopping():
+                self._safely(lambda: self.queue.release(jobs[i:]))
+                break
+            if i and time.monotonic() - fresh > 0.1 * self.rt.settings.lease_seconds:
+                # The job waited for its turn: start it only with its lease renewed (so a run
+                # always begins with a whole lease, as an unbatched claim does), and not at
+                # all if the heartbeats fell behind and another worker has it now.
+                renewed = self._safely(lambda: self.queue.heartbeat_claim(job.lease_token, self.rt.clock))
+                if renewed == len(jobs) - i:
+                    fresh = time.monotonic()
+                elif not self._safely(lambda: self.queue.heartbeat(job, self.rt.clock)):
+                    log.info("job %s (%s %s): lease lost before its turn; left to its new holder",
+                             job.id, job.kind, job.ref_id)
+                    continue
+            self._run(job)
+            with self._lock:
+                self._held = jobs[i + 1:]
+
+    def stopping(self) -> bool:
+        """Whether this worker was told to stop (``run_forever``'s event)."""
+        return self._stop is not None and self._stop.is_set()
+
+    def _forget(self, jobs: list[ClaimedJob]) -> None:
+        """These jobs of the claim are finished (or not ours): no more heartbeats for them."""
+        ids = {j.id for j in jobs}
+        with self._lock:
+            self._held = [j for j in self._held if j.id not in ids]
 
     def _run(self, job: ClaimedJob) -> None:
         started = time.perf_counter()
@@ -190,12 +197,12 @@ class Worker:
                               name="bridge-heartbeat")
         hb.start()
         poll = self.rt.settings.worker_poll_seconds
-        batch = self.rt.settings.worker_batch or (8 if self.queue.dialect == "postgresql" else 1)
+        size = self.batch_size()
         self._stop = stop
         log.info("worker %s started", self.worker_id)
         while not stop.is_set():
             try:
-                busy = self.run_once(batch)
+                busy = self.run_once(size)
             except DBAPIError as err:
                 log.warning("worker cannot reach the database (%s); retrying", type(err.orig).__name__)
                 busy = False
@@ -204,10 +211,19 @@ class Worker:
                 stop.wait(poll)
         log.info("worker %s stopped", self.worker_id)
 
-    def drain(self, max_seconds: float = 30.0) -> int:
-        """Run jobs until none is ready (tests and the demo). Returns how many ran."""
+    def batch_size(self) -> int:
+        """How many jobs ``run_forever`` claims at once (BRIDGE_WORKER_BATCH, else 8: measured
+        in bench/README.md, a batch of 8 costs a quarter less CPU per event on SQLite too)."""
+        return self.rt.settings.worker_batch or 8
+
+    def drain(self, max_seconds: float = 30.0, limit: int = 1) -> int:
+        """Run jobs until none is ready (tests, the demo, the bench's in-order reference); by
+        default one per claim and transaction. Returns how many were claimed."""
         n = 0
         deadline = time.monotonic() + max_seconds
-        while time.monotonic() < deadline and self.run_once():
-            n += 1
+        while time.monotonic() < deadline:
+            claimed = self._claim_and_run(limit)
+            if not claimed:
+                break
+            n += claimed
         return n

@@ -14,7 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bridge.domain.events import DisputeUpdated, ParsedEvent, PaymentSucceeded, RefundUpdated
 from bridge.ledger.apply import apply_parsed
-from bridge.ledger.locks import lock_order, lock_payment, lock_refund_request
+from bridge.ledger.locks import LockBusy, _rows, lock, lock_order, lock_payment, lock_refund_request, no_wait
 from bridge.ledger.models import Order, Payment, RefundRequest
 from bridge.services.effects import ServiceEffects
 
@@ -174,6 +174,42 @@ def test_keys_and_ids_reach_postgresql_as_sent(runtime, db_url):
     with runtime.sessions.begin() as s:
         assert list(s.execute(text("SELECT unnest(CAST(:a AS TEXT[]))"), {"a": _array(ids)}).scalars()) == ids
         assert list(s.execute(text("SELECT unnest(CAST(:a AS BIGINT[]))"), {"a": _array(keys)}).scalars()) == keys
+        # and on the driver's connection, as lock() and the look-ups send them
+        assert [r[0] for r in _rows(s, "SELECT unnest(CAST(%(a)s AS TEXT[]))", {"a": _array(ids)})] == ids
+
+
+def test_no_wait_mode_fails_on_a_busy_key_and_a_rolled_back_savepoint_gives_its_keys_back(runtime, db_url):
+    """What a worker's batch (bridge/worker/batch.py) relies on: in no-wait mode ``lock`` raises
+    ``LockBusy`` at once for a key another transaction holds, and PostgreSQL releases the keys
+    taken in a savepoint when it is rolled back, while the transaction goes on."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has no keyed locks")
+    rt = runtime
+    holder, other = rt.sessions(), rt.sessions()
+    holder.begin()
+    other.begin()
+    try:
+        lock(holder, ["order:kept"])
+        savepoint = holder.begin_nested()
+        lock(holder, ["order:given_back", "customer:given_back"])
+        no_wait(other, True)
+        with pytest.raises(LockBusy):
+            lock(other, ["order:given_back"])
+        savepoint.rollback()
+        lock(other, ["order:given_back", "customer:given_back"])  # free again: no LockBusy, no wait
+        with pytest.raises(LockBusy) as busy:
+            lock(other, ["order:kept", "customer:free"])
+        assert busy.value.keys == ["order:kept", "customer:free"]
+        assert _rows(holder, "SELECT 1", {}) == [(1,)]  # the holder's transaction is still usable
+        no_wait(other, False)
+        waited = _in_thread(lambda: lock(other, ["order:kept"]))
+        assert not waited.wait(0.3), "a waiting lock did not wait"
+    finally:
+        holder.commit()
+        holder.close()
+    assert waited.wait(10) and not waited.errors, waited.errors
+    other.rollback()
+    other.close()
 
 
 

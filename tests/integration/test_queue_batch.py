@@ -1,16 +1,32 @@
 """Claiming several jobs per round trip: only quick kinds are taken together, the rest of a
 claim keeps its lease by heartbeat while it waits, and a stopping worker gives back what it has
-not started."""
+not started. A claim of events runs in one transaction (bridge/worker/batch.py) with the
+outcomes each would have alone: a failing or parked event is rescheduled, a lost lease rolls
+the batch back, and on PostgreSQL an event whose keys are busy starts the next transaction."""
+import json
+import logging
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
+import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 
-from bridge.ledger.inbox import PROCESS_EVENT
-from bridge.ledger.models import Job
+from bridge.ledger.inbox import PROCESS_EVENT, Delivery
+from bridge.ledger.jobs import enqueue
+from bridge.ledger.locks import lock
+from bridge.ledger.models import Job, Payment, WebhookEvent
+from bridge.worker import batch
+from bridge.worker import events as events_module
+from bridge.worker.events import ProcessEvent
+from bridge.worker.handlers import all_handlers
 from bridge.worker.runner import Worker
+from tests.fixtures import stripe_payloads as sp
 from tests.integration.test_queue import add_jobs, jobs, queue
+
+T0 = sp.DEFAULT_TIME
+FAR = datetime(2999, 1, 1, tzinfo=timezone.utc)
 
 
 def _state(rt):
@@ -108,3 +124,267 @@ def test_a_job_that_lost_its_lease_while_waiting_in_a_claim_is_not_started(runti
     by_id = {j.id: j for j in jobs(runtime)}
     assert by_id[ids[1]].state == "running" and by_id[ids[1]].lease_token == "theirs"
     assert by_id[ids[2]].state == "done"
+
+
+# -- a claim of events applied in one transaction (bridge/worker/batch.py) ----------------------
+
+def _charge(n: int) -> dict:
+    return sp.charge_succeeded(event_id=f"evt_batch_{n}", charge_id=f"ch_batch_{n}", amount=4900,
+                               metadata={"order_id": f"ord_batch_{n}"}, customer=f"cus_batch_{n}",
+                               created=T0, balance_transaction=sp.balance_transaction(
+                                   bt_id=f"txn_batch_{n}", amount=4900, fee=172, created=T0))
+
+
+def _refund_of_unknown_charge() -> dict:
+    return sp.charge_refunded(event_id="evt_batch_refund", charge_id="ch_batch_never_seen", charge_created=T0,
+                              refunds=[{"refund_id": "re_batch_1", "amount": 1000, "status": "succeeded"}])
+
+
+def _store(rt, *docs: dict) -> None:
+    now = rt.clock()
+    for doc in docs:
+        assert rt.inbox.store(Delivery("stripe", doc["id"], doc["type"], json.dumps(doc).encode(), {}, now), now)
+
+
+def _events(rt) -> dict:
+    with rt.reads() as s:
+        return {e.provider_event_id: e.status for e in s.execute(select(WebhookEvent)).scalars()}
+
+
+def _event_jobs(rt) -> dict:
+    """provider event id -> its process_event job"""
+    with rt.reads() as s:
+        ids = {str(e.id): e.provider_event_id for e in s.execute(select(WebhookEvent)).scalars()}
+    return {ids[j.ref_id]: j for j in jobs(rt) if j.kind == PROCESS_EVENT}
+
+
+def _charges(rt) -> set:
+    with rt.reads() as s:
+        return set(s.execute(select(Payment.charge_id)).scalars())
+
+
+class _Transactions:
+    """Counts what the engine's connections begin and commit while it is installed."""
+
+    def __init__(self, engine):
+        self.begins: list[str] = []
+        self.commits = 0
+        self._engine = engine
+        sa_event.listen(engine, "before_cursor_execute", self._statement)
+        sa_event.listen(engine, "commit", self._commit)
+
+    def _statement(self, conn, cursor, statement, *args):
+        if statement.startswith("BEGIN"):
+            self.begins.append(statement)
+
+    def _commit(self, conn):
+        self.commits += 1
+
+    def remove(self):
+        sa_event.remove(self._engine, "before_cursor_execute", self._statement)
+        sa_event.remove(self._engine, "commit", self._commit)
+
+
+def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker):
+    _store(runtime, *(_charge(n) for n in range(4)))
+    seen = _Transactions(runtime.engine)
+    try:
+        assert worker.run_once(limit=8)
+    finally:
+        seen.remove()
+    assert _events(runtime) == {f"evt_batch_{n}": "processed" for n in range(4)}
+    assert all(j.state == "done" and j.attempts == 1 for j in _event_jobs(runtime).values())
+    assert _charges(runtime) == {f"ch_batch_{n}" for n in range(4)}
+    # The claim, the read of the four events, the batch: not a read and a commit per event.
+    assert seen.commits == 3
+    if runtime.engine.dialect.name == "sqlite":
+        # The read takes no write lock (the web intake does not wait for it).
+        assert seen.begins == ["BEGIN IMMEDIATE", "BEGIN", "BEGIN IMMEDIATE"]
+
+
+def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monkeypatch):
+    _store(runtime, _charge(0), _charge(1), _charge(2))
+    real = events_module.apply_parsed
+
+    def apply_then_fail(effects, session, parsed, now):
+        touched = real(effects, session, parsed, now)  # its effects are written, then undone
+        if parsed.provider_event_id == "evt_batch_1":
+            raise RuntimeError("a bug in the middle")
+        return touched
+
+    monkeypatch.setattr(events_module, "apply_parsed", apply_then_fail)
+    seen = _Transactions(runtime.engine)
+    try:
+        assert worker.run_once(limit=8)
+    finally:
+        seen.remove()
+    assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_1": "received", "evt_batch_2": "processed"}
+    assert _charges(runtime) == {"ch_batch_0", "ch_batch_2"}
+    by_event = _event_jobs(runtime)
+    assert by_event["evt_batch_0"].state == by_event["evt_batch_2"].state == "done"
+    failed = by_event["evt_batch_1"]
+    assert (failed.state, failed.attempts, failed.lease_token) == ("ready", 1, None)
+    assert "RuntimeError: a bug in the middle" in failed.last_error
+    assert failed.run_at > by_event["evt_batch_0"].finished_at  # with backoff
+    assert seen.commits == 3  # its retry was written in the batch's transaction
+    monkeypatch.setattr(events_module, "apply_parsed", real)
+    time.sleep(runtime.settings.job_backoff_max_seconds)
+    worker.drain()
+    assert _events(runtime)["evt_batch_1"] == "processed"
+
+
+def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime, worker):
+    _store(runtime, _charge(0), _refund_of_unknown_charge(), _charge(1))
+    seen = _Transactions(runtime.engine)
+    try:
+        assert worker.run_once(limit=8)
+    finally:
+        seen.remove()
+    assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_refund": "parked", "evt_batch_1": "processed"}
+    by_event = _event_jobs(runtime)
+    parked = by_event["evt_batch_refund"]
+    assert (parked.state, parked.attempts) == ("ready", 1)  # the attempt counts
+    assert parked.last_error.startswith("parked:")
+    assert parked.run_at > by_event["evt_batch_0"].finished_at
+    assert by_event["evt_batch_0"].state == by_event["evt_batch_1"].state == "done"
+    assert seen.commits == 3
+
+
+def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runtime, caplog):
+    _store(runtime, _charge(0), _charge(1), _charge(2))
+    ids = {e: j.id for e, j in _event_jobs(runtime).items()}
+    handlers = all_handlers(runtime)
+
+    class Stolen(ProcessEvent):
+        """After the batch has read its events, another worker takes the second one's job
+        (its lease had run out): the batch finds out only at its fenced finish."""
+
+        def prepare(self, rt, claimed, session):
+            out = super().prepare(rt, claimed, session)
+            with rt.engine.begin() as conn:
+                conn.execute(text("UPDATE jobs SET lease_token = 'theirs', locked_by = 'other' WHERE id = :id"),
+                             {"id": ids["evt_batch_1"]})
+            return out
+
+    handlers[PROCESS_EVENT] = Stolen(handlers[PROCESS_EVENT].effects)
+    caplog.set_level(logging.INFO, logger="bridge.worker")
+    assert Worker(runtime, handlers, "w").run_once(limit=8)
+    assert any("rolled back (a lease was lost); running them one at a time" in r.getMessage() for r in caplog.records)
+    assert any("lease lost, effects rolled back" in r.getMessage() for r in caplog.records)
+    # The stolen job's effects never commit; the other two commit once, each alone.
+    assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_1": "received", "evt_batch_2": "processed"}
+    assert _charges(runtime) == {"ch_batch_0", "ch_batch_2"}
+    by_event = _event_jobs(runtime)
+    assert (by_event["evt_batch_1"].state, by_event["evt_batch_1"].lease_token) == ("running", "theirs")
+    assert by_event["evt_batch_0"].state == by_event["evt_batch_2"].state == "done"
+    assert by_event["evt_batch_0"].attempts == by_event["evt_batch_2"].attempts == 1
+
+
+def test_a_batch_transaction_ends_at_its_time_budget(runtime, worker, monkeypatch):
+    monkeypatch.setattr(batch, "BUDGET_SECONDS", 0.0)  # every job past the first starts a new one
+    _store(runtime, *(_charge(n) for n in range(3)))
+    seen = _Transactions(runtime.engine)
+    try:
+        assert worker.run_once(limit=8)
+    finally:
+        seen.remove()
+    assert _events(runtime) == {f"evt_batch_{n}": "processed" for n in range(3)}
+    assert seen.commits == 2 + 3
+
+
+# -- locks in a batch (PostgreSQL): later events try their keys, and never wait --------------------
+
+def _pg_only(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer and no keyed locks")
+
+
+def test_an_event_whose_keys_are_busy_starts_the_next_transaction(runtime, worker, db_url, caplog):
+    _pg_only(db_url)
+    _store(runtime, _charge(0), _charge(1), _charge(2))
+    holder = runtime.sessions()
+    holder.begin()
+    lock(holder, ["payment:stripe:ch_batch_1"])  # someone else's transaction about the second payment
+    caplog.set_level(logging.DEBUG, logger="bridge.worker")
+    done = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            worker.run_once(limit=8)
+        except BaseException as err:  # noqa: BLE001 - asserted below
+            errors.append(err)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 10
+        while _events(runtime).get("evt_batch_0") != "processed" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # The first event committed without waiting for the busy second one, which now waits
+        # (first in its own transaction) for the holder.
+        assert _events(runtime)["evt_batch_0"] == "processed"
+        assert not done.wait(0.3)
+        assert _events(runtime)["evt_batch_1"] == "received"
+    finally:
+        holder.commit()
+        holder.close()
+    assert done.wait(10) and not errors, errors
+    assert _events(runtime) == {f"evt_batch_{n}": "processed" for n in range(3)}
+    assert all(j.state == "done" and j.attempts == 1 for j in _event_jobs(runtime).values())
+    assert any("its locks are busy" in r.getMessage() for r in caplog.records)
+
+
+def test_two_batches_that_would_lock_each_other_both_finish(runtime, db_url, caplog):
+    """Worker A's batch is [X, Y], B's is [Y, X], each job locking its key: with both first
+    jobs done (a barrier), each batch's second job needs the key the other holds. Waiting, they
+    would deadlock; trying, one or both commit their first job and run the second anew."""
+    _pg_only(db_url)
+    keys = ["X", "Y", "Y", "X"]
+    add_jobs(runtime, 0)
+    now = runtime.clock()
+    with runtime.sessions.begin() as s:
+        for k in keys:
+            enqueue(s, PROCESS_EVENT, k, now)
+    ids = [j.id for j in jobs(runtime)]
+    first = {ids[0], ids[2]}
+    barrier = threading.Barrier(2, timeout=10)
+    ran = []
+
+    def handler(rt, job, session):
+        ran.append(job.id)
+        lock(session, [f"order:batch_{job.ref_id}"])
+        enqueue(session, "marker", str(job.id), rt.clock(), run_at=FAR)  # this run's effect
+        if job.id in first:
+            first.discard(job.id)
+            barrier.wait()
+
+    caplog.set_level(logging.DEBUG, logger="bridge.worker")
+    a = Worker(runtime, {PROCESS_EVENT: handler}, "a")
+    b = Worker(runtime, {PROCESS_EVENT: handler}, "b")
+    errors = []
+
+    def run(w):
+        try:
+            w.run_once(limit=2)
+        except BaseException as err:  # noqa: BLE001 - asserted below
+            errors.append(err)
+
+    ta = threading.Thread(target=run, args=(a,), daemon=True)
+    ta.start()
+    deadline = time.monotonic() + 10
+    while sum(j.state == "running" for j in jobs(runtime)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tb = threading.Thread(target=run, args=(b,), daemon=True)
+    tb.start()
+    ta.join(20)
+    tb.join(20)
+    assert not errors, errors
+    assert not any("rolled back" in r.getMessage() or "database error" in r.getMessage() for r in caplog.records)
+    assert any("its locks are busy" in r.getMessage() for r in caplog.records)
+    states = {j.id: (j.state, j.attempts) for j in jobs(runtime) if j.kind == PROCESS_EVENT}
+    assert states == {i: ("done", 1) for i in ids}
+    markers = sorted(int(j.ref_id) for j in jobs(runtime) if j.kind == "marker")
+    assert markers == sorted(ids)  # each job's effect committed once, the rolled-back tries' never
+    assert len(ran) > len(ids)  # at least one second job was tried, rolled back, and run again

@@ -39,8 +39,15 @@ def main():
         def run(rt, job, session):
             write("start", job.id)
             # "commit" is written only if the runner's transaction (the job's effects and its
-            # fenced completion) really committed; a run whose lease was lost rolls back.
-            event.listen(session, "after_commit", lambda s: write("commit", job.id))
+            # fenced completion) really committed; a run whose lease was lost rolls back. The
+            # hook fires for savepoints too (a batch runs each job in one) and for every later
+            # transaction of the session (a batch may take several): only this run's root counts.
+            root = session.get_transaction()
+
+            def committed(s):
+                if s.get_transaction() is root and not s.in_nested_transaction():
+                    write("commit", job.id)
+            event.listen(session, "after_commit", committed)
             handler(rt, job, session)
             time.sleep(delay)
             session.flush()

@@ -1,0 +1,222 @@
+"""Running a claim of several quick jobs (``queue.BATCHABLE``) in one transaction.
+
+One job per transaction costs, besides its work, a BEGIN, the fenced finish and a COMMIT (an
+fsync) each. A batch shares them: each job runs in a savepoint of one transaction, the done
+ones are finished by one fenced statement, and one COMMIT ends it. A handler with ``prepare``
+(``ProcessEvent``) first reads what all the jobs need in one statement and does their provider
+fetches, before the transaction opens: no transaction is held over HTTP.
+
+Outcomes are the same as one job at a time (runner.py): a job whose handler raises is rolled
+back to its savepoint and rescheduled with backoff in the same transaction, a ``Postpone`` or
+``Reschedule`` likewise, the others commit. A lost lease (``StaleLease``) or a database error
+rolls the whole transaction back, and its jobs then run one at a time as they would unbatched.
+
+Locks: on PostgreSQL the keyed locks (bridge/ledger/locks.py) of every job add up until the
+COMMIT. Only the first job of a transaction may wait for its keys; the later ones only try, and
+one whose keys are busy is rolled back to its savepoint, what is done commits, and it starts a
+new transaction, first (so two workers' batches never wait for each other in a cycle).
+On SQLite the transaction holds the one write lock throughout: it ends after the job that
+passes ``BUDGET_SECONDS``, so the web intake never waits long behind a worker.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+from sqlalchemy.exc import DBAPIError, PendingRollbackError
+from sqlalchemy.orm import Session
+
+from bridge.ledger.locks import LockBusy, no_wait
+from bridge.logs import pop_context, push_context
+from bridge.worker.outcomes import Postpone, Reschedule
+from bridge.worker.queue import ClaimedJob, StaleLease
+
+if TYPE_CHECKING:  # the runner imports this module
+    from bridge.worker.runner import Worker
+
+log = logging.getLogger("bridge.worker")
+
+# A transaction takes no further job once it has run this long (SQLite's writer lock, and the
+# locks a PostgreSQL batch holds, are held until its COMMIT).
+BUDGET_SECONDS = 0.04
+
+
+class BatchBroken(Exception):
+    """The batch's transaction cannot go on (a flush outside any savepoint failed)."""
+
+
+@dataclass
+class _Ran:
+    """One job's outcome inside a batch transaction, written by ``_finish`` before the COMMIT."""
+    job: ClaimedJob
+    how: str  # done, reschedule, fail, postpone
+    seconds: float
+    note: str = ""
+    delay: float = 0.0
+    state: str = ""  # after reschedule/fail: ready or dead
+
+
+def run(worker: "Worker", jobs: list[ClaimedJob], fresh: float) -> None:
+    """Run these jobs of one claim (one kind), in as few transactions as the rules above allow.
+    ``fresh``: when their leases were last set (monotonic)."""
+    todo = []
+    for job in jobs:
+        if job.attempts > job.max_attempts:  # re-claimed past its last attempt: finished dead alone
+            worker._run(job)
+            worker._forget([job])
+        else:
+            todo.append(job)
+    if not todo:
+        return
+    handler = worker.handlers[todo[0].kind]
+    session = worker.rt.sessions()
+    try:
+        if hasattr(handler, "prepare"):
+            prepared = handler.prepare(worker.rt, todo, session)
+            apply = handler.apply
+        else:
+            prepared = {}
+            apply = lambda rt, job, s, _prepared: handler(rt, job, s)  # noqa: E731
+        # A handler that says so leaves nothing written when it raises (its writes are in a
+        # savepoint of its own): the runner then spares it one more.
+        own_savepoint = bool(getattr(handler, "rolls_back_on_error", False))
+        first = True
+        while todo:
+            if not first and worker.stopping():
+                worker._safely(lambda: worker.queue.release(todo))
+                break
+            first = False
+            todo, fresh = _transaction(worker, session, apply, todo, prepared, fresh, own_savepoint)
+    finally:
+        session.close()
+
+
+def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list[ClaimedJob],
+                 prepared: dict, fresh: float, own_savepoint: bool) -> tuple[list[ClaimedJob], float]:
+    """One transaction over the head of ``jobs``; returns the jobs left for the next one."""
+    rt, queue = worker.rt, worker.queue
+    ran: list[_Ran] = []
+    rest: list[ClaimedJob] = []
+    lost: list[ClaimedJob] = []
+    started = time.monotonic()
+    # Nothing read by an earlier transaction of this session is trusted in this one.
+    session.expunge_all()
+    try:
+        with session.begin():
+            if started - fresh > 0.1 * rt.settings.lease_seconds:
+                # They waited for their turn: start them only with their lease renewed (as an
+                # unbatched claim would), and not at all if another worker has them now.
+                ours = queue.renew(session.connection(), jobs, rt.clock)
+                fresh = time.monotonic()
+                lost = [j for j in jobs if j.id not in ours]
+                jobs = [j for j in jobs if j.id in ours]
+            for i, job in enumerate(jobs):
+                if i and (worker.stopping() or time.monotonic() - started > BUDGET_SECONDS):
+                    rest = jobs[i:]
+                    break
+                no_wait(session, i > 0)
+                outcome = _run_one(worker, session, apply, job, prepared.get(job.id), may_wait=i == 0,
+                                   own_savepoint=own_savepoint)
+                if outcome is None:  # its keys are busy: first in the next transaction
+                    rest = jobs[i:]
+                    break
+                ran.append(outcome)
+                # The next job reads what it needs afresh, after taking its own locks, as in
+                # a session of its own (an object this one loaded may be stale to it).
+                session.expunge_all()
+            no_wait(session, False)
+            _finish(worker, session, ran)
+    except (StaleLease, DBAPIError, BatchBroken, PendingRollbackError) as err:
+        no_wait(session, False)
+        session.expunge_all()
+        what = (f"database error {type(err.orig).__name__}" if isinstance(err, DBAPIError)
+                else "a lease was lost" if isinstance(err, StaleLease) else str(err))
+        log.warning("batch of %s jobs rolled back (%s); running them one at a time", len(jobs), what)
+        worker._run_one_by_one(jobs, fresh)
+        return [], fresh
+    for job in lost:
+        log.info("job %s (%s %s): lease lost before its turn; left to its new holder", job.id, job.kind, job.ref_id)
+    _report(worker, ran)
+    worker._forget(lost + [r.job for r in ran])
+    return rest, fresh
+
+
+def _run_one(worker: "Worker", session: Session, apply: Callable, job: ClaimedJob, prepared,
+             may_wait: bool, own_savepoint: bool) -> Optional[_Ran]:
+    """One job in a savepoint (its own, or the runner's); None if it must wait for a lock
+    (rolled back)."""
+    rt = worker.rt
+    started = time.perf_counter()
+    token = push_context(job_id=job.id, job_kind=job.kind)
+    try:
+        if own_savepoint:
+            result = apply(rt, job, session, prepared)
+        else:
+            savepoint = session.begin_nested()
+            try:
+                result = apply(rt, job, session, prepared)
+                savepoint.commit()
+            except BaseException:
+                if savepoint.is_active:
+                    savepoint.rollback()
+                raise
+    except LockBusy:
+        if may_wait:  # cannot happen: the first job of a transaction waits
+            raise
+        log.debug("job %s (%s %s): its locks are busy; it starts the next transaction", job.id, job.kind, job.ref_id)
+        return None
+    except Postpone as p:
+        return _Ran(job, "postpone", time.perf_counter() - started, p.note, p.delay)
+    except (StaleLease, DBAPIError):
+        raise
+    except Exception as err:  # a handler bug or a provider failure: retry with backoff
+        msg = f"{type(err).__name__}: {err}"
+        log.warning("job %s (%s %s) failed (attempt %s/%s): %s", job.id, job.kind, job.ref_id,
+                    job.attempts, job.max_attempts, msg)
+        return _Ran(job, "fail", time.perf_counter() - started, msg)
+    finally:
+        pop_context(token)
+    if own_savepoint:
+        try:
+            session.flush()  # its last writes fail here, as this job's, not as the next one's
+        except DBAPIError:
+            raise
+        except Exception as err:  # the transaction is rolled back: the batch cannot go on
+            raise BatchBroken(f"job {job.id}: {type(err).__name__}: {err}") from err
+    if isinstance(result, Reschedule):
+        return _Ran(job, "reschedule", time.perf_counter() - started, result.note)
+    return _Ran(job, "done", time.perf_counter() - started)
+
+
+def _finish(worker: "Worker", session: Session, ran: list[_Ran]) -> None:
+    """Every outcome, fenced by the claim's lease token, in the batch's transaction."""
+    queue, conn, now = worker.queue, session.connection(), worker.rt.clock()
+    queue.finish_done(conn, [r.job for r in ran if r.how == "done"], now)
+    for r in ran:
+        if r.how in ("reschedule", "fail"):
+            r.state = queue.reschedule(conn, r.job, now, r.note)
+        elif r.how == "postpone":
+            queue.postpone_in(conn, r.job, now, r.delay, r.note)
+
+
+_OUTCOME = {"done": "done", "postpone": "postponed"}
+
+
+def _report(worker: "Worker", ran: list[_Ran]) -> None:
+    """After the COMMIT: each job's log line and metric, as one run would give."""
+    for r in ran:
+        job = r.job
+        token = push_context(job_id=job.id, job_kind=job.kind)
+        outcome = _OUTCOME.get(r.how) or ("dead" if r.state == "dead" else
+                                          "rescheduled" if r.how == "reschedule" else "retry")
+        if outcome == "dead":
+            if r.how == "reschedule":
+                log.error("job %s (%s %s) is dead: %s", job.id, job.kind, job.ref_id, r.note)
+            else:
+                log.error("job %s (%s %s) is dead after %s attempts", job.id, job.kind, job.ref_id, job.attempts)
+        elif outcome == "done":
+            log.debug("job %s (%s %s) done", job.id, job.kind, job.ref_id)
+        pop_context(token)
+        worker.rt.metrics.job_ran(job.kind, outcome, r.seconds)

@@ -217,8 +217,7 @@ def _add_items(session: Session, order: Order, ev: PaymentSucceeded, catalog: Ca
             # The license the payment's effects create for it in this transaction
             # (licenses.ensure_licenses), named at once: no UPDATE after the INSERT.
             license_id=license_id_for(order.order_id, item_id)))
-    for item in added:
-        rows.add_now(session, item)
+    rows.add_all_now(session, added)
     if fresh.is_fresh(order):
         order._new_items = getattr(order, "_new_items", []) + added  # see known_items
 

@@ -136,8 +136,7 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order:
                              amount=line.amount, tax=line.tax or 0,
                              order_item_pk=_matching_item(items, line, len(ev.items)) if items else None)
                  for line in ev.items]
-        for line in lines:
-            rows.add_now(session, line)
+        rows.add_all_now(session, lines)
         if is_new(payment):
             payment._new_lines = lines  # all its lines (see _lines_of)
     return payment

@@ -29,7 +29,9 @@ def _plan(mapper):
         generated = [c for c in table.primary_key.columns if c.autoincrement is True]
         stmt = insert(table)
         if generated:
-            stmt = stmt.returning(*generated)
+            # In the parameters' order, so that several rows in one statement get their ids
+            # right (SQLAlchemy's "insertmanyvalues" sorts them).
+            stmt = stmt.returning(*generated, sort_by_parameter_order=True)
         cols = []
         for prop in mapper.column_attrs:
             col = prop.columns[0]
@@ -43,8 +45,33 @@ def _plan(mapper):
 
 def add_now(session: Session, obj):
     """INSERT ``obj`` (a new, transient object) now; it is then persistent in ``session``."""
-    state = inspect(obj)
-    stmt, cols, generated = _plan(state.mapper)
+    add_all_now(session, [obj])
+    return obj
+
+
+def add_all_now(session: Session, objs: list) -> None:
+    """``add_now`` for several new objects of one class, in one statement."""
+    if not objs:
+        return
+    mapper = inspect(objs[0]).mapper
+    stmt, cols, generated = _plan(mapper)
+    values = [_values(mapper, obj, cols) for obj in objs]
+    result = session.connection().execute(stmt, values[0] if len(values) == 1 else values)
+    if generated:
+        for obj, row in zip(objs, result.all(), strict=True):
+            for key, value in zip(generated, row):
+                setattr(obj, key, value)
+    tx = session.get_nested_transaction() or session.get_transaction()
+    written = session.info.setdefault(_KEY, [])
+    for obj in objs:
+        make_transient_to_detached(obj)
+        session.add(obj)
+        written.append((tx, obj))
+
+
+def _values(mapper, obj, cols) -> dict:
+    """The row's values: the object's, else the defaults a flush would apply (set on it too,
+    so that every attribute is loaded)."""
     values = {}
     d = obj.__dict__
     for key, col_key, default, is_version, has_server_default in cols:
@@ -54,25 +81,16 @@ def add_now(session: Session, obj):
             v = 1  # what the ORM writes first in a version_id_col
         elif default is not None:
             if not (default.is_scalar or default.is_callable):
-                raise ValueError(f"{state.mapper.class_.__name__}.{key}: a SQL default is not applied here")
+                raise ValueError(f"{mapper.class_.__name__}.{key}: a SQL default is not applied here")
             v = default.arg(None) if default.is_callable else default.arg
         elif has_server_default:
-            raise ValueError(f"{state.mapper.class_.__name__}.{key}: give it a value (its default is the server's)")
+            raise ValueError(f"{mapper.class_.__name__}.{key}: give it a value (its default is the server's)")
         else:
             v = None
         values[col_key] = v
         if key not in d:
             setattr(obj, key, v)
-    result = session.connection().execute(stmt, values)
-    if generated:
-        row = result.one()
-        for key, value in zip(generated, row):
-            setattr(obj, key, value)
-    make_transient_to_detached(obj)
-    session.add(obj)
-    session.info.setdefault(_KEY, []).append((session.get_transaction() if session.get_nested_transaction() is None
-                                              else session.get_nested_transaction(), obj))
-    return obj
+    return values
 
 
 def _within(tx: SessionTransaction, ended: SessionTransaction) -> bool:

@@ -62,7 +62,9 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
         lic.item_id: lic for lic in session.execute(select(License).where(License.order_pk == order.id)).scalars()}
     for item in items:
         # A new order's items name the licenses about to be created here (orders._add_items).
-        lic = session.get(License, item.license_id) if item.license_id and not fresh.is_fresh(order) else None
+        lic = next((n for n in new if n.license_id == item.license_id), None)  # not written yet
+        if lic is None and item.license_id and not fresh.is_fresh(order):
+            lic = session.get(License, item.license_id)
         if lic is not None and lic.order_pk == order.id:
             lic.item_id = item.item_id  # the merchant renamed an item the bridge had named
         else:
@@ -72,13 +74,13 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
             lic = License(license_id=lid, order_pk=order.id, item_id=item.item_id, customer_id=order.customer_id,
                           status="active", reason="paid", changed_at=at or now, revoked=False, holds=[], seq=0)
             fresh.mark(session, lic)  # no notice written yet (see _keep_merchant_in_step)
-            rows.add_now(session, lic)
             new.append(lic)
         if order.customer_id and lic.customer_id != order.customer_id:
             lic.customer_id = order.customer_id
         if item.license_id != lic.license_id:  # an equal assignment would still dirty the row
             item.license_id = lic.license_id
         out.append(lic)
+    rows.add_all_now(session, new)  # one INSERT for the new ones
     session.flush()
     todo = out if rejudge_all else new
     if todo:

@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from bridge.ledger.jobs import enqueue
@@ -30,14 +30,21 @@ def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S") + (f".{value.microsecond:06d}" if value.microsecond else "") + "Z"
 
 
+_LAST_AND_EXISTS = select(func.max(OutboundMessage.seq),
+                          func.count(OutboundMessage.id).filter(OutboundMessage.id == bindparam("mid"))).where(
+    OutboundMessage.license_id == bindparam("lid"))  # built once
+
+
 def notify(session: Session, lic: License, order_id: str, type_: str, cause: str, reason: str,
            occurred_at: datetime, now: datetime) -> bool:
     """Write the notice once per (license, type, cause). True if new."""
     msg_id = _msg_id(lic.license_id, type_, cause)
-    if session.get(OutboundMessage, msg_id) is not None:
+    # One round trip: whether this notice exists (its id is derived from the license, so it is
+    # one of the license's) and the license's last sequence number.
+    last, exists = session.execute(_LAST_AND_EXISTS, {"lid": lic.license_id, "mid": msg_id}).one()
+    if exists:
         return False
-    seq = (session.execute(select(func.max(OutboundMessage.seq)).where(OutboundMessage.license_id == lic.license_id))
-           .scalar_one() or 0) + 1
+    seq = (last or 0) + 1
     body = {"type": type_, "license_id": lic.license_id, "order_id": order_id, "item_id": lic.item_id,
             "reason": reason, "occurred_at": _iso(occurred_at)}
     session.add(OutboundMessage(id=msg_id, license_id=lic.license_id, seq=seq, type=type_, body=body,

@@ -57,3 +57,15 @@ def test_a_rolled_back_savepoint_forgets_its_objects(runtime):
     with runtime.sessions() as s:
         assert sorted(s.execute(select(Order.order_id).where(Order.order_id.like("ord_rows_%"))).scalars()) == [
             "ord_rows_again", "ord_rows_kept"]
+
+
+def test_several_rows_in_one_statement_get_their_own_ids(runtime):
+    with runtime.sessions() as s, s.begin():
+        order = rows.add_now(s, _order("ord_rows_many"))
+        items = [OrderItem(order_pk=order.id, item_id=f"it_{i}", category="software", billing="one_time",
+                           amount=100 * i, facts={}) for i in range(1, 6)]
+        rows.add_all_now(s, items)
+        assert len({i.id for i in items}) == 5 and not s.new and not s.dirty
+    with runtime.sessions() as s:
+        got = dict(s.execute(select(OrderItem.id, OrderItem.item_id).where(OrderItem.order_pk == order.id)).all())
+        assert got == {i.id: i.item_id for i in items}

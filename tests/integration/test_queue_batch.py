@@ -286,6 +286,26 @@ def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runt
     assert by_event["evt_batch_0"].attempts == by_event["evt_batch_2"].attempts == 1
 
 
+def test_a_database_error_in_a_batch_rolls_it_back_and_its_jobs_run_one_at_a_time(runtime, caplog, no_budget):
+    add_jobs(runtime, 3, kind=PROCESS_EVENT)
+    ids = [j.id for j in jobs(runtime)]
+    runs = []
+
+    def handler(rt, job, session):
+        runs.append(job.id)
+        enqueue(session, "marker", str(job.id), rt.clock(), run_at=FAR)  # this run's effect
+        if job.id == ids[1] and runs.count(job.id) == 1:
+            session.execute(text("SELECT * FROM no_such_table"))  # e.g. a deadlock, the database gone
+
+    caplog.set_level(logging.INFO, logger="bridge.worker")
+    assert Worker(runtime, {PROCESS_EVENT: handler}, "w").run_once(limit=3)
+    assert any("rolled back (database error" in r.getMessage() for r in caplog.records)
+    assert runs == [ids[0], ids[1], ids[0], ids[1], ids[2]]
+    states = {j.id: (j.state, j.attempts) for j in jobs(runtime) if j.kind == PROCESS_EVENT}
+    assert states == {i: ("done", 1) for i in ids}
+    assert sorted(int(j.ref_id) for j in jobs(runtime) if j.kind == "marker") == ids  # once each
+
+
 def test_a_batch_transaction_ends_at_its_time_budget(runtime, worker, monkeypatch):
     monkeypatch.setattr(batch, "BUDGET_SECONDS", 0.0)  # every job past the first starts a new one
     _store(runtime, *(_charge(n) for n in range(3)))

@@ -239,8 +239,22 @@ def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monk
     assert _events(runtime)["evt_batch_1"] == "processed"
 
 
+class _Outcomes:
+    """The metrics' record of job runs (``job_ran``), with every other metric a no-op."""
+
+    def __init__(self):
+        self.ran: list[tuple[str, str]] = []
+
+    def job_ran(self, kind: str, outcome: str, seconds: float) -> None:
+        self.ran.append((kind, outcome))
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
 def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime, worker, no_budget):
     _store(runtime, _charge(0), _refund_of_unknown_charge(), _charge(1))
+    runtime.metrics = metrics = _Outcomes()  # the worker's runtime
     seen = _Transactions(runtime.engine)
     try:
         assert worker.run_once(limit=8)
@@ -254,6 +268,8 @@ def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime,
     assert parked.run_at > by_event["evt_batch_0"].finished_at
     assert by_event["evt_batch_0"].state == by_event["evt_batch_1"].state == "done"
     assert seen.commits == 3
+    # One metric per job, with its own outcome.
+    assert metrics.ran == [(PROCESS_EVENT, "done"), (PROCESS_EVENT, "rescheduled"), (PROCESS_EVENT, "done")]
 
 
 def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runtime, caplog, no_budget):
@@ -276,7 +292,8 @@ def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runt
     caplog.set_level(logging.INFO, logger="bridge.worker")
     assert Worker(runtime, handlers, "w").run_once(limit=8)
     assert any("rolled back (a lease was lost); running them one at a time" in r.getMessage() for r in caplog.records)
-    assert any("lease lost, effects rolled back" in r.getMessage() for r in caplog.records)
+    # Run again alone, each only with its lease renewed: not the one another worker holds now.
+    assert any("lease lost before its turn; left to its new holder" in r.getMessage() for r in caplog.records)
     # The stolen job's effects never commit; the other two commit once, each alone.
     assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_1": "received", "evt_batch_2": "processed"}
     assert _charges(runtime) == {"ch_batch_0", "ch_batch_2"}

@@ -65,21 +65,6 @@ _LEVEL = {"payment": 0, "subscription": 0, "payout": 0, "order": 1, "customer": 
 _LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(%(keys)s AS BIGINT[])) AS t(k)"
 # Every key tried (a busy one does not stop the others): the caller rolls back all of them anyway.
 _TRY_LOCK = "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(CAST(%(keys)s AS BIGINT[])) AS t(k)"
-_NO_WAIT = "bridge_locks_no_wait"
-
-
-class LockBusy(Exception):
-    """A key was held by another transaction and this one, in no-wait mode, did not wait."""
-
-    def __init__(self, keys: list[str]):
-        super().__init__(f"lock busy: one of {len(keys)} keys ({', '.join(keys[:3])}...) is held elsewhere")
-        self.keys = keys
-
-
-def no_wait(session: Session, on: bool) -> None:
-    """From now on in this session, ``lock`` fails with ``LockBusy`` instead of waiting (on),
-    or waits as usual (off)."""
-    session.info[_NO_WAIT] = on
 
 # What the keys of an event resolve to: the orders and customers of the payments it names (by any
 # provider id, or by subscription), and the customers of the orders it names.
@@ -102,6 +87,22 @@ _ORDER_OF_REQUEST = ("SELECT o.order_id, o.customer_id FROM refund_requests r JO
 _PAYMENT = ("SELECT p.provider, o.order_id, o.customer_id, p.customer_ref, "
             + ", ".join(f"p.{f}" for f in PAYMENT_ID_FIELDS) + " "
             "FROM payments p LEFT JOIN orders o ON o.id = p.order_pk WHERE p.id = %(pk)s")
+
+_NO_WAIT = "bridge_locks_no_wait"  # session.info: this session's lock() must not wait
+
+
+class LockBusy(Exception):
+    """A key was held by another transaction and this one, in no-wait mode, did not wait."""
+
+    def __init__(self, keys: list[str]):
+        super().__init__(f"lock busy: one of {len(keys)} keys ({', '.join(keys[:3])}...) is held elsewhere")
+        self.keys = keys
+
+
+def no_wait(session: Session, on: bool) -> None:
+    """From now on in this session, ``lock`` fails with ``LockBusy`` instead of waiting (on),
+    or waits as usual (off)."""
+    session.info[_NO_WAIT] = on
 
 
 def _rows(session: Session, sql: str, params: dict) -> list[tuple]:

@@ -134,7 +134,7 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
         what = (f"database error {type(err.orig).__name__}" if isinstance(err, DBAPIError)
                 else "a lease was lost" if isinstance(err, StaleLease) else str(err))
         log.warning("batch of %s jobs rolled back (%s); running them one at a time", len(jobs), what)
-        worker._run_one_by_one(jobs, fresh)
+        worker._run_one_by_one(jobs, float("-inf"), recheck=True)
         return [], fresh
     for job in lost:
         log.info("job %s (%s %s): lease lost before its turn; left to its new holder", job.id, job.kind, job.ref_id)

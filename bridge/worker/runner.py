@@ -66,13 +66,15 @@ class Worker:
                 self._held = []
         return len(jobs)
 
-    def _run_one_by_one(self, jobs: list[ClaimedJob], fresh: float) -> None:
-        """Each job of one claim in its own transaction, in order."""
+    def _run_one_by_one(self, jobs: list[ClaimedJob], fresh: float, recheck: bool = False) -> None:
+        """Each job of one claim in its own transaction, in order. ``recheck``: the first one's
+        lease too is renewed before it starts, and it is left alone if lost (a batch rolled back
+        for a lost lease runs its jobs again here: not one another worker holds now)."""
         for i, job in enumerate(jobs):
             if i and self.stopping():
                 self._safely(lambda: self.queue.release(jobs[i:]))
                 break
-            if i and time.monotonic() - fresh > 0.1 * self.rt.settings.lease_seconds:
+            if (i or recheck) and time.monotonic() - fresh > 0.1 * self.rt.settings.lease_seconds:
                 # The job waited for its turn: start it only with its lease renewed (so a run
                 # always begins with a whole lease, as an unbatched claim does), and not at
                 # all if the heartbeats fell behind and another worker has it now.

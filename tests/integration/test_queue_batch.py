@@ -185,7 +185,13 @@ class _Transactions:
         sa_event.remove(self._engine, "commit", self._commit)
 
 
-def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker):
+@pytest.fixture
+def no_budget(monkeypatch):
+    """However slow the machine, a batch below ends only when its jobs do (its commits counted)."""
+    monkeypatch.setattr(batch, "BUDGET_SECONDS", 600.0)
+
+
+def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker, no_budget):
     _store(runtime, *(_charge(n) for n in range(4)))
     seen = _Transactions(runtime.engine)
     try:
@@ -202,7 +208,7 @@ def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker):
         assert seen.begins == ["BEGIN IMMEDIATE", "BEGIN", "BEGIN IMMEDIATE"]
 
 
-def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monkeypatch):
+def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monkeypatch, no_budget):
     _store(runtime, _charge(0), _charge(1), _charge(2))
     real = events_module.apply_parsed
 
@@ -233,8 +239,22 @@ def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monk
     assert _events(runtime)["evt_batch_1"] == "processed"
 
 
-def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime, worker):
+class _Outcomes:
+    """The metrics' record of job runs (``job_ran``), with every other metric a no-op."""
+
+    def __init__(self):
+        self.ran: list[tuple[str, str]] = []
+
+    def job_ran(self, kind: str, outcome: str, seconds: float) -> None:
+        self.ran.append((kind, outcome))
+
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+
+
+def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime, worker, no_budget):
     _store(runtime, _charge(0), _refund_of_unknown_charge(), _charge(1))
+    runtime.metrics = metrics = _Outcomes()  # the worker's runtime
     seen = _Transactions(runtime.engine)
     try:
         assert worker.run_once(limit=8)
@@ -248,9 +268,11 @@ def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime,
     assert parked.run_at > by_event["evt_batch_0"].finished_at
     assert by_event["evt_batch_0"].state == by_event["evt_batch_1"].state == "done"
     assert seen.commits == 3
+    # One metric per job, with its own outcome.
+    assert metrics.ran == [(PROCESS_EVENT, "done"), (PROCESS_EVENT, "rescheduled"), (PROCESS_EVENT, "done")]
 
 
-def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runtime, caplog):
+def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runtime, caplog, no_budget):
     _store(runtime, _charge(0), _charge(1), _charge(2))
     ids = {e: j.id for e, j in _event_jobs(runtime).items()}
     handlers = all_handlers(runtime)
@@ -270,7 +292,8 @@ def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runt
     caplog.set_level(logging.INFO, logger="bridge.worker")
     assert Worker(runtime, handlers, "w").run_once(limit=8)
     assert any("rolled back (a lease was lost); running them one at a time" in r.getMessage() for r in caplog.records)
-    assert any("lease lost, effects rolled back" in r.getMessage() for r in caplog.records)
+    # Run again alone, each only with its lease renewed: not the one another worker holds now.
+    assert any("lease lost before its turn; left to its new holder" in r.getMessage() for r in caplog.records)
     # The stolen job's effects never commit; the other two commit once, each alone.
     assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_1": "received", "evt_batch_2": "processed"}
     assert _charges(runtime) == {"ch_batch_0", "ch_batch_2"}
@@ -278,6 +301,26 @@ def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runt
     assert (by_event["evt_batch_1"].state, by_event["evt_batch_1"].lease_token) == ("running", "theirs")
     assert by_event["evt_batch_0"].state == by_event["evt_batch_2"].state == "done"
     assert by_event["evt_batch_0"].attempts == by_event["evt_batch_2"].attempts == 1
+
+
+def test_a_database_error_in_a_batch_rolls_it_back_and_its_jobs_run_one_at_a_time(runtime, caplog, no_budget):
+    add_jobs(runtime, 3, kind=PROCESS_EVENT)
+    ids = [j.id for j in jobs(runtime)]
+    runs = []
+
+    def handler(rt, job, session):
+        runs.append(job.id)
+        enqueue(session, "marker", str(job.id), rt.clock(), run_at=FAR)  # this run's effect
+        if job.id == ids[1] and runs.count(job.id) == 1:
+            session.execute(text("SELECT * FROM no_such_table"))  # e.g. a deadlock, the database gone
+
+    caplog.set_level(logging.INFO, logger="bridge.worker")
+    assert Worker(runtime, {PROCESS_EVENT: handler}, "w").run_once(limit=3)
+    assert any("rolled back (database error" in r.getMessage() for r in caplog.records)
+    assert runs == [ids[0], ids[1], ids[0], ids[1], ids[2]]
+    states = {j.id: (j.state, j.attempts) for j in jobs(runtime) if j.kind == PROCESS_EVENT}
+    assert states == {i: ("done", 1) for i in ids}
+    assert sorted(int(j.ref_id) for j in jobs(runtime) if j.kind == "marker") == ids  # once each
 
 
 def test_a_batch_transaction_ends_at_its_time_budget(runtime, worker, monkeypatch):
@@ -299,7 +342,7 @@ def _pg_only(db_url):
         pytest.skip("SQLite has one writer and no keyed locks")
 
 
-def test_an_event_whose_keys_are_busy_starts_the_next_transaction(runtime, worker, db_url, caplog):
+def test_an_event_whose_keys_are_busy_starts_the_next_transaction(runtime, worker, db_url, caplog, no_budget):
     _pg_only(db_url)
     _store(runtime, _charge(0), _charge(1), _charge(2))
     holder = runtime.sessions()
@@ -336,7 +379,7 @@ def test_an_event_whose_keys_are_busy_starts_the_next_transaction(runtime, worke
     assert any("its locks are busy" in r.getMessage() for r in caplog.records)
 
 
-def test_two_batches_that_would_lock_each_other_both_finish(runtime, db_url, caplog):
+def test_two_batches_that_would_lock_each_other_both_finish(runtime, db_url, caplog, no_budget):
     """Worker A's batch is [X, Y], B's is [Y, X], each job locking its key: with both first
     jobs done (a barrier), each batch's second job needs the key the other holds. Waiting, they
     would deadlock; trying, one or both commit their first job and run the second anew."""

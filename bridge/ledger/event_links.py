@@ -27,8 +27,11 @@ def _insert_stmt(dialect: str):
 
 def link(session: Session, event_pk: int, order_pks: Iterable[int]) -> None:
     """Idempotent: a replayed event links the same orders once."""
-    pks = sorted({pk for pk in order_pks if pk is not None})
-    if not pks:
-        return
-    session.execute(_insert_stmt(session.get_bind().dialect.name),
-                    [{"event_pk": event_pk, "order_pk": pk} for pk in pks])
+    link_all(session, [(event_pk, pk) for pk in order_pks])
+
+
+def link_all(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
+    """(event, order) links of several events, in one statement."""
+    rows = [{"event_pk": e, "order_pk": o} for e, o in sorted({(e, o) for e, o in pairs if o is not None})]
+    if rows:
+        session.execute(_insert_stmt(session.get_bind().dialect.name), rows)

@@ -82,19 +82,22 @@ def run(worker: "Worker", jobs: list[ClaimedJob], fresh: float) -> None:
         # A handler that says so leaves nothing written when it raises (its writes are in a
         # savepoint of its own): the runner then spares it one more.
         own_savepoint = bool(getattr(handler, "rolls_back_on_error", False))
+        # What the handler's jobs recorded to be written once for the whole transaction.
+        before_commit = getattr(handler, "before_commit", None) or (lambda _session: None)
         first = True
         while todo:
             if not first and worker.stopping():
                 worker._safely(lambda: worker.queue.release(todo))
                 break
             first = False
-            todo, fresh = _transaction(worker, session, apply, todo, prepared, fresh, own_savepoint)
+            todo, fresh = _transaction(worker, session, apply, todo, prepared, fresh, own_savepoint, before_commit)
     finally:
         session.close()
 
 
 def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list[ClaimedJob],
-                 prepared: dict, fresh: float, own_savepoint: bool) -> tuple[list[ClaimedJob], float]:
+                 prepared: dict, fresh: float, own_savepoint: bool,
+                 before_commit: Callable[[Session], None]) -> tuple[list[ClaimedJob], float]:
     """One transaction over the head of ``jobs``; returns the jobs left for the next one."""
     rt, queue = worker.rt, worker.queue
     ran: list[_Ran] = []
@@ -127,6 +130,7 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
                 # a session of its own (an object this one loaded may be stale to it).
                 session.expunge_all()
             no_wait(session, False)
+            before_commit(session)
             _finish(worker, session, ran)
     except (StaleLease, DBAPIError, BatchBroken, PendingRollbackError) as err:
         no_wait(session, False)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import Ignored
-from bridge.ledger import event_links
+from bridge.ledger import event_outcomes
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.holds import AmountHeld
@@ -57,7 +57,9 @@ class ProcessEvent:
                 raise LookupError(f"webhook event {job.ref_id} not found")
             # For this job's records (a thin event's fetch too); the runner undoes it.
             push_context(event_id=stored.provider_event_id)
-        return _apply(rt, self.effects, session, _expand(rt, stored))
+        result = _apply(rt, self.effects, session, _expand(rt, stored))
+        event_outcomes.write(session)
+        return result
 
     def prepare(self, rt: Runtime, jobs: list[ClaimedJob], session: Session) -> dict[int, Union[Loaded, Exception]]:
         """Each job's event, read (one SELECT, in a read-only transaction of ``session`` that
@@ -89,6 +91,11 @@ class ProcessEvent:
                 pop_context(token)
         return out
 
+    @staticmethod
+    def before_commit(session: Session) -> None:
+        """For the batch runner: the outcomes its events recorded, in one statement per kind."""
+        event_outcomes.write(session)
+
     def apply(self, rt: Runtime, job: ClaimedJob, session: Session,
               prepared: Union[Loaded, Exception]) -> Optional[Reschedule]:
         """The job's event, prepared by ``prepare``, applied in ``session``'s transaction."""
@@ -113,10 +120,11 @@ def _expand(rt: Runtime, stored: WebhookEvent) -> Loaded:
 
 
 def _apply(rt: Runtime, effects: LedgerEffects, session: Session, loaded: Loaded) -> Optional[Reschedule]:
-    stored, payload, failure = loaded.stored, loaded.payload, loaded.failure
-    provider = rt.providers[stored.provider]
-    # The row just read, not read again: only this job's holder writes an event's outcome.
-    event = session.merge(stored, load=False)
+    """Apply one event; its outcome is recorded (``event_outcomes``), written with the others
+    of the transaction (``ProcessEvent.__call__``, or the batch's end)."""
+    event, payload, failure = loaded.stored, loaded.payload, loaded.failure
+    provider = rt.providers[event.provider]
+    # Only this job's holder writes an event's outcome: the row read is not read again.
     now = rt.clock()
     try:
         if failure is not None:
@@ -124,46 +132,46 @@ def _apply(rt: Runtime, effects: LedgerEffects, session: Session, loaded: Loaded
         parsed = provider.parse(payload)
     except PayloadError as err:
         # Retrying cannot fix a payload: record it, visible to finance as event_failed.
-        event.status, event.error, event.processed_at = "failed", printable(str(err)), now
+        event_outcomes.record(session, event.id, status="failed", error=printable(str(err)), processed_at=now)
         log.warning("%s event %s failed to parse: %s", event.provider, event.provider_event_id, printable(str(err)))
         return
     except Exception as err:
         if permanent_reason(err) is None:
             raise
-        return _fail(event, permanent_reason(err), now)
+        return _fail(session, event, permanent_reason(err), now)
     unknown = [e.unknown_value for e in parsed.events if isinstance(e, Ignored) and e.unknown_value]
     note = printable("unknown provider value: " + "; ".join(unknown)) if unknown else None
     if all(isinstance(e, Ignored) for e in parsed.events):
-        event.status, event.processed_at, event.error = "ignored", now, note
+        event_outcomes.record(session, event.id, status="ignored", processed_at=now, error=note)
         log.info("%s event %s (%s) ignored", event.provider, event.provider_event_id, event.event_type)
         return
     try:
         with session.begin_nested():
             touched = apply_parsed(effects, session, parsed, now)
-            event_links.link(session, event.id, touched)  # the order's story in the console
     except EventParked as err:
         # Out of order: what it refers to has not arrived. Its partial effects were rolled
         # back (savepoint); it is retried with backoff (the job's attempts bound how long it
         # may wait) and shows as parked meanwhile.
-        event.status, event.error = "parked", str(err)[:2000]
+        event_outcomes.record(session, event.id, status="parked", error=str(err)[:2000])
         log.info("%s event %s parked: %s", event.provider, event.provider_event_id, err)
         return Reschedule(f"parked: {err}")
     except AmountHeld as held:
         # An amount no real payment can have: its effects were rolled back (savepoint), so
         # nothing is booked and no license or notice moved; finance sees it as a discrepancy.
-        event.status, event.error, event.processed_at = "held", printable(str(held)), now
-        event.order_ref = printable(held.order_id, 255) if held.order_id else None
+        event_outcomes.record(session, event.id, status="held", error=printable(str(held)), processed_at=now,
+                              order_ref=printable(held.order_id, 255) if held.order_id else None)
         log.warning("%s event %s held: %s", event.provider, event.provider_event_id, printable(str(held)))
         return
     except Exception as err:
         if permanent_reason(err) is None:
             raise
-        return _fail(event, permanent_reason(err), now)
-    event.status, event.processed_at, event.error = "processed", now, note
+        return _fail(session, event, permanent_reason(err), now)
+    event_outcomes.link(session, event.id, touched)  # the order's story in the console
+    event_outcomes.record(session, event.id, status="processed", processed_at=now, error=note)
     log.info("%s event %s (%s) processed", event.provider, event.provider_event_id, event.event_type)
 
 
-def _fail(event: WebhookEvent, reason: str, now) -> None:
+def _fail(session: Session, event: WebhookEvent, reason: str, now) -> None:
     """Content that can never be processed: failed at once, not retried for an hour."""
-    event.status, event.error, event.processed_at = "failed", printable(reason), now
+    event_outcomes.record(session, event.id, status="failed", error=printable(reason), processed_at=now)
     log.warning("%s event %s failed: %s", event.provider, printable(event.provider_event_id, 255), printable(reason))

@@ -11,12 +11,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from bridge.ledger.inbox import PROCESS_EVENT, Delivery
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.locks import lock
-from bridge.ledger.models import Job, Payment, WebhookEvent
+from bridge.ledger.models import EventOrder, Job, Payment, WebhookEvent
 from bridge.worker import batch
 from bridge.worker import events as events_module
 from bridge.worker.events import ProcessEvent
@@ -168,12 +168,14 @@ class _Transactions:
 
     def __init__(self, engine):
         self.begins: list[str] = []
+        self.statements: list[str] = []
         self.commits = 0
         self._engine = engine
         sa_event.listen(engine, "before_cursor_execute", self._statement)
         sa_event.listen(engine, "commit", self._commit)
 
     def _statement(self, conn, cursor, statement, *args):
+        self.statements.append(statement)
         if statement.startswith("BEGIN"):
             self.begins.append(statement)
 
@@ -206,6 +208,11 @@ def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker, no_b
     if runtime.engine.dialect.name == "sqlite":
         # The read takes no write lock (the web intake does not wait for it).
         assert seen.begins == ["BEGIN IMMEDIATE", "BEGIN", "BEGIN IMMEDIATE"]
+    # The four events' outcomes and order links: one statement each for the whole batch.
+    assert sum(st.startswith("UPDATE webhook_events") for st in seen.statements) == 1
+    assert sum(st.startswith("INSERT INTO event_orders") for st in seen.statements) == 1
+    with runtime.reads() as s:
+        assert s.execute(select(func.count()).select_from(EventOrder)).scalar_one() == 4
 
 
 def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monkeypatch, no_budget):

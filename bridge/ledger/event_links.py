@@ -1,5 +1,5 @@
 """Links from a processed webhook event to the orders it touched (``event_orders``), written
-when the event is applied, so an order's story lists its provider events by index."""
+when the event is applied (through ``event_outcomes``), so an order's story lists its provider events by index."""
 from __future__ import annotations
 
 from typing import Iterable
@@ -25,13 +25,9 @@ def _insert_stmt(dialect: str):
     return stmt
 
 
-def link(session: Session, event_pk: int, order_pks: Iterable[int]) -> None:
-    """Idempotent: a replayed event links the same orders once."""
-    link_all(session, [(event_pk, pk) for pk in order_pks])
-
-
 def link_all(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
-    """(event, order) links of several events, in one statement."""
+    """(event, order) links of several events, in one statement. Idempotent: a replayed event
+    links the same orders once."""
     rows = [{"event_pk": e, "order_pk": o} for e, o in sorted({(e, o) for e, o in pairs if o is not None})]
     if rows:
         session.execute(_insert_stmt(session.get_bind().dialect.name), rows)

@@ -40,13 +40,22 @@ def _post_stmt(dialect: str):
     return stmt
 
 
-def _write(session: Session, *, provider: str, kind: str, amount: int, currency: str, occurred_at: datetime,
-           effect_key: str, now: datetime, order_pk: Optional[int], payment_pk: Optional[int],
-           provider_ref: Optional[str], corrects: Optional[int]) -> bool:
-    values = dict(provider=provider, kind=kind, amount=amount, currency=currency, occurred_at=occurred_at,
-                  effect_key=effect_key, order_pk=order_pk, payment_pk=payment_pk, provider_ref=provider_ref,
-                  corrects=corrects, created_at=now)
-    return session.execute(_post_stmt(session.get_bind().dialect.name), values).rowcount == 1
+def _row(*, provider: str, kind: str, amount: int, currency: str, occurred_at: datetime, effect_key: str,
+         now: datetime, order_pk: Optional[int] = None, payment_pk: Optional[int] = None,
+         provider_ref: Optional[str] = None, corrects: Optional[int] = None) -> dict:
+    return dict(provider=provider, kind=kind, amount=amount, currency=currency, occurred_at=occurred_at,
+                effect_key=effect_key, order_pk=order_pk, payment_pk=payment_pk, provider_ref=provider_ref,
+                corrects=corrects, created_at=now)
+
+
+def _signed(kind: str, magnitude: int) -> int:
+    if magnitude < 0:
+        raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")
+    return SIGN[kind] * magnitude
+
+
+def _write(session: Session, **row) -> bool:
+    return session.execute(_post_stmt(session.get_bind().dialect.name), _row(**row)).rowcount == 1
 
 
 def post(session: Session, *, provider: str, kind: str, magnitude: int, currency: str,
@@ -54,24 +63,16 @@ def post(session: Session, *, provider: str, kind: str, magnitude: int, currency
          payment_pk: Optional[int] = None, provider_ref: Optional[str] = None,
          corrects: Optional[int] = None) -> bool:
     """Post ``magnitude`` (>= 0) with the sign of its kind. True if newly written."""
-    if magnitude < 0:
-        raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")
-    return _write(session, provider=provider, kind=kind, amount=SIGN[kind] * magnitude, currency=currency,
+    return _write(session, provider=provider, kind=kind, amount=_signed(kind, magnitude), currency=currency,
                   occurred_at=occurred_at, effect_key=effect_key, now=now, order_pk=order_pk,
                   payment_pk=payment_pk, provider_ref=provider_ref, corrects=corrects)
 
 
 def post_many(session: Session, movements: list[dict], now: datetime) -> None:
     """Several ``post`` calls in one statement (a sale and its fee): each a dict of ``post``'s
-    keyword arguments. Which of them were newly written is not told."""
-    rows = []
-    for m in movements:
-        if m["magnitude"] < 0:
-            raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")
-        rows.append(dict(provider=m["provider"], kind=m["kind"], amount=SIGN[m["kind"]] * m["magnitude"],
-                         currency=m["currency"], occurred_at=m["occurred_at"], effect_key=m["effect_key"],
-                         order_pk=m.get("order_pk"), payment_pk=m.get("payment_pk"),
-                         provider_ref=m.get("provider_ref"), corrects=None, created_at=now))
+    keyword arguments but ``now``. Which of them were newly written is not told."""
+    rows = [_row(**{k: v for k, v in m.items() if k != "magnitude"}, amount=_signed(m["kind"], m["magnitude"]),
+                 now=now) for m in movements]
     if rows:
         session.execute(_post_stmt(session.get_bind().dialect.name), rows)
 
@@ -106,25 +107,21 @@ def settle(session: Session, *, provider: str, kind: str, magnitude: int, curren
 
     Callers hold the keyed locks of the movement's payment and order (``bridge.ledger.locks``), so reading the booked sum and writing the
     correction cannot interleave with another writer of the same movement."""
-    if magnitude < 0:
-        raise ValueError("ledger magnitudes are non-negative; the kind gives the sign")
-    target = SIGN[kind] * magnitude
-    if first and magnitude > 0:
-        # ``first``: the caller just created the record this movement belongs to, so nothing is
-        # booked under its key yet: write without looking first. Were something there after all,
-        # the write does nothing and the look-up below settles the difference as always.
-        if _write(session, provider=provider, kind=kind, amount=target, currency=currency, occurred_at=occurred_at,
-                  effect_key=effect_key, now=now, order_pk=order_pk, payment_pk=payment_pk,
-                  provider_ref=provider_ref, corrects=None):
-            return target
-    original = find(session, effect_key)
+    target = _signed(kind, magnitude)
+    # ``first``: the caller just created the record this movement belongs to, so nothing is
+    # booked under its key yet: write without looking first. Were something there after all, the
+    # write does nothing and the look-up below settles the difference as always.
+    original = None if first and magnitude > 0 else find(session, effect_key)
     if original is None:
         if magnitude == 0:
             return None
-        written = _write(session, provider=provider, kind=kind, amount=target, currency=currency,
-                         occurred_at=occurred_at, effect_key=effect_key, now=now, order_pk=order_pk,
-                         payment_pk=payment_pk, provider_ref=provider_ref, corrects=None)
-        return target if written else None
+        if _write(session, provider=provider, kind=kind, amount=target, currency=currency, occurred_at=occurred_at,
+                  effect_key=effect_key, now=now, order_pk=order_pk, payment_pk=payment_pk,
+                  provider_ref=provider_ref):
+            return target
+        original = find(session, effect_key) if first else None  # ``first`` and booked after all
+        if original is None:
+            return None  # written meanwhile by another (the caller's locks say it cannot be)
     if original.currency != currency:
         raise ValueError(f"{effect_key}: booked in {original.currency}, now reported in {currency}")
     corrections = list(session.execute(select(LedgerEntry.amount).where(LedgerEntry.corrects == original.id)).scalars())

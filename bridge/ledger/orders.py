@@ -33,6 +33,10 @@ def get_order(session: Session, order_id: str) -> Optional[Order]:
 
 
 def items_of(session: Session, order: Order) -> list[OrderItem]:
+    """The order's items in id order (an order created by this event: those in memory)."""
+    known = known_items(order)
+    if known is not None:
+        return list(known)
     return list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
                                 .order_by(OrderItem.id)).scalars())
 

@@ -15,7 +15,7 @@ from bridge.domain.ids import id_problem, printable
 from bridge.ledger import entries, fresh, holds, rows
 from bridge.ledger.models import (PAYMENT_ID_FIELDS, Dispute, Job, LedgerEntry, Order, OrderItem, Payment,
                                   PaymentItem, Refund)
-from bridge.ledger.orders import known_items
+from bridge.ledger.orders import items_of
 
 # Without a known billing period, how close two charges of one price must be to be duplicates.
 DUPLICATE_WINDOW = {"monthly": timedelta(days=28), "annual": timedelta(days=365), "one_time": timedelta(hours=24)}
@@ -78,7 +78,6 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order:
     (``link_to_order`` then has nothing left to change)."""
     ids = {f: getattr(ev, f) for f in PAYMENT_ID_FIELDS}
     found = find_payments(session, ev.provider, **ids)
-    rows_found = bool(found)
     known = next((r.amount for r in found if r.captured and r.amount is not None), None)
     holds.check_fee(ev.fee, ev.amount if ev.amount is not None else known, f"payment {_ref(ev)}", ev.order_ref)
     if found:
@@ -126,11 +125,11 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order:
     if ev.purchase == "renewal" or payment.purchase is None:
         payment.purchase = ev.purchase or payment.purchase
     payment.updated_at = now
-    if not rows_found:
+    if not found:
         rows.add_now(session, payment)
     session.flush()
     if ev.items and not _has_lines(session, payment):
-        items = _items_of(session, order) if order is not None and payment.order_pk == order.id else None
+        items = items_of(session, order) if order is not None and payment.order_pk == order.id else None
         lines = [PaymentItem(payment_pk=payment.id, provider_item_id=line.provider_item_id,
                              price_id=line.price_id, product_id=line.product_id,
                              amount=line.amount, tax=line.tax or 0,
@@ -190,21 +189,13 @@ def link_to_order(session: Session, payment: Payment, order: Order, now: datetim
     lines = _lines_of(session, payment)
     pending = [line for line in lines if line.order_item_pk is None]
     if pending:  # a new payment's lines were matched when written (upsert_payment)
-        items = _items_of(session, order)
+        items = items_of(session, order)
         for line in pending:
             match = _matching_item(items, line, len(lines))
             if match is not None:  # assigning None again would still dirty the row
                 line.order_item_pk = match
     session.flush()
     return moved
-
-
-def _items_of(session: Session, order: Order) -> list[OrderItem]:
-    items = known_items(order)
-    if items is None:
-        items = list(session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)
-                                     .order_by(OrderItem.id)).scalars())
-    return items
 
 
 def _matching_item(items: list[OrderItem], line, n_lines: int) -> Optional[int]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import SubscriptionCanceled
 from bridge.domain.ids import license_id_for
 from bridge.ledger import fresh, rows
-from bridge.ledger.orders import known_items, known_payments
+from bridge.ledger.orders import items_of, known_payments
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
                                   RefundRequest)
 from bridge.providers.registry import provider_class
@@ -54,9 +54,7 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
     """One license per order item, created active (idempotent). A license created while a
     dispute of its scope exists, or after its item was refunded, is judged at once."""
     out, new = [], []
-    items = known_items(order)
-    if items is None:
-        items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id).order_by(OrderItem.id)).scalars().all()
+    items = items_of(session, order)
     # An order created by this event has no license yet; others are read in one query.
     by_item = {} if fresh.is_fresh(order) else {
         lic.item_id: lic for lic in session.execute(select(License).where(License.order_pk == order.id)).scalars()}

@@ -25,6 +25,11 @@ def is_fresh(obj) -> bool:
     return getattr(obj, "_new_here", False)
 
 
+def all_fresh(objs) -> bool:
+    """Whether these objects are known (not None) and every one of them is fresh."""
+    return objs is not None and all(is_fresh(o) for o in objs)
+
+
 def forget(session: Session) -> None:
     for obj in session.info.pop(_KEY, ()):
         for attr in _ATTRS:

@@ -273,7 +273,7 @@ def refresh_status(session: Session, order: Order, now: datetime, only_payments:
     paid = refunded = payments_n = 0
     disputes = []
     pays = known_payments(session, order) if only_payments else None
-    if pays is not None and all(fresh.is_fresh(p) for p in pays):
+    if fresh.all_fresh(pays):
         captured = [p.amount for p in pays if p.captured and p.amount is not None]
         rows = [("paid", sum(captured), len(captured), None)]
     else:

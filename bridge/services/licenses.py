@@ -112,7 +112,7 @@ def on_payment(session: Session, payment: Payment, order: Order, now: datetime, 
         born = min((p.paid_at for p in pays if p.paid_at is not None), default=None)
     # A new order whose payments are all new has nothing refunded yet (a refund of this event
     # is applied after its payment, and judges the licenses again then).
-    no_refunds = pays is not None and all(fresh.is_fresh(p) for p in pays)
+    no_refunds = fresh.all_fresh(pays)
     ensure_licenses(session, order, now, policies, at=born or payment.paid_at, born=born, no_refunds=no_refunds)
 
 

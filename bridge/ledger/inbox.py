@@ -20,6 +20,8 @@ from typing import Optional
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from bridge.ledger.db import driver_error
+
 PROCESS_EVENT = "process_event"
 
 # psycopg's placeholders
@@ -99,9 +101,7 @@ class Inbox:
             try:
                 return self._store_pg(driver, params) if self._pg else self._store_sqlite(driver, params)
             except self._driver_error as err:
-                if getattr(driver, "broken", False) or self._engine.dialect.is_disconnect(err, driver, None):
-                    conn.invalidate(err)
-                raise DBAPIError.instance(None, None, err, self._driver_error) from err
+                raise driver_error(err, driver, self._engine.dialect, conn.invalidate) from err
         finally:
             conn.close()
 

@@ -48,9 +48,9 @@ import hashlib
 from typing import Iterable, Optional
 
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from bridge.ledger.db import driver_error
 from bridge.ledger.models import PAYMENT_ID_FIELDS
 
 _LEVEL = {"payment": 0, "subscription": 0, "payout": 0, "order": 1, "customer": 2}
@@ -111,13 +111,10 @@ def _rows(session: Session, sql: str, params: dict) -> list[tuple]:
     as the callers (the worker's retries) expect of every statement."""
     conn = session.connection()
     driver = conn.connection.driver_connection
-    error = conn.dialect.loaded_dbapi.Error
     try:
         return driver.execute(sql, params).fetchall()
-    except error as err:
-        if getattr(driver, "broken", False) or conn.dialect.is_disconnect(err, driver, None):
-            conn.invalidate(err)  # the pool reconnects, as after any statement of SQLAlchemy's
-        raise DBAPIError.instance(sql, params, err, error) from err
+    except conn.dialect.loaded_dbapi.Error as err:
+        raise driver_error(err, driver, conn.dialect, conn.invalidate, sql, params) from err
 
 
 def _array(values: Iterable) -> str:

@@ -182,7 +182,10 @@ class _Transactions:
     def _commit(self, conn):
         self.commits += 1
 
-    def remove(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         sa_event.remove(self._engine, "before_cursor_execute", self._statement)
         sa_event.remove(self._engine, "commit", self._commit)
 
@@ -195,11 +198,8 @@ def no_budget(monkeypatch):
 
 def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker, no_budget):
     _store(runtime, *(_charge(n) for n in range(4)))
-    seen = _Transactions(runtime.engine)
-    try:
+    with _Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
-    finally:
-        seen.remove()
     assert _events(runtime) == {f"evt_batch_{n}": "processed" for n in range(4)}
     assert all(j.state == "done" and j.attempts == 1 for j in _event_jobs(runtime).values())
     assert _charges(runtime) == {f"ch_batch_{n}" for n in range(4)}
@@ -226,11 +226,8 @@ def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monk
         return touched
 
     monkeypatch.setattr(events_module, "apply_parsed", apply_then_fail)
-    seen = _Transactions(runtime.engine)
-    try:
+    with _Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
-    finally:
-        seen.remove()
     assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_1": "received", "evt_batch_2": "processed"}
     assert _charges(runtime) == {"ch_batch_0", "ch_batch_2"}
     by_event = _event_jobs(runtime)
@@ -262,11 +259,8 @@ class _Outcomes:
 def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime, worker, no_budget):
     _store(runtime, _charge(0), _refund_of_unknown_charge(), _charge(1))
     runtime.metrics = metrics = _Outcomes()  # the worker's runtime
-    seen = _Transactions(runtime.engine)
-    try:
+    with _Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
-    finally:
-        seen.remove()
     assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_refund": "parked", "evt_batch_1": "processed"}
     by_event = _event_jobs(runtime)
     parked = by_event["evt_batch_refund"]
@@ -333,11 +327,8 @@ def test_a_database_error_in_a_batch_rolls_it_back_and_its_jobs_run_one_at_a_tim
 def test_a_batch_transaction_ends_at_its_time_budget(runtime, worker, monkeypatch):
     monkeypatch.setattr(batch, "BUDGET_SECONDS", 0.0)  # every job past the first starts a new one
     _store(runtime, *(_charge(n) for n in range(3)))
-    seen = _Transactions(runtime.engine)
-    try:
+    with _Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
-    finally:
-        seen.remove()
     assert _events(runtime) == {f"evt_batch_{n}": "processed" for n in range(3)}
     assert seen.commits == 2 + 3
 

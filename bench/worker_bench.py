@@ -57,6 +57,8 @@ sys.path.insert(0, str(ROOT))
 from tests.fixtures import paddle_payloads as pp  # noqa: E402
 from tests.fixtures import stripe_payloads as sp  # noqa: E402
 
+from history import SINCE, fill as fill_history  # noqa: E402 - bench/history.py
+
 FAR = datetime(2999, 1, 1, tzinfo=timezone.utc)
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -287,7 +289,8 @@ def busy_now(sample: float = 0.5) -> float:
 # -- the state to compare ----------------------------------------------------------------------------
 
 def state_of(engine) -> dict:
-    """Everything the events decide, in a form that does not depend on row ids or wall time."""
+    """Everything the events decide, in a form that does not depend on row ids or wall time
+    (rows of the history written before the run, ``--history``, left out)."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
     from bridge.ledger.models import (Dispute, LedgerEntry, License, Order, OutboundMessage, Payment, Refund,
@@ -298,7 +301,7 @@ def state_of(engine) -> dict:
             return hashlib.sha256(repr(sorted(rows, key=repr)).encode()).hexdigest()[:16]
 
         entries = [(e.effect_key, e.kind, e.amount, e.currency, e.occurred_at.isoformat(), e.provider_ref)
-                   for e in s.execute(select(LedgerEntry)).scalars()]
+                   for e in s.execute(select(LedgerEntry).where(LedgerEntry.created_at > SINCE)).scalars()]
         by_kind: dict = {}
         for _, kind, amount, currency, _, _ in entries:
             k = f"{kind}/{currency}"
@@ -306,17 +309,18 @@ def state_of(engine) -> dict:
             by_kind[k] = (c + 1, t + amount)
         out["ledger (count, sum) by kind"] = dict(sorted(by_kind.items()))
         out["ledger digest"] = digest(entries)
-        orders = {o.id: o.order_id for o in s.execute(select(Order)).scalars()}
+        recent = select(Order).where(Order.created_at > SINCE)
+        orders = {o.id: o.order_id for o in s.execute(recent).scalars()}
         out["orders digest"] = digest([(o.order_id, o.status, o.policy, o.customer_id, o.currency)
-                                       for o in s.execute(select(Order)).scalars()])
-        pays = list(s.execute(select(Payment)).scalars())
+                                       for o in s.execute(recent).scalars()])
+        pays = list(s.execute(select(Payment).where(Payment.created_at > SINCE)).scalars())
         out["payments"] = (len(pays), sum(p.amount or 0 for p in pays), sum(p.fee or 0 for p in pays))
         out["payments digest"] = digest([(p.transaction_id, p.charge_id, orders.get(p.order_pk), p.amount, p.fee,
                                           p.captured, p.duplicate_of is not None) for p in pays])
         out["refunds digest"] = digest([(r.provider_refund_id, r.status, r.amount)
-                                        for r in s.execute(select(Refund)).scalars()])
+                                        for r in s.execute(select(Refund).where(Refund.created_at > SINCE)).scalars()])
         out["disputes digest"] = digest([(d.provider_dispute_id, d.status, d.amount, d.restriction)
-                                         for d in s.execute(select(Dispute)).scalars()])
+                                         for d in s.execute(select(Dispute).where(Dispute.created_at > SINCE)).scalars()])
         lic = [(x.license_id, x.status, x.reason, x.revoked, tuple(x.holds or ()), x.changed_at.isoformat())
                for x in s.execute(select(License)).scalars()]
         st: dict = {}
@@ -336,7 +340,7 @@ def state_of(engine) -> dict:
         out["notices digest"] = digest(notices)
         out["_notices"] = notices  # not compared: shown when the digest differs
         ev: dict = {}
-        for w in s.execute(select(WebhookEvent.status)).scalars():
+        for w in s.execute(select(WebhookEvent.status).where(WebhookEvent.received_at > SINCE)).scalars():
             ev[w] = ev.get(w, 0) + 1
         out["events by status"] = dict(sorted(ev.items()))
     return out
@@ -347,7 +351,7 @@ def job_counts(engine) -> dict:
     from bridge.ledger.db import read_only
     with read_only(engine).connect() as c:
         return {f"{k}/{s}": n for k, s, n in c.execute(text(
-            "SELECT kind, state, count(*) FROM jobs GROUP BY kind, state ORDER BY kind, state"))}
+            "SELECT kind, state, count(*) FROM jobs WHERE ref_id NOT LIKE 'hist%' GROUP BY kind, state ORDER BY kind, state"))}
 
 
 # -- a run --------------------------------------------------------------------------------------------
@@ -398,7 +402,7 @@ def store(rt, events: list[Event]) -> float:
     return (time.process_time() - c0) / len(events) * 1e6
 
 
-def prepare(db, events: list[Event]):
+def prepare(db, events: list[Event], history: int = 0):
     from bridge.ledger import schema
     from bridge.ledger.db import make_engine
     from bridge.runtime import Runtime
@@ -406,6 +410,9 @@ def prepare(db, events: list[Event]):
     settings = Settings.from_env({"DATABASE_URL": db.url})
     engine = make_engine(settings)
     schema.upgrade(engine)
+    if history:
+        took = fill_history(engine, history)
+        print(f"  history of {history} orders written in {took:.1f} s")
     rt = Runtime.build(settings, engine)
     return rt, store(rt, events)
 
@@ -452,9 +459,9 @@ def wait_idle(pids: list[int], timeout: float = 30.0) -> None:
 
 
 def run_config(db, events: list[Event], reference: dict, procs: int, threads: int, log_level: str,
-               tmp: Path, timeout: float, batch: Optional[int] = None) -> Result:
+               tmp: Path, timeout: float, batch: Optional[int] = None, history: int = 0) -> Result:
     res = Result(db.kind, procs, threads, len(events))
-    rt, res.intake_us = prepare(db, events)
+    rt, res.intake_us = prepare(db, events, history)
     engine = rt.engine
     hold(engine, FAR)
     bridge_bin = str(Path(sys.executable).parent / "bridge")
@@ -578,6 +585,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--batch", type=int, default=None, help="BRIDGE_WORKER_BATCH of the workers (default: theirs)")
     ap.add_argument("--profile", action="store_true", help="profile the in-process reference drain and stop")
+    ap.add_argument("--history", type=int, default=0,
+                    help="orders of past business (bench/history.py) in the tables before each run")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C: each run's finally stops its workers and drops its schema.
@@ -610,7 +619,8 @@ def main(argv=None) -> int:
             for rep in range(args.repeat):
                 db = SqliteDb(tmp, f"run_{cfg}_{rep}") if kind == "sqlite" else PostgresDb(args.pg_url, cfg.replace("x", "_"))
                 try:
-                    r = run_config(db, events, reference, procs, threads, args.log_level, tmp, args.timeout, args.batch)
+                    r = run_config(db, events, reference, procs, threads, args.log_level, tmp, args.timeout, args.batch,
+                                   args.history)
                 finally:
                     db.drop()
                 results.append(r)

@@ -87,7 +87,9 @@ class Job(Base):
     last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
-    __table_args__ = (Index("ix_jobs_state_run_at", "state", "run_at"),
+    # The claim takes the due jobs in (run_at, id) order: read off this index in that order,
+    # without sorting the whole backlog (a sync's thousands of events share one run_at).
+    __table_args__ = (Index("ix_jobs_state_run_at_id", "state", "run_at", "id"),
                       CheckConstraint(one_of("state", ("ready", "running", "done", "dead")), name="state"),
                       CheckConstraint(non_negative("attempts", "max_attempts"), name="attempts"))
 
@@ -204,6 +206,8 @@ class Payment(Base):
         UniqueConstraint("provider", "payment_intent_id"),
         UniqueConstraint("provider", "invoice_id"),
         UniqueConstraint("provider", "checkout_session_id"),
+        # A customer's other payments (duplicate charges), without reading every payment.
+        Index("ix_payments_provider_customer_ref", "provider", "customer_ref"),
         CheckConstraint(one_of("status", ("succeeded",)), name="status"),
         CheckConstraint(non_negative("amount", "tax", "fee"), name="amounts"),
     )
@@ -360,6 +364,8 @@ class LedgerEntry(Base):
     # Append-only: see bridge/ledger/append_only.py (and the triggers of migration 0003_money).
     __table_args__ = (Index("ix_ledger_entries_order_pk_occurred_at", "order_pk", "occurred_at", "id"),
                       Index("ix_ledger_entries_provider_provider_ref", "provider", "provider_ref"),
+                      # An entry's corrections (the amount an original stands at now).
+                      Index("ix_ledger_entries_corrects", "corrects"),
                       CheckConstraint(one_of("kind", LEDGER_KINDS), name="kind"))
 
 

@@ -21,28 +21,31 @@ from sqlalchemy.engine import Connection, Engine
 
 from bridge.ledger.jobs import enqueue  # noqa: F401 - re-exported for handlers
 
-_CLAIM_PG = text("""
-UPDATE jobs SET state = 'running', locked_by = :worker, lease_token = :token,
-       locked_until = :until, attempts = attempts + 1
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE (state = 'ready' AND run_at <= :now) OR (state = 'running' AND locked_until < :now)
+# The due jobs: ready ones whose time has come, and running ones whose lease ran out (their
+# worker died). Each kind is read in (run_at, id) order off ix_jobs_state_run_at_id and cut at
+# the limit, then the two are merged: one OR over both would read and sort every ready job of
+# a backlog (a sync's) to take the first few.
+_DUE = """
+    SELECT id, run_at FROM (
+        SELECT id, run_at FROM jobs WHERE state = 'ready' AND run_at <= :now
+        ORDER BY state, run_at, id LIMIT :limit{lock}) AS ready
+    UNION ALL
+    SELECT id, run_at FROM (
+        SELECT id, run_at FROM jobs WHERE state = 'running' AND locked_until < :now
+        ORDER BY state, run_at, id LIMIT :limit{lock}) AS expired
     ORDER BY run_at, id
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED)
-RETURNING id, kind, ref_id, attempts, max_attempts, run_at
-""")
+    LIMIT :limit"""
 
-_CLAIM_SQLITE = text("""
+_CLAIM = """
 UPDATE jobs SET state = 'running', locked_by = :worker, lease_token = :token,
        locked_until = :until, attempts = attempts + 1
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE (state = 'ready' AND run_at <= :now) OR (state = 'running' AND locked_until < :now)
-    ORDER BY run_at, id
-    LIMIT :limit)
+WHERE id IN (SELECT id FROM ({due}) AS due)
 RETURNING id, kind, ref_id, attempts, max_attempts, run_at
-""")
+"""
+
+# PostgreSQL: a job another claimer has locked is skipped, not waited for.
+_CLAIM_PG = text(_CLAIM.format(due=_DUE.format(lock=" FOR UPDATE SKIP LOCKED")))
+_CLAIM_SQLITE = text(_CLAIM.format(due=_DUE.format(lock="")))
 
 _HEARTBEAT = text("""
 UPDATE jobs SET locked_until = :until

@@ -286,6 +286,20 @@ def busy_now(sample: float = 0.5) -> float:
     return 100.0 * (b1 - b0) / max(1e-9, t1 - t0)
 
 
+def speed_probe(steps: int = 3_000_000) -> float:
+    """CPU ms of a fixed pure-Python loop: how fast this machine runs Python today (the same
+    2-core machine has measured 2.5 times slower from one day to the next), so that figures of
+    different days can be compared by their ratio to it."""
+    best = float("inf")
+    for _ in range(3):
+        c0 = time.process_time()
+        total = 0
+        for i in range(steps):
+            total += i
+        best = min(best, time.process_time() - c0)
+    return best * 1e3
+
+
 # -- the state to compare ----------------------------------------------------------------------------
 
 def state_of(engine) -> dict:
@@ -596,7 +610,7 @@ def main(argv=None) -> int:
     events = build_events(args.n, args.seed, args.gap)
     print(f"{len(events)} events, seed {args.seed}: {json.dumps(mix_of(events))}")
     print(f"machine: {os.cpu_count()} cores, load {' '.join(Path('/proc/loadavg').read_text().split()[:3])}, "
-          f"busy {busy_now():.0f}% before start")
+          f"busy {busy_now():.0f}% before start; speed probe {speed_probe():.0f} ms (a fixed Python loop: lower is faster)")
     reference, ref_ms, ref_jobs = reference_state(events, tmp, profile=args.profile)
     print(f"reference: one in-process worker, in order, SQLite: {ref_ms:.2f} ms CPU per event; jobs {ref_jobs}")
     if args.profile:

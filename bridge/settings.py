@@ -167,7 +167,8 @@ class Settings:
     worker_threads: int = 1
     # Quick jobs (applying an event) claimed per round trip by a running worker loop and applied
     # in one transaction (bridge/worker/batch.py); None: 8. On SQLite that transaction holds the
-    # one write lock: it ends after 40 ms of work whatever the batch (batch.BUDGET_SECONDS).
+    # one write lock: it ends after 40 ms of work whatever the batch (250 ms on PostgreSQL,
+    # batch.BUDGET_SECONDS).
     worker_batch: Optional[int] = None
     # Outbound provider calls (tenacity inside one job attempt).
     provider_attempts: int = 4

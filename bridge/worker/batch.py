@@ -38,9 +38,11 @@ if TYPE_CHECKING:  # the runner imports this module
 
 log = logging.getLogger("bridge.worker")
 
-# A transaction takes no further job once it has run this long (SQLite's writer lock, and the
-# locks a PostgreSQL batch holds, are held until its COMMIT).
-BUDGET_SECONDS = 0.04
+# A transaction takes no further job once it has run this long, by database. On SQLite it holds
+# the one write lock until its COMMIT, and the web intake waits behind it. On PostgreSQL it holds
+# only its events' keyed locks: it may run longer, so that on a slow machine a claim of 8 is not
+# cut into several transactions, each with its own finishing statements and COMMIT.
+BUDGET_SECONDS = {"sqlite": 0.04, "postgresql": 0.25}
 
 
 class BatchBroken(Exception):
@@ -104,6 +106,7 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
     rest: list[ClaimedJob] = []
     lost: list[ClaimedJob] = []
     started = time.monotonic()
+    budget = BUDGET_SECONDS.get(session.get_bind().dialect.name, BUDGET_SECONDS["sqlite"])
     # Nothing read by an earlier transaction of this session is trusted in this one.
     session.expunge_all()
     try:
@@ -116,7 +119,7 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
                 lost = [j for j in jobs if j.id not in ours]
                 jobs = [j for j in jobs if j.id in ours]
             for i, job in enumerate(jobs):
-                if i and (worker.stopping() or time.monotonic() - started > BUDGET_SECONDS):
+                if i and (worker.stopping() or time.monotonic() - started > budget):
                     rest = jobs[i:]
                     break
                 no_wait(session, i > 0)

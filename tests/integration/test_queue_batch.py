@@ -193,7 +193,7 @@ class _Transactions:
 @pytest.fixture
 def no_budget(monkeypatch):
     """However slow the machine, a batch below ends only when its jobs do (its commits counted)."""
-    monkeypatch.setattr(batch, "BUDGET_SECONDS", 600.0)
+    monkeypatch.setattr(batch, "BUDGET_SECONDS", dict.fromkeys(("sqlite", "postgresql"), 600.0))
 
 
 def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker, no_budget):
@@ -325,7 +325,8 @@ def test_a_database_error_in_a_batch_rolls_it_back_and_its_jobs_run_one_at_a_tim
 
 
 def test_a_batch_transaction_ends_at_its_time_budget(runtime, worker, monkeypatch):
-    monkeypatch.setattr(batch, "BUDGET_SECONDS", 0.0)  # every job past the first starts a new one
+    # Every job past the first starts a new one.
+    monkeypatch.setattr(batch, "BUDGET_SECONDS", dict.fromkeys(("sqlite", "postgresql"), 0.0))
     _store(runtime, *(_charge(n) for n in range(3)))
     with _Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)

@@ -4,9 +4,10 @@ found and merged by any provider id they share. The sale and fee ledger entries 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Optional
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import FeeReported, PaymentSucceeded
@@ -21,18 +22,25 @@ from bridge.ledger.orders import items_of
 DUPLICATE_WINDOW = {"monthly": timedelta(days=28), "annual": timedelta(days=365), "one_time": timedelta(hours=24)}
 
 
-# Built once: an id not given is bound as NULL, and ``col = NULL`` matches nothing.
-_FIND = select(Payment).where(Payment.provider == bindparam("provider"),
-                              or_(*(getattr(Payment, f) == bindparam(f) for f in PAYMENT_ID_FIELDS))).order_by(Payment.id)
+@lru_cache(maxsize=None)
+def _find(fields: tuple[str, ...]):
+    """The look-up by these ids (built once per set of ids given). Every arm of the OR names the
+    provider and one id, so each is read off its unique index (provider, id): with the provider
+    tested outside the OR, SQLite read every payment of the provider (9.7 ms per event at
+    20,000 past payments, bench/worker_bench.py --history)."""
+    return (select(Payment)
+            .where(or_(*(and_(Payment.provider == bindparam("provider"), getattr(Payment, f) == bindparam(f))
+                         for f in fields)))
+            .order_by(Payment.id))
 
 
 def find_payments(session: Session, provider: str, **ids: Optional[str]) -> list[Payment]:
-    params = {f: ids.get(f) or None for f in PAYMENT_ID_FIELDS}
     if set(ids) - set(PAYMENT_ID_FIELDS):
         raise TypeError(f"unknown payment ids {sorted(set(ids) - set(PAYMENT_ID_FIELDS))}")
-    if not any(params.values()):
+    given = {f: ids[f] for f in PAYMENT_ID_FIELDS if ids.get(f)}
+    if not given:
         return []
-    return list(session.execute(_FIND, {"provider": provider, **params}).scalars())
+    return list(session.execute(_find(tuple(given)), {"provider": provider, **given}).scalars())
 
 
 def find_payment(session: Session, provider: str, **ids: Optional[str]) -> Optional[Payment]:

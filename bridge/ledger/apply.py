@@ -17,7 +17,7 @@ from bridge.domain.events import (DisputeUpdated, FeeReported, FraudWarning, Ign
                                   PaymentSucceeded, PayoutUpdated, RefundUpdated, SubscriptionCanceled)
 from bridge.ledger import disputes, fresh, orders, payments, payouts, refunds
 from bridge.ledger.db import keep_loaded
-from bridge.ledger.locks import lock_for_events
+from bridge.ledger.locks import LockBusy, lock_for_events
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Dispute, Order, Refund
@@ -33,7 +33,11 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
 
 
 def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
-    lock_for_events(session, parsed.provider, parsed.events)
+    try:
+        lock_for_events(session, parsed.provider, parsed.events)
+    except LockBusy as busy:
+        busy.nothing_written = True  # the event's first step
+        raise
     keep_loaded(session)  # its steps look up the same payment and order again
     catalog = effects.catalog
     touched: set[int] = set()

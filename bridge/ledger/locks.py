@@ -33,7 +33,8 @@ each hold what the other's next event needs. Put in no-wait mode (``no_wait``), 
 every key with ``pg_try_advisory_xact_lock`` and raises ``LockBusy`` when one is held elsewhere;
 the caller rolls back to a savepoint taken before that unit (PostgreSQL releases what an aborted
 subtransaction took), commits what it has done, and runs that unit first in a new transaction,
-where it may wait like any other.
+where it may wait like any other. A unit that had written nothing yet (``nothing_written``)
+needs no savepoint: the keys its try took go with that commit.
 
 SQLite needs none of this: every writing transaction there holds the one write lock
 (``BEGIN IMMEDIATE``, see db.py).
@@ -97,6 +98,9 @@ class LockBusy(Exception):
     def __init__(self, keys: list[str]):
         super().__init__(f"lock busy: one of {len(keys)} keys ({', '.join(keys[:3])}...) is held elsewhere")
         self.keys = keys
+        # Set by a caller that knows its unit of work had written nothing yet (its first step):
+        # then nothing needs undoing but the keys this try took, which go at the COMMIT.
+        self.nothing_written = False
 
 
 def no_wait(session: Session, on: bool) -> None:

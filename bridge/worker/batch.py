@@ -11,6 +11,12 @@ back to its savepoint and rescheduled with backoff in the same transaction, a ``
 ``Reschedule`` likewise, the others commit. A lost lease (``StaleLease``) or a database error
 rolls the whole transaction back, and its jobs then run one at a time as they would unbatched.
 
+Savepoints: a handler that says so (``ProcessEvent``) first runs a transaction's jobs without any
+(``outcomes.no_savepoints``): most events neither park, nor are held, nor fail, and a SAVEPOINT
+and its RELEASE per event cost PostgreSQL a subtransaction. The first job that would have needed
+its own rollback raises ``UndoTransaction``; the whole transaction is rolled back and the same
+jobs run again in a new one, each in a savepoint, with the outcomes above.
+
 Locks: on PostgreSQL the keyed locks (bridge/ledger/locks.py) of every job add up until the
 COMMIT. Only the first job of a transaction may wait for its keys; the later ones only try, and
 one whose keys are busy is rolled back to its savepoint, what is done commits, and it starts a
@@ -30,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from bridge.ledger.locks import LockBusy, no_wait
 from bridge.logs import pop_context, push_context
-from bridge.worker.outcomes import Postpone, Reschedule
+from bridge.worker.outcomes import Postpone, Reschedule, UndoTransaction, no_savepoints
 from bridge.worker.queue import ClaimedJob, StaleLease
 
 if TYPE_CHECKING:  # the runner imports this module
@@ -84,6 +90,9 @@ def run(worker: "Worker", jobs: list[ClaimedJob], fresh: float) -> None:
         # A handler that says so leaves nothing written when it raises (its writes are in a
         # savepoint of its own): the runner then spares it one more.
         own_savepoint = bool(getattr(handler, "rolls_back_on_error", False))
+        # A handler that says so can run its jobs without savepoints at all (``no_savepoints``),
+        # and raises ``UndoTransaction`` where one would have been needed.
+        optimistic = own_savepoint and bool(getattr(handler, "runs_without_savepoints", False))
         # What the handler's jobs recorded to be written once for the whole transaction.
         before_commit = getattr(handler, "before_commit", None) or (lambda _session: None)
         first = True
@@ -92,25 +101,31 @@ def run(worker: "Worker", jobs: list[ClaimedJob], fresh: float) -> None:
                 worker._safely(lambda: worker.queue.release(todo))
                 break
             first = False
-            todo, fresh = _transaction(worker, session, apply, todo, prepared, fresh, own_savepoint, before_commit)
+            todo, fresh = _transaction(worker, session, apply, todo, prepared, fresh, own_savepoint, before_commit,
+                                       savepoints=not optimistic)
     finally:
         session.close()
 
 
 def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list[ClaimedJob],
                  prepared: dict, fresh: float, own_savepoint: bool,
-                 before_commit: Callable[[Session], None]) -> tuple[list[ClaimedJob], float]:
-    """One transaction over the head of ``jobs``; returns the jobs left for the next one."""
+                 before_commit: Callable[[Session], None], savepoints: bool = True) -> tuple[list[ClaimedJob], float]:
+    """One transaction over the head of ``jobs``; returns the jobs left for the next one.
+    ``savepoints`` off: the handler's jobs take none (most events neither park nor fail, and a
+    SAVEPOINT and its RELEASE cost PostgreSQL a subtransaction each); the first that needs
+    one undoes the transaction, and the same jobs run again in another, each in a savepoint."""
     rt, queue = worker.rt, worker.queue
     ran: list[_Ran] = []
     rest: list[ClaimedJob] = []
     lost: list[ClaimedJob] = []
+    fresh_before = fresh  # a renewal below is undone with the transaction
     started = time.monotonic()
     budget = BUDGET_SECONDS.get(session.get_bind().dialect.name, BUDGET_SECONDS["sqlite"])
     # Nothing read by an earlier transaction of this session is trusted in this one.
     session.expunge_all()
     try:
         with session.begin():
+            no_savepoints(session, not savepoints)
             if started - fresh > 0.1 * rt.settings.lease_seconds:
                 # They waited for their turn: start them only with their lease renewed (as an
                 # unbatched claim would), and not at all if another worker has them now.
@@ -133,10 +148,18 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
                 # a session of its own (an object this one loaded may be stale to it).
                 session.expunge_all()
             no_wait(session, False)
+            no_savepoints(session, False)
             before_commit(session)
             _finish(worker, session, ran)
+    except UndoTransaction as undo:
+        no_wait(session, False)
+        no_savepoints(session, False)
+        session.expunge_all()
+        log.debug("batch of %s jobs undone (%s); running it again with savepoints", len(jobs), undo)
+        return _transaction(worker, session, apply, jobs + lost, prepared, fresh_before, own_savepoint, before_commit)
     except (StaleLease, DBAPIError, BatchBroken, PendingRollbackError) as err:
         no_wait(session, False)
+        no_savepoints(session, False)
         session.expunge_all()
         what = (f"database error {type(err.orig).__name__}" if isinstance(err, DBAPIError)
                 else "a lease was lost" if isinstance(err, StaleLease) else str(err))
@@ -176,7 +199,7 @@ def _run_one(worker: "Worker", session: Session, apply: Callable, job: ClaimedJo
         return None
     except Postpone as p:
         return _Ran(job, "postpone", time.perf_counter() - started, p.note, p.delay)
-    except (StaleLease, DBAPIError):
+    except (StaleLease, DBAPIError, UndoTransaction):
         raise
     except Exception as err:  # a handler bug or a provider failure: retry with backoff
         msg = f"{type(err).__name__}: {err}"

@@ -19,6 +19,7 @@ from bridge.ledger import event_outcomes
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.holds import AmountHeld
+from bridge.ledger.locks import LockBusy
 from bridge.ledger.models import WebhookEvent
 from bridge.ledger.refunds import EventParked
 from bridge.logs import pop_context, push_context
@@ -26,7 +27,7 @@ from bridge.providers.outcomes import PermanentProviderError
 from bridge.providers.payload_errors import PayloadError
 from bridge.runtime import Runtime
 from bridge.worker.errors import permanent_reason, printable
-from bridge.worker.outcomes import Reschedule
+from bridge.worker.outcomes import Reschedule, UndoTransaction, savepoints_off
 from bridge.worker.queue import ClaimedJob
 
 log = logging.getLogger("bridge.worker.events")
@@ -46,6 +47,9 @@ class ProcessEvent:
     # For the batch runner: when ``apply`` raises, it has written nothing (what it writes before
     # its outcome is known is in its own savepoint, below), so it needs no savepoint around it.
     rolls_back_on_error = True
+    # And in a batch its jobs may run without any savepoint: one that would need its own raises
+    # ``UndoTransaction`` (``_apply_effects``).
+    runs_without_savepoints = True
 
     def __init__(self, effects: LedgerEffects):
         self.effects = effects
@@ -146,8 +150,9 @@ def _apply(rt: Runtime, effects: LedgerEffects, session: Session, loaded: Loaded
         log.info("%s event %s (%s) ignored", event.provider, event.provider_event_id, event.event_type)
         return
     try:
-        with session.begin_nested():
-            touched = apply_parsed(effects, session, parsed, now)
+        touched = _apply_effects(effects, session, parsed, now)
+    except UndoTransaction:
+        raise
     except EventParked as err:
         # Out of order: what it refers to has not arrived. Its partial effects were rolled
         # back (savepoint); it is retried with backoff (the job's attempts bound how long it
@@ -169,6 +174,24 @@ def _apply(rt: Runtime, effects: LedgerEffects, session: Session, loaded: Loaded
     event_outcomes.link(session, event.id, touched)  # the order's story in the console
     event_outcomes.record(session, event.id, status="processed", processed_at=now, error=note)
     log.info("%s event %s (%s) processed", event.provider, event.provider_event_id, event.event_type)
+
+
+def _apply_effects(effects: LedgerEffects, session: Session, parsed, now) -> set[int]:
+    """The event's effects, in a savepoint: an event that parks, is held or fails leaves
+    nothing written. In a batch's first try (``savepoints_off``) without one, which saves a
+    SAVEPOINT and a RELEASE per event (and PostgreSQL a subtransaction): any failure then
+    undoes the whole transaction, and the batch runs again with savepoints."""
+    if savepoints_off(session):
+        try:
+            return apply_parsed(effects, session, parsed, now)
+        except LockBusy as busy:
+            if busy.nothing_written:  # its keys were busy before it wrote: nothing to undo
+                raise
+            raise UndoTransaction(busy) from busy
+        except Exception as err:
+            raise UndoTransaction(err) from err
+    with session.begin_nested():
+        return apply_parsed(effects, session, parsed, now)
 
 
 def _fail(session: Session, event: WebhookEvent, reason: str, now) -> None:

@@ -170,9 +170,11 @@ class _Transactions:
         self.begins: list[str] = []
         self.statements: list[str] = []
         self.commits = 0
+        self.rollbacks = 0
         self._engine = engine
         sa_event.listen(engine, "before_cursor_execute", self._statement)
         sa_event.listen(engine, "commit", self._commit)
+        sa_event.listen(engine, "rollback", self._rollback)
 
     def _statement(self, conn, cursor, statement, *args):
         self.statements.append(statement)
@@ -182,12 +184,20 @@ class _Transactions:
     def _commit(self, conn):
         self.commits += 1
 
+    def _rollback(self, conn):
+        self.rollbacks += 1
+
+    @property
+    def savepoints(self) -> int:
+        return sum(st.startswith("SAVEPOINT") for st in self.statements)
+
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         sa_event.remove(self._engine, "before_cursor_execute", self._statement)
         sa_event.remove(self._engine, "commit", self._commit)
+        sa_event.remove(self._engine, "rollback", self._rollback)
 
 
 @pytest.fixture
@@ -213,6 +223,8 @@ def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker, no_b
     assert sum(st.startswith("INSERT INTO event_orders") for st in seen.statements) == 1
     with runtime.reads() as s:
         assert s.execute(select(func.count()).select_from(EventOrder)).scalar_one() == 4
+    # None of them needed a savepoint: none was taken (outcomes.no_savepoints).
+    assert seen.savepoints == 0 and seen.rollbacks == 0
 
 
 def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monkeypatch, no_budget):
@@ -237,6 +249,8 @@ def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monk
     assert "RuntimeError: a bug in the middle" in failed.last_error
     assert failed.run_at > by_event["evt_batch_0"].finished_at  # with backoff
     assert seen.commits == 3  # its retry was written in the batch's transaction
+    # The first try, without savepoints, was undone whole; the second took one per event.
+    assert seen.rollbacks == 1 and seen.savepoints == 3
     monkeypatch.setattr(events_module, "apply_parsed", real)
     time.sleep(runtime.settings.job_backoff_max_seconds)
     worker.drain()
@@ -376,6 +390,8 @@ def test_an_event_whose_keys_are_busy_starts_the_next_transaction(runtime, worke
     assert _events(runtime) == {f"evt_batch_{n}": "processed" for n in range(3)}
     assert all(j.state == "done" and j.attempts == 1 for j in _event_jobs(runtime).values())
     assert any("its locks are busy" in r.getMessage() for r in caplog.records)
+    # Its keys were busy before it wrote anything: the first event's transaction was not undone.
+    assert not any("undone" in r.getMessage() for r in caplog.records)
 
 
 def test_two_batches_that_would_lock_each_other_both_finish(runtime, db_url, caplog, no_budget):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import (DisputeUpdated, FeeReported, FraudWarning, Ignored, ParsedEvent,
                                   PaymentSucceeded, PayoutUpdated, RefundUpdated, SubscriptionCanceled)
-from bridge.ledger import disputes, fresh, orders, payments, payouts, refunds
+from bridge.ledger import absent, disputes, fresh, orders, payments, payouts, refunds
 from bridge.ledger.db import keep_loaded
 from bridge.ledger.locks import LockBusy, lock_for_events
 from bridge.ledger.effects import LedgerEffects
@@ -30,14 +30,17 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
         return _apply(effects, session, parsed, now)
     finally:
         fresh.forget(session)
+        absent.forget(session)
 
 
 def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
     try:
-        lock_for_events(session, parsed.provider, parsed.events)
+        nothing_yet = lock_for_events(session, parsed.provider, parsed.events)
     except LockBusy as busy:
         busy.nothing_written = True  # the event's first step
         raise
+    if nothing_yet is not None:
+        absent.note(session, parsed.provider, *nothing_yet)
     keep_loaded(session)  # its steps look up the same payment and order again
     catalog = effects.catalog
     touched: set[int] = set()

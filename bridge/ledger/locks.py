@@ -226,12 +226,14 @@ def lock_payout(session: Session, provider: str, payout_id: str) -> None:
     lock(session, [f"payout:{provider}:{payout_id}"])
 
 
-def lock_for_events(session: Session, provider: str, events: Iterable) -> None:
+def lock_for_events(session: Session, provider: str, events: Iterable) -> Optional[tuple[set[str], set[str]]]:
     """Before applying a provider event: the payments, subscriptions, orders and customers it
     names, then those its payments and orders turn out to belong to (re-read after each wait
-    until nothing new turns up)."""
+    until nothing new turns up). Returns (payment ids, order references) when the event names
+    some and the first resolution, once their keys were held, found no payment or order of
+    them (bridge/ledger/absent.py); else None (always on SQLite)."""
     if not _pg(session):
-        return
+        return None
     ids: set[str] = set()
     subs: set[str] = set()
     refs: set[str] = set()
@@ -252,13 +254,18 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> None:
             + [f"payout:{provider}:{p}" for p in payouts])
     lock(session, keys)
     if not (ids or subs or refs):
-        return
+        return None
     params = {"provider": provider, "ids": _array(sorted(filter(_storable, ids))),
               "subs": _array(sorted(filter(_storable, subs))), "refs": _array(sorted(filter(_storable, refs)))}
-    for _ in range(4):
+    for attempt in range(4):
         found = []
-        for order_id, customer_id, customer_ref in _rows(session, _RESOLVE_EVENT, params):
+        rows = _rows(session, _RESOLVE_EVENT, params)
+        if not rows and attempt == 0:
+            # Nothing it names exists (an id PostgreSQL could not store names no row either).
+            return ids, refs
+        for order_id, customer_id, customer_ref in rows:
             found += _order_keys(order_id, customer_id, customer_ref)
         if set(found) <= _held(session):
-            return
+            return None
         lock(session, found)
+    return None

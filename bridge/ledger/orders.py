@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import PaymentSucceeded
 from bridge.domain.ids import id_problem, license_id_for
 from bridge.domain.states import order_status
-from bridge.ledger import fresh, rows
+from bridge.ledger import absent, fresh, rows
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.models import Dispute, License, Order, OrderItem, Payment, Refund
 
@@ -159,7 +159,7 @@ def order_for_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
     reference that is not a valid id (``id_problem``) creates no order: the API refuses such
     an id, and an order the merchant cannot address is worse than an unmatched payment."""
     if ev.order_ref and id_problem(ev.order_ref) is None:
-        order = get_order(session, ev.order_ref)
+        order = None if absent.take_order(session, ev.order_ref) else get_order(session, ev.order_ref)
         if order is None:
             order = _create_from_payment(session, ev, catalog, default_policy, now)
         elif order.source == "provider" and ev.items and not items_of(session, order):

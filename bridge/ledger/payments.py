@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import FeeReported, PaymentSucceeded
 from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.domain.ids import id_problem, printable
-from bridge.ledger import entries, fresh, holds, rows
+from bridge.ledger import absent, entries, fresh, holds, rows
 from bridge.ledger.models import (PAYMENT_ID_FIELDS, Dispute, Job, LedgerEntry, Order, OrderItem, Payment,
                                   PaymentItem, Refund)
 from bridge.ledger.orders import items_of
@@ -85,7 +85,7 @@ def upsert_payment(session: Session, ev: PaymentSucceeded, now: datetime, order:
     order the event names, if known: a new payment and its lines are written on it at once
     (``link_to_order`` then has nothing left to change)."""
     ids = {f: getattr(ev, f) for f in PAYMENT_ID_FIELDS}
-    found = find_payments(session, ev.provider, **ids)
+    found = [] if absent.take_payment(session, ev.provider, ids.values()) else find_payments(session, ev.provider, **ids)
     known = next((r.amount for r in found if r.captured and r.amount is not None), None)
     holds.check_fee(ev.fee, ev.amount if ev.amount is not None else known, f"payment {_ref(ev)}", ev.order_ref)
     if found:

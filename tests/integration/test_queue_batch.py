@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from bridge.ledger.inbox import PROCESS_EVENT, Delivery
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.locks import lock
-from bridge.ledger.models import EventOrder, Job, Payment, WebhookEvent
+from bridge.ledger.models import EventOrder, Job, Order, Payment, WebhookEvent
 from bridge.worker import batch
 from bridge.worker import events as events_module
 from bridge.worker.events import ProcessEvent
@@ -392,6 +392,28 @@ def test_an_event_whose_keys_are_busy_starts_the_next_transaction(runtime, worke
     assert any("its locks are busy" in r.getMessage() for r in caplog.records)
     # Its keys were busy before it wrote anything: the first event's transaction was not undone.
     assert not any("undone" in r.getMessage() for r in caplog.records)
+
+
+def test_a_new_payment_is_written_without_looking_up_what_its_locks_found_absent(runtime, worker, db_url, no_budget):
+    """On PostgreSQL the event's lock resolution found no payment and no order of its ids: the
+    payment and its order are written without a SELECT of either (bridge/ledger/absent.py). A
+    later event about the same charge in the same transaction finds the row, never a second."""
+    _pg_only(db_url)
+    again = sp.charge_succeeded(event_id="evt_batch_0_again", charge_id="ch_batch_0", amount=4900,
+                                metadata={"order_id": "ord_batch_0"}, customer="cus_batch_0", created=T0,
+                                balance_transaction=sp.balance_transaction(bt_id="txn_batch_0", amount=4900,
+                                                                           fee=172, created=T0))
+    _store(runtime, _charge(0), _charge(1), again)
+    with _Transactions(runtime.engine) as seen:
+        assert worker.run_once(limit=8)
+    assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_1": "processed", "evt_batch_0_again": "processed"}
+    looked_up = [st for st in seen.statements if st.startswith(("SELECT payments.", "SELECT orders."))]
+    # Only the third event looks (its payment and order exist by then): one look-up of each.
+    assert sum(st.startswith("SELECT payments.") and "charge_id" in st.split("WHERE")[1] for st in looked_up) == 1
+    assert sum(st.startswith("SELECT orders.") and "order_id =" in st.split("WHERE")[1] for st in looked_up) == 1
+    with runtime.reads() as s:
+        assert s.execute(select(func.count()).select_from(Payment)).scalar_one() == 2
+        assert s.execute(select(func.count()).select_from(Order)).scalar_one() == 2
 
 
 def test_two_batches_that_would_lock_each_other_both_finish(runtime, db_url, caplog, no_budget):

@@ -1,0 +1,47 @@
+"""What the event being applied was found not to name yet: no payment with its payment ids, no
+order with its order reference.
+
+On PostgreSQL the event's keyed locks are resolved with one query after they are held
+(``locks.lock_for_events``); when it finds nothing, no payment and no order the event names
+exists, and none can appear meanwhile (whoever would write one holds the same keys). The
+first look-up of each then needs no statement: ``take_payment`` and ``take_order`` answer it
+once (the caller is about to create that row, after which the answer would be wrong). The marks
+last one event: ``apply_parsed`` notes them after the locks and forgets them when it ends.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from sqlalchemy.orm import Session
+
+_PAYMENTS = "bridge_absent_payments"  # session.info: (provider, frozenset of payment ids)
+_ORDERS = "bridge_absent_orders"      # session.info: frozenset of order references
+
+
+def note(session: Session, provider: str, payment_ids: Iterable[str], order_refs: Iterable[str]) -> None:
+    session.info[_PAYMENTS] = (provider, frozenset(payment_ids))
+    session.info[_ORDERS] = frozenset(order_refs)
+
+
+def take_payment(session: Session, provider: str, ids: Iterable[Optional[str]]) -> bool:
+    """Whether no payment has any of these ids (known without a statement); said once."""
+    mark = session.info.get(_PAYMENTS)
+    given = {i for i in ids if i}
+    if mark is None or mark[0] != provider or not given or not given <= mark[1]:
+        return False
+    del session.info[_PAYMENTS]
+    return True
+
+
+def take_order(session: Session, order_ref: Optional[str]) -> bool:
+    """Whether no order has this reference (known without a statement); said once."""
+    mark = session.info.get(_ORDERS)
+    if mark is None or not order_ref or order_ref not in mark:
+        return False
+    del session.info[_ORDERS]
+    return True
+
+
+def forget(session: Session) -> None:
+    session.info.pop(_PAYMENTS, None)
+    session.info.pop(_ORDERS, None)

@@ -3,7 +3,7 @@
 Each test fills a table with the history of many other orders (``BIG`` rows, statistics taken),
 runs the bridge's own function with its statements captured, and asks the database how it ran
 them: on PostgreSQL ``EXPLAIN ANALYZE`` (the rows each scan of the table read, kept or filtered
-out), on SQLite ``EXPLAIN QUERY PLAN`` (no full scan of the table). Each of these read the whole
+out), on SQLite the virtual machine's steps (a progress handler). Each of these read the whole
 table per event before migration 0006 and the rewrites beside it (bench/worker_bench.py
 --history showed the database's CPU per event doubling at 20,000 past orders).
 """
@@ -87,9 +87,10 @@ def reads(engine, statements, table: str) -> list[tuple[str, int]]:
 
 def assert_few(engine, statements, table: str) -> None:
     """Each statement's work is that of a few rows, not of the table's ``BIG``."""
-    most = 20 if engine.dialect.name == "postgresql" else 2 * BIG  # rows read; VM steps
+    pg = engine.dialect.name == "postgresql"
+    most, what = (20, f"rows of {table}") if pg else (2 * BIG, "VM steps")
     for statement, work in reads(engine, statements, table):
-        assert work <= most, f"{work} ({'rows of ' + table if most == 20 else 'VM steps'}) for: {statement}"
+        assert work <= most, f"{work} {what} for: {statement}"
 
 
 def analyze(engine) -> None:

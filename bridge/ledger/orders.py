@@ -13,7 +13,7 @@ from bridge.domain.ids import id_problem, license_id_for
 from bridge.domain.states import order_status
 from bridge.ledger import absent, fresh, rows
 from bridge.ledger.catalog import Catalog
-from bridge.ledger.models import Dispute, License, Order, OrderItem, Payment, Refund
+from bridge.ledger.models import License, Order, OrderItem, Payment
 
 
 class OrderConflict(Exception):

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.orm import Session
@@ -124,8 +125,7 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
     # Nothing read by an earlier transaction of this session is trusted in this one.
     session.expunge_all()
     try:
-        with session.begin():
-            no_savepoints(session, not savepoints)
+        with session.begin(), _modes(session, savepoints):
             if started - fresh > 0.1 * rt.settings.lease_seconds:
                 # They waited for their turn: start them only with their lease renewed (as an
                 # unbatched claim would), and not at all if another worker has them now.
@@ -147,19 +147,13 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
                 # The next job reads what it needs afresh, after taking its own locks, as in
                 # a session of its own (an object this one loaded may be stale to it).
                 session.expunge_all()
-            no_wait(session, False)
-            no_savepoints(session, False)
             before_commit(session)
             _finish(worker, session, ran)
     except UndoTransaction as undo:
-        no_wait(session, False)
-        no_savepoints(session, False)
         session.expunge_all()
         log.debug("batch of %s jobs undone (%s); running it again with savepoints", len(jobs), undo)
         return _transaction(worker, session, apply, jobs + lost, prepared, fresh_before, own_savepoint, before_commit)
     except (StaleLease, DBAPIError, BatchBroken, PendingRollbackError) as err:
-        no_wait(session, False)
-        no_savepoints(session, False)
         session.expunge_all()
         what = (f"database error {type(err.orig).__name__}" if isinstance(err, DBAPIError)
                 else "a lease was lost" if isinstance(err, StaleLease) else str(err))
@@ -171,6 +165,18 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
     _report(worker, ran)
     worker._forget(lost + [r.job for r in ran])
     return rest, fresh
+
+
+@contextmanager
+def _modes(session: Session, savepoints: bool) -> Iterator[None]:
+    """The session's modes for one batch transaction: its jobs without savepoints unless
+    ``savepoints``, and no-wait locks (set per job); both off when it ends, however it ends."""
+    no_savepoints(session, not savepoints)
+    try:
+        yield
+    finally:
+        no_wait(session, False)
+        no_savepoints(session, False)
 
 
 def _run_one(worker: "Worker", session: Session, apply: Callable, job: ClaimedJob, prepared,

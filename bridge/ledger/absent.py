@@ -7,6 +7,14 @@ exists, and none can appear meanwhile (whoever would write one holds the same ke
 first look-up of each then needs no statement: ``take_payment`` and ``take_order`` answer it
 once (the caller is about to create that row, after which the answer would be wrong). The marks
 last one event: ``apply_parsed`` notes them after the locks and forgets them when it ends.
+
+The same query says which of the event's customer references have no history yet: no order of
+that customer and no payment of the provider with that reference. ``apply_parsed`` notes them
+only for an event that is one payment (plus its fee): such an event creates at most one payment
+and one order of the customer and no dispute, so when its payment and order are new, the
+customer has no other payment to be a duplicate of (``payments.flag_duplicates``) and no
+dispute that could hold its licenses (``licenses.on_payment``). Unlike the marks above, this
+one stays true for the whole event and is read as often as needed.
 """
 from __future__ import annotations
 
@@ -16,11 +24,21 @@ from sqlalchemy.orm import Session
 
 _PAYMENTS = "bridge_absent_payments"  # session.info: (provider, frozenset of payment ids)
 _ORDERS = "bridge_absent_orders"      # session.info: frozenset of order references
+_CUSTOMERS = "bridge_new_customers"   # session.info: (provider, frozenset of customer references)
 
 
-def note(session: Session, provider: str, payment_ids: Iterable[str], order_refs: Iterable[str]) -> None:
+def note(session: Session, provider: str, payment_ids: Iterable[str], order_refs: Iterable[str],
+         new_customers: Iterable[str] = ()) -> None:
     session.info[_PAYMENTS] = (provider, frozenset(payment_ids))
     session.info[_ORDERS] = frozenset(order_refs)
+    session.info[_CUSTOMERS] = (provider, frozenset(new_customers))
+
+
+def new_customer(session: Session, provider: str, customer_ref: Optional[str]) -> bool:
+    """Whether this customer had no order and no payment of the provider when the event (a lone
+    payment) began (known without a statement)."""
+    mark = session.info.get(_CUSTOMERS)
+    return bool(customer_ref) and mark is not None and mark[0] == provider and customer_ref in mark[1]
 
 
 def take_payment(session: Session, provider: str, ids: Iterable[Optional[str]]) -> bool:
@@ -45,3 +63,4 @@ def take_order(session: Session, order_ref: Optional[str]) -> bool:
 def forget(session: Session) -> None:
     session.info.pop(_PAYMENTS, None)
     session.info.pop(_ORDERS, None)
+    session.info.pop(_CUSTOMERS, None)

@@ -40,7 +40,8 @@ def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: d
         busy.nothing_written = True  # the event's first step
         raise
     if nothing_yet is not None:
-        absent.note(session, parsed.provider, *nothing_yet)
+        absent.note(session, parsed.provider, nothing_yet.payment_ids, nothing_yet.order_refs,
+                    nothing_yet.new_customers if _lone_payment(parsed) else ())
     keep_loaded(session)  # its steps look up the same payment and order again
     catalog = effects.catalog
     touched: set[int] = set()
@@ -102,6 +103,12 @@ def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: d
     for order_pk in touched:
         orders.refresh_status(session, session.get(Order, order_pk), now, only_payments=only_payments)
     return touched
+
+
+def _lone_payment(parsed: ParsedEvent) -> bool:
+    """One payment and perhaps its fee: the event writes no other payment, order or dispute."""
+    kinds = [type(e) for e in parsed.events]
+    return kinds.count(PaymentSucceeded) == 1 and all(k in (PaymentSucceeded, FeeReported, Ignored) for k in kinds)
 
 
 def _follow_up(effects: LedgerEffects, session: Session, payment, after, now: datetime) -> None:

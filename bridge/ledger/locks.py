@@ -46,7 +46,7 @@ instead of overwriting a newer state, so the invariants hold even where a lock w
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -68,16 +68,22 @@ _LOCK = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(%(keys)s AS BIG
 _TRY_LOCK = "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(CAST(%(keys)s AS BIGINT[])) AS t(k)"
 
 # What the keys of an event resolve to: the orders and customers of the payments it names (by any
-# provider id, or by subscription), and the customers of the orders it names.
+# provider id, or by subscription), and the customers of the orders it names. The first column
+# says which arm a row came from: 'c' rows are the event's customers that have any order or any
+# payment of the provider already (the others are new: bridge/ledger/absent.py).
 _RESOLVE_EVENT = """
-SELECT o.order_id, o.customer_id, p.customer_ref
+SELECT 'p', o.order_id, o.customer_id, p.customer_ref
 FROM payments p LEFT JOIN orders o ON o.id = p.order_pk
 WHERE p.provider = %(provider)s AND (p.transaction_id = ANY(CAST(%(ids)s AS TEXT[]))
     OR p.charge_id = ANY(CAST(%(ids)s AS TEXT[])) OR p.payment_intent_id = ANY(CAST(%(ids)s AS TEXT[]))
     OR p.invoice_id = ANY(CAST(%(ids)s AS TEXT[])) OR p.checkout_session_id = ANY(CAST(%(ids)s AS TEXT[]))
     OR (p.subscription_id = ANY(CAST(%(subs)s AS TEXT[])) AND p.order_pk IS NOT NULL))
 UNION ALL
-SELECT o.order_id, o.customer_id, NULL FROM orders o WHERE o.order_id = ANY(CAST(%(refs)s AS TEXT[]))
+SELECT 'o', o.order_id, o.customer_id, NULL FROM orders o WHERE o.order_id = ANY(CAST(%(refs)s AS TEXT[]))
+UNION ALL
+SELECT 'c', NULL, NULL, t.c FROM unnest(CAST(%(customers)s AS TEXT[])) AS t(c)
+WHERE EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = t.c)
+   OR EXISTS (SELECT 1 FROM payments p WHERE p.provider = %(provider)s AND p.customer_ref = t.c)
 """
 
 # (order_id, customer_id) rows
@@ -226,12 +232,20 @@ def lock_payout(session: Session, provider: str, payout_id: str) -> None:
     lock(session, [f"payout:{provider}:{payout_id}"])
 
 
-def lock_for_events(session: Session, provider: str, events: Iterable) -> Optional[tuple[set[str], set[str]]]:
+class Resolution(NamedTuple):
+    """What the first resolution of an event's keys found missing, once they were held (none of
+    it can appear meanwhile: whoever would write it holds the same keys). Read by absent.py."""
+    payment_ids: frozenset[str]      # no payment has any of them (empty: some payment was found)
+    order_refs: frozenset[str]       # no order has any of them (empty: some order was found)
+    new_customers: frozenset[str]    # customer references with no order and no payment of the provider
+
+
+def lock_for_events(session: Session, provider: str, events: Iterable) -> Optional[Resolution]:
     """Before applying a provider event: the payments, subscriptions, orders and customers it
     names, then those its payments and orders turn out to belong to (re-read after each wait
-    until nothing new turns up). Returns (payment ids, order references) when the event names
-    some and the first resolution, once their keys were held, found no payment or order of
-    them (bridge/ledger/absent.py); else None (always on SQLite)."""
+    until nothing new turns up). Returns what the first resolution, once the event's keys were
+    held, found missing (``Resolution``) when the event names a payment or an order; else None
+    (always on SQLite)."""
     if not _pg(session):
         return None
     ids: set[str] = set()
@@ -255,17 +269,23 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> Option
     lock(session, keys)
     if not (ids or subs or refs):
         return None
+    customers = set(filter(_storable, customers))  # one PostgreSQL could not store names no row
     params = {"provider": provider, "ids": _array(sorted(filter(_storable, ids))),
-              "subs": _array(sorted(filter(_storable, subs))), "refs": _array(sorted(filter(_storable, refs)))}
+              "subs": _array(sorted(filter(_storable, subs))), "refs": _array(sorted(filter(_storable, refs))),
+              "customers": _array(sorted(customers))}
+    resolution = None
     for attempt in range(4):
         found = []
         rows = _rows(session, _RESOLVE_EVENT, params)
-        if not rows and attempt == 0:
-            # Nothing it names exists (an id PostgreSQL could not store names no row either).
-            return ids, refs
-        for order_id, customer_id, customer_ref in rows:
+        named = [r for r in rows if r[0] != "c"]
+        if attempt == 0:
+            # The customer keys were held before this read (taken above with the rest).
+            known = {r[3] for r in rows if r[0] == "c"}
+            resolution = Resolution(frozenset() if named else frozenset(ids),
+                                    frozenset() if named else frozenset(refs), frozenset(customers - known))
+        for _arm, order_id, customer_id, customer_ref in named:
             found += _order_keys(order_id, customer_id, customer_ref)
         if set(found) <= _held(session):
-            return None
+            break
         lock(session, found)
-    return None
+    return resolution

@@ -275,6 +275,8 @@ def flag_duplicates(session: Session, payment: Payment) -> None:
     duplicate charge: the later of the two (by ``paid_at``) points at the earlier."""
     if not payment.customer_ref or payment.paid_at is None:
         return
+    if is_new(payment) and absent.new_customer(session, payment.provider, payment.customer_ref):
+        return  # the customer's first payment: there is no other (absent.py)
     if is_new(payment):
         prices = [line.price_id for line in _lines_of(session, payment) if line.price_id is not None]
     else:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import SubscriptionCanceled
 from bridge.domain.ids import license_id_for
-from bridge.ledger import fresh, rows
+from bridge.ledger import absent, fresh, rows
 from bridge.ledger.orders import items_of, known_payments
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
                                   RefundRequest)
@@ -50,7 +50,7 @@ _UNREAD = object()  # a ``born`` (the order's first paid_at) the caller did not 
 
 def ensure_licenses(session: Session, order: Order, now: datetime, policies=None,
                     at: Optional[datetime] = None, rejudge_all: bool = False, born=_UNREAD,
-                    no_refunds: bool = False) -> list[License]:
+                    no_refunds: bool = False, no_disputes: bool = False) -> list[License]:
     """One license per order item, created active (idempotent). A license created while a
     dispute of its scope exists, or after its item was refunded, is judged at once."""
     out, new = [], []
@@ -82,16 +82,16 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
     session.flush()
     todo = out if rejudge_all else new
     if todo:
-        _rejudge(session, order, todo, policies, now, born, no_refunds)
+        _rejudge(session, order, todo, policies, now, born, no_refunds, no_disputes)
     return out
 
 
 def _rejudge(session: Session, order: Order, licenses: list[License], policies, now: datetime,
-             born=_UNREAD, no_refunds: bool = False) -> None:
+             born=_UNREAD, no_refunds: bool = False, no_disputes: bool = False) -> None:
     # Every caller passes the policies (the worker's effects, the orders API): the license is
     # judged by them, or by the defaults (``_chargeback``, ``_refund_steps``) when None. One
     # reading of the order's scope serves all its licenses.
-    scope = _scope(session, order, policies, born, no_refunds)
+    scope = _scope(session, order, policies, born, no_refunds, no_disputes=no_disputes)
     for lic in licenses:
         judge(session, lic, policies, now, order, scope)
 
@@ -111,9 +111,14 @@ def on_payment(session: Session, payment: Payment, order: Order, now: datetime, 
     else:  # a new order: its payments are in memory
         born = min((p.paid_at for p in pays if p.paid_at is not None), default=None)
     # A new order whose payments are all new has nothing refunded yet (a refund of this event
-    # is applied after its payment, and judges the licenses again then).
+    # is applied after its payment, and judges the licenses again then), and no dispute either
+    # (a dispute names a payment already known); its customer's other orders have none when
+    # there is no customer, or no other order (absent.py: the event is this payment alone).
     no_refunds = fresh.all_fresh(pays)
-    ensure_licenses(session, order, now, policies, at=born or payment.paid_at, born=born, no_refunds=no_refunds)
+    no_disputes = no_refunds and (not order.customer_id
+                                  or absent.new_customer(session, payment.provider, order.customer_id))
+    ensure_licenses(session, order, now, policies, at=born or payment.paid_at, born=born, no_refunds=no_refunds,
+                    no_disputes=no_disputes)
 
 
 def on_order_registered(session: Session, order: Order, now: datetime, policies=None) -> None:
@@ -345,10 +350,12 @@ class _Scope:
 
 
 def _scope(session: Session, order: Order, policies, born=_UNREAD, no_refunds: bool = False,
-           refund_seen: bool = False) -> _Scope:
-    """``no_refunds``: the caller knows the order has no refund; ``refund_seen``: it knows one
-    of its refunds was seen succeeded (either spares a look-up)."""
-    return _Scope(_paid_at(session, order) if born is _UNREAD else born, _disputes_of(session, None, order, policies),
+           refund_seen: bool = False, no_disputes: bool = False) -> _Scope:
+    """``no_refunds`` / ``no_disputes``: the caller knows no refund / no dispute concerns the
+    order's licenses; ``refund_seen``: it knows one of its refunds was seen succeeded (each
+    spares a look-up)."""
+    return _Scope(_paid_at(session, order) if born is _UNREAD else born,
+                  [] if no_disputes else _disputes_of(session, None, order, policies),
                   {} if no_refunds else _refund_steps(session, order, policies, refund_seen))
 
 

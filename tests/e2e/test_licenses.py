@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 from flask import Flask, request
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -660,3 +661,74 @@ def test_a_refund_that_fails_after_it_succeeded_gives_the_license_back(shop, mer
     assert (lic["status"], lic["reason"], lic["changed_at"]) == ("active", "refund reversed", "2026-03-04T10:00:00Z")
     assert merchant.types(lic["license_id"]) == ["license.revoked", "license.reinstated"]
     assert_notices_consistent(shop, merchant, "ord_rf")
+
+
+# -- customers seen before, and customers new ----------------------------------------------------
+
+def p_sale(order_id, customer, at):
+    """A Paddle sale of one license whose order the merchant never registered: the bridge
+    creates the order from the transaction (under the shop's BRIDGE_POLICY)."""
+    return pp.transaction_completed(event_id=f"evt_pay_{order_id}", txn_id=f"txn_{order_id}",
+                                    custom_data={"order_id": order_id}, fee=400, customer_id=customer,
+                                    items=[{"price_id": "pri_sale", "product_id": "pro_sale", "amount": 4900, "tax": 0,
+                                            "custom_data": {"category": "license", "billing": "one_time"}}],
+                                    subscription_id=None, billing_period=None, billed_at=at, captured_at=at,
+                                    occurred_at=at)
+
+
+@pytest.fixture
+def account_shop(db_url, tmp_path, merchant):
+    """Orders created from their payments under a policy whose chargebacks restrict the account."""
+    s = Shop(test_settings(db_url, tmp_path, license_webhook_url=merchant.url, default_policy="software-mor"))
+    yield s
+    close_shop(s)
+
+
+class _Statements:
+    def __init__(self, engine):
+        self.seen: list[str] = []
+        self._engine = engine
+
+    def _one(self, _conn, _cursor, statement, *_):
+        self.seen.append(" ".join(statement.split()))
+
+    def __enter__(self):
+        sa_event.listen(self._engine, "before_cursor_execute", self._one)
+        return self
+
+    def __exit__(self, *_):
+        sa_event.remove(self._engine, "before_cursor_execute", self._one)
+
+    def count(self, prefix: str) -> int:
+        return sum(s.startswith(prefix) for s in self.seen)
+
+
+def test_a_new_order_of_a_disputed_customer_is_held_and_a_new_customers_is_not(account_shop, merchant, db_url):
+    """The customer's first order gets a chargeback warning (the account is restricted): the second order
+    the bridge creates from a payment of the same customer is held at once, a duplicate charge
+    of the same price is flagged, and a new customer's order is left alone. On PostgreSQL the
+    new customer's payment looks up neither disputes nor duplicates (its lock resolution found
+    it had no order and no payment: bridge/ledger/absent.py); the known customer's does both."""
+    shop = account_shop
+    shop.paddle(p_sale("ord_seen_a", "ctm_seen", "2026-03-01T10:00:00Z"))
+    shop.paddle(p_adjust("ord_seen_a", "adj_seen_cb", "chargeback_warning", "2026-03-02T10:00:00Z", customer="ctm_seen"))
+    settle(shop)
+    assert set(statuses(shop, "ord_seen_a").values()) == {"suspended"}
+    with _Statements(shop.rt.engine) as known:
+        shop.paddle(p_sale("ord_seen_b", "ctm_seen", "2026-03-01T10:30:00Z"))
+        settle(shop)
+    with _Statements(shop.rt.engine) as new:
+        shop.paddle(p_sale("ord_new", "ctm_new", "2026-03-01T10:30:00Z"))
+        settle(shop)
+    assert set(statuses(shop, "ord_seen_b").values()) == {"suspended"}
+    assert [lic["reason"] for lic in licenses(shop, "ord_seen_b").values()] == ["dispute open"]
+    assert shop.order("ord_seen_b")["payments"][0]["duplicate_charge"] is True  # same price, 30 minutes later
+    assert set(statuses(shop, "ord_new").values()) == {"active"}
+    assert shop.order("ord_new")["payments"][0]["duplicate_charge"] is False
+    assert_notices_consistent(shop, merchant, "ord_seen_a", "ord_seen_b", "ord_new")
+    disputes, duplicates = "SELECT disputes.id", "SELECT DISTINCT payments.id"
+    assert known.count(disputes) >= 1 and known.count(duplicates) == 1
+    if db_url.startswith("postgresql"):
+        assert (new.count(disputes), new.count(duplicates)) == (0, 0)
+    else:  # no lock resolution on SQLite: the look-ups run (and find nothing)
+        assert new.count(disputes) >= 1 and new.count(duplicates) == 1

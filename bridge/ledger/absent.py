@@ -18,20 +18,55 @@ one stays true for the whole event and is read as often as needed.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, NamedTuple, Optional
 
+from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
+
+from bridge.ledger.models import PAYMENT_ID_FIELDS, Order, Payment
 
 _PAYMENTS = "bridge_absent_payments"  # session.info: (provider, frozenset of payment ids)
 _ORDERS = "bridge_absent_orders"      # session.info: frozenset of order references
 _CUSTOMERS = "bridge_new_customers"   # session.info: (provider, frozenset of customer references)
 
 
-def note(session: Session, provider: str, payment_ids: Iterable[str], order_refs: Iterable[str],
-         new_customers: Iterable[str] = ()) -> None:
-    session.info[_PAYMENTS] = (provider, frozenset(payment_ids))
-    session.info[_ORDERS] = frozenset(order_refs)
-    session.info[_CUSTOMERS] = (provider, frozenset(new_customers))
+class Resolution(NamedTuple):
+    """What an event's first look-up found missing (``locks.lock_for_events``, ``find``)."""
+    payment_ids: frozenset[str]      # no payment has any of them (empty: some payment was found)
+    order_refs: frozenset[str]       # no order has any of them (empty: some order was found)
+    new_customers: frozenset[str]    # customer references with no order and no payment of the provider
+
+
+def note(session: Session, provider: str, found: Resolution, customers: bool = True) -> None:
+    """Remember what ``found`` says for the event about to be applied; its new customers only
+    when ``customers`` (the event is a lone payment: see above)."""
+    session.info[_PAYMENTS] = (provider, found.payment_ids)
+    session.info[_ORDERS] = found.order_refs
+    session.info[_CUSTOMERS] = (provider, found.new_customers if customers else frozenset())
+
+
+_IDS = bindparam("ids", expanding=True)
+_NAMED_PAYMENT = exists().where(Payment.provider == bindparam("provider"), or_(
+    *(getattr(Payment, f).in_(_IDS) for f in PAYMENT_ID_FIELDS),
+    and_(Payment.subscription_id == bindparam("sub"), Payment.order_pk.is_not(None))))
+_NAMED_ORDER = exists().where(Order.order_id == bindparam("ref"))
+_CUSTOMER_SEEN = or_(exists().where(Order.customer_id == bindparam("customer")),
+                     exists().where(Payment.provider == bindparam("provider"),
+                                    Payment.customer_ref == bindparam("customer")))
+_FIND = select(_NAMED_PAYMENT, _NAMED_ORDER, _CUSTOMER_SEEN)
+
+
+def find(session: Session, ev) -> Resolution:
+    """What a lone payment event (``PaymentSucceeded``) names that does not exist yet: for SQLite,
+    whose writing transaction holds the one write lock (PostgreSQL's come with its locks)."""
+    ids = sorted({v for v in (getattr(ev, f) for f in PAYMENT_ID_FIELDS) if v})
+    payment, order, seen = session.connection().execute(_FIND, {
+        "provider": ev.provider, "ids": ids, "sub": ev.subscription_id, "ref": ev.order_ref,
+        "customer": ev.customer_ref}).one()
+    nothing = not (payment or order)
+    return Resolution(frozenset(ids) if nothing else frozenset(),
+                      frozenset([ev.order_ref]) if nothing and ev.order_ref else frozenset(),
+                      frozenset([ev.customer_ref]) if ev.customer_ref and not seen else frozenset())
 
 
 def new_customer(session: Session, provider: str, customer_ref: Optional[str]) -> bool:

@@ -35,13 +35,15 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
 
 def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
     try:
-        nothing_yet = lock_for_events(session, parsed.provider, parsed.events)
+        found = lock_for_events(session, parsed.provider, parsed.events)
     except LockBusy as busy:
         busy.nothing_written = True  # the event's first step
         raise
-    if nothing_yet is not None:
-        absent.note(session, parsed.provider, nothing_yet.payment_ids, nothing_yet.order_refs,
-                    nothing_yet.new_customers if _lone_payment(parsed) else ())
+    lone = _lone_payment(parsed)
+    if found is None and lone and session.get_bind().dialect.name == "sqlite":
+        found = absent.find(session, next(e for e in parsed.events if isinstance(e, PaymentSucceeded)))
+    if found is not None:
+        absent.note(session, parsed.provider, found, customers=lone)
     keep_loaded(session)  # its steps look up the same payment and order again
     catalog = effects.catalog
     touched: set[int] = set()

@@ -46,11 +46,12 @@ instead of overwriting a newer state, so the invariants hold even where a lock w
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, NamedTuple, Optional
+from typing import Iterable, Optional
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from bridge.ledger.absent import Resolution
 from bridge.ledger.db import driver_error
 from bridge.ledger.models import PAYMENT_ID_FIELDS
 
@@ -230,14 +231,6 @@ def lock_payout(session: Session, provider: str, payout_id: str) -> None:
     """A payout (its row and its lines): a payout event, sync and the itemizing job each read
     whether it is itemized and write what follows."""
     lock(session, [f"payout:{provider}:{payout_id}"])
-
-
-class Resolution(NamedTuple):
-    """What the first resolution of an event's keys found missing, once they were held (none of
-    it can appear meanwhile: whoever would write it holds the same keys). Read by absent.py."""
-    payment_ids: frozenset[str]      # no payment has any of them (empty: some payment was found)
-    order_refs: frozenset[str]       # no order has any of them (empty: some order was found)
-    new_customers: frozenset[str]    # customer references with no order and no payment of the provider
 
 
 def lock_for_events(session: Session, provider: str, events: Iterable) -> Optional[Resolution]:

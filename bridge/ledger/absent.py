@@ -56,13 +56,29 @@ _CUSTOMER_SEEN = or_(exists().where(Order.customer_id == bindparam("customer")),
 _FIND = select(_NAMED_PAYMENT, _NAMED_ORDER, _CUSTOMER_SEEN)
 
 
+def storable(value: Optional[str]) -> bool:
+    """Whether the database could hold it (no lone surrogate, no NUL): one it could not cannot
+    name a stored row either, and must not fail the look-up."""
+    if not value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
 def find(session: Session, ev) -> Resolution:
     """What a lone payment event (``PaymentSucceeded``) names that does not exist yet: for SQLite,
     whose writing transaction holds the one write lock (PostgreSQL's come with its locks)."""
-    ids = sorted({v for v in (getattr(ev, f) for f in PAYMENT_ID_FIELDS) if v})
+    ids = {v for v in (getattr(ev, f) for f in PAYMENT_ID_FIELDS) if v}
+
+    def value(v):
+        return v if storable(v) else None  # = NULL: matches no row
+
     payment, order, seen = session.connection().execute(_FIND, {
-        "provider": ev.provider, "ids": ids, "sub": ev.subscription_id, "ref": ev.order_ref,
-        "customer": ev.customer_ref}).one()
+        "provider": ev.provider, "ids": sorted(filter(storable, ids)), "sub": value(ev.subscription_id),
+        "ref": value(ev.order_ref), "customer": value(ev.customer_ref)}).one()
     nothing = not (payment or order)
     return Resolution(frozenset(ids) if nothing else frozenset(),
                       frozenset([ev.order_ref]) if nothing and ev.order_ref else frozenset(),

@@ -51,7 +51,7 @@ from typing import Iterable, Optional
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from bridge.ledger.absent import Resolution
+from bridge.ledger.absent import Resolution, storable
 from bridge.ledger.db import driver_error
 from bridge.ledger.models import PAYMENT_ID_FIELDS
 
@@ -137,16 +137,6 @@ def _array(values: Iterable) -> str:
 def key_hash(key: str) -> int:
     # surrogatepass: a provider's id may hold a lone surrogate (refused later, when stored).
     return int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:8], "big", signed=True)
-
-
-def _storable(value: str) -> bool:
-    """Whether PostgreSQL could hold it (no lone surrogate, no NUL): one it could not cannot
-    name a stored row either, and must not fail the look-up."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
 
 
 def _pg(session: Session) -> bool:
@@ -262,9 +252,9 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> Option
     lock(session, keys)
     if not (ids or subs or refs):
         return None
-    customers = set(filter(_storable, customers))  # one PostgreSQL could not store names no row
-    params = {"provider": provider, "ids": _array(sorted(filter(_storable, ids))),
-              "subs": _array(sorted(filter(_storable, subs))), "refs": _array(sorted(filter(_storable, refs))),
+    customers = set(filter(storable, customers))  # one PostgreSQL could not store names no row
+    params = {"provider": provider, "ids": _array(sorted(filter(storable, ids))),
+              "subs": _array(sorted(filter(storable, subs))), "refs": _array(sorted(filter(storable, refs))),
               "customers": _array(sorted(customers))}
     resolution = None
     for attempt in range(4):

@@ -37,12 +37,12 @@ class Resolution(NamedTuple):
     new_customers: frozenset[str]    # customer references with no order and no payment of the provider
 
 
-def note(session: Session, provider: str, found: Resolution, customers: bool = True) -> None:
-    """Remember what ``found`` says for the event about to be applied; its new customers only
-    when ``customers`` (the event is a lone payment: see above)."""
+def note(session: Session, provider: str, found: Resolution) -> None:
+    """Remember what ``found`` says for the event about to be applied (its new customers are
+    asked for only when the event is a lone payment: see above)."""
     session.info[_PAYMENTS] = (provider, found.payment_ids)
     session.info[_ORDERS] = found.order_refs
-    session.info[_CUSTOMERS] = (provider, found.new_customers if customers else frozenset())
+    session.info[_CUSTOMERS] = (provider, found.new_customers)
 
 
 _IDS = bindparam("ids", expanding=True)

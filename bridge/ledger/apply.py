@@ -34,16 +34,18 @@ def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, 
 
 
 def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
+    only_payments = all(isinstance(e, (PaymentSucceeded, FeeReported, Ignored)) for e in parsed.events)
+    # One payment and perhaps its fee: the event writes no other payment, order or dispute.
+    lone = only_payments and sum(isinstance(e, PaymentSucceeded) for e in parsed.events) == 1
     try:
-        found = lock_for_events(session, parsed.provider, parsed.events)
+        found = lock_for_events(session, parsed.provider, parsed.events, ask_customers=lone)
     except LockBusy as busy:
         busy.nothing_written = True  # the event's first step
         raise
-    lone = _lone_payment(parsed)
     if found is None and lone and session.get_bind().dialect.name == "sqlite":
         found = absent.find(session, next(e for e in parsed.events if isinstance(e, PaymentSucceeded)))
     if found is not None:
-        absent.note(session, parsed.provider, found, customers=lone)
+        absent.note(session, parsed.provider, found)
     keep_loaded(session)  # its steps look up the same payment and order again
     catalog = effects.catalog
     touched: set[int] = set()
@@ -101,16 +103,9 @@ def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: d
         elif isinstance(ev, Ignored):
             continue
     session.flush()
-    only_payments = all(isinstance(e, (PaymentSucceeded, FeeReported, Ignored)) for e in parsed.events)
     for order_pk in touched:
         orders.refresh_status(session, session.get(Order, order_pk), now, only_payments=only_payments)
     return touched
-
-
-def _lone_payment(parsed: ParsedEvent) -> bool:
-    """One payment and perhaps its fee: the event writes no other payment, order or dispute."""
-    kinds = [type(e) for e in parsed.events]
-    return kinds.count(PaymentSucceeded) == 1 and all(k in (PaymentSucceeded, FeeReported, Ignored) for k in kinds)
 
 
 def _follow_up(effects: LedgerEffects, session: Session, payment, after, now: datetime) -> None:

@@ -223,12 +223,13 @@ def lock_payout(session: Session, provider: str, payout_id: str) -> None:
     lock(session, [f"payout:{provider}:{payout_id}"])
 
 
-def lock_for_events(session: Session, provider: str, events: Iterable) -> Optional[Resolution]:
+def lock_for_events(session: Session, provider: str, events: Iterable,
+                    ask_customers: bool = False) -> Optional[Resolution]:
     """Before applying a provider event: the payments, subscriptions, orders and customers it
     names, then those its payments and orders turn out to belong to (re-read after each wait
     until nothing new turns up). Returns what the first resolution, once the event's keys were
-    held, found missing (``Resolution``) when the event names a payment or an order; else None
-    (always on SQLite)."""
+    held, found missing (``Resolution``; its new customers only when ``ask_customers``) when the
+    event names a payment or an order; else None (always on SQLite)."""
     if not _pg(session):
         return None
     ids: set[str] = set()
@@ -252,7 +253,8 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> Option
     lock(session, keys)
     if not (ids or subs or refs):
         return None
-    customers = set(filter(storable, customers))  # one PostgreSQL could not store names no row
+    # One PostgreSQL could not store names no row.
+    customers = set(filter(storable, customers)) if ask_customers else set()
     params = {"provider": provider, "ids": _array(sorted(filter(storable, ids))),
               "subs": _array(sorted(filter(storable, subs))), "refs": _array(sorted(filter(storable, refs))),
               "customers": _array(sorted(customers))}
@@ -262,10 +264,12 @@ def lock_for_events(session: Session, provider: str, events: Iterable) -> Option
         rows = _rows(session, _RESOLVE_EVENT, params)
         named = [r for r in rows if r[0] != "c"]
         if attempt == 0:
-            # The customer keys were held before this read (taken above with the rest).
+            # The customer keys were held before this read (taken above with the rest); a
+            # re-read has no need to ask again.
             known = {r[3] for r in rows if r[0] == "c"}
             resolution = Resolution(frozenset() if named else frozenset(ids),
                                     frozenset() if named else frozenset(refs), frozenset(customers - known))
+            params["customers"] = _array(())
         for _arm, order_id, customer_id, customer_ref in named:
             found += _order_keys(order_id, customer_id, customer_ref)
         if set(found) <= _held(session):

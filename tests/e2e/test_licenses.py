@@ -18,7 +18,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 from flask import Flask, request
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -28,6 +27,7 @@ from tests.conftest import LICENSE_SECRET, test_settings
 from tests.fixtures import paddle_payloads as pp, stripe_payloads as sp
 from tests.support.api import auth, token
 from tests.support.harness import Shop
+from tests.support.statements import Transactions
 
 T0 = 1_772_359_200  # 2026-03-01T10:00:00Z
 DAY = 86400
@@ -684,25 +684,6 @@ def account_shop(db_url, tmp_path, merchant):
     close_shop(s)
 
 
-class _Statements:
-    def __init__(self, engine):
-        self.seen: list[str] = []
-        self._engine = engine
-
-    def _one(self, _conn, _cursor, statement, *_):
-        self.seen.append(" ".join(statement.split()))
-
-    def __enter__(self):
-        sa_event.listen(self._engine, "before_cursor_execute", self._one)
-        return self
-
-    def __exit__(self, *_):
-        sa_event.remove(self._engine, "before_cursor_execute", self._one)
-
-    def count(self, prefix: str) -> int:
-        return sum(s.startswith(prefix) for s in self.seen)
-
-
 def test_a_new_order_of_a_disputed_customer_is_held_and_a_new_customers_is_not(account_shop, merchant):
     """The customer's first order gets a chargeback warning (the account is restricted). The
     second order the bridge creates from a payment of the same customer (paid before the
@@ -716,10 +697,10 @@ def test_a_new_order_of_a_disputed_customer_is_held_and_a_new_customers_is_not(a
     shop.paddle(p_adjust("ord_seen_a", "adj_seen_cb", "chargeback_warning", "2026-03-02T10:00:00Z", customer="ctm_seen"))
     settle(shop)
     assert set(statuses(shop, "ord_seen_a").values()) == {"suspended"}
-    with _Statements(shop.rt.engine) as known:
+    with Transactions(shop.rt.engine) as known:
         shop.paddle(p_sale("ord_seen_b", "ctm_seen", "2026-03-01T10:30:00Z"))
         settle(shop)
-    with _Statements(shop.rt.engine) as new:
+    with Transactions(shop.rt.engine) as new:
         shop.paddle(p_sale("ord_new", "ctm_new", "2026-03-01T10:30:00Z"))
         settle(shop)
     assert set(statuses(shop, "ord_seen_b").values()) == {"suspended"}

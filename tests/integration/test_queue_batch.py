@@ -10,7 +10,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
 
 from bridge.ledger.inbox import PROCESS_EVENT, Delivery
@@ -24,6 +23,7 @@ from bridge.worker.handlers import all_handlers
 from bridge.worker.runner import Worker
 from tests.fixtures import stripe_payloads as sp
 from tests.integration.test_queue import add_jobs, jobs, queue
+from tests.support.statements import Transactions
 
 T0 = sp.DEFAULT_TIME
 FAR = datetime(2999, 1, 1, tzinfo=timezone.utc)
@@ -163,43 +163,6 @@ def _charges(rt) -> set:
         return set(s.execute(select(Payment.charge_id)).scalars())
 
 
-class _Transactions:
-    """Counts what the engine's connections begin and commit while it is installed."""
-
-    def __init__(self, engine):
-        self.begins: list[str] = []
-        self.statements: list[str] = []
-        self.commits = 0
-        self.rollbacks = 0
-        self._engine = engine
-        sa_event.listen(engine, "before_cursor_execute", self._statement)
-        sa_event.listen(engine, "commit", self._commit)
-        sa_event.listen(engine, "rollback", self._rollback)
-
-    def _statement(self, conn, cursor, statement, *args):
-        self.statements.append(statement)
-        if statement.startswith("BEGIN"):
-            self.begins.append(statement)
-
-    def _commit(self, conn):
-        self.commits += 1
-
-    def _rollback(self, conn):
-        self.rollbacks += 1
-
-    @property
-    def savepoints(self) -> int:
-        return sum(st.startswith("SAVEPOINT") for st in self.statements)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        sa_event.remove(self._engine, "before_cursor_execute", self._statement)
-        sa_event.remove(self._engine, "commit", self._commit)
-        sa_event.remove(self._engine, "rollback", self._rollback)
-
-
 @pytest.fixture
 def no_budget(monkeypatch):
     """However slow the machine, a batch below ends only when its jobs do (its commits counted)."""
@@ -208,7 +171,7 @@ def no_budget(monkeypatch):
 
 def test_a_claim_of_events_is_read_once_and_committed_once(runtime, worker, no_budget):
     _store(runtime, *(_charge(n) for n in range(4)))
-    with _Transactions(runtime.engine) as seen:
+    with Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
     assert _events(runtime) == {f"evt_batch_{n}": "processed" for n in range(4)}
     assert all(j.state == "done" and j.attempts == 1 for j in _event_jobs(runtime).values())
@@ -238,7 +201,7 @@ def test_the_event_that_raises_in_a_batch_alone_is_retried(runtime, worker, monk
         return touched
 
     monkeypatch.setattr(events_module, "apply_parsed", apply_then_fail)
-    with _Transactions(runtime.engine) as seen:
+    with Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
     assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_1": "received", "evt_batch_2": "processed"}
     assert _charges(runtime) == {"ch_batch_0", "ch_batch_2"}
@@ -273,7 +236,7 @@ class _Outcomes:
 def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime, worker, no_budget):
     _store(runtime, _charge(0), _refund_of_unknown_charge(), _charge(1))
     runtime.metrics = metrics = _Outcomes()  # the worker's runtime
-    with _Transactions(runtime.engine) as seen:
+    with Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
     assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_refund": "parked", "evt_batch_1": "processed"}
     by_event = _event_jobs(runtime)
@@ -342,7 +305,7 @@ def test_a_batch_transaction_ends_at_its_time_budget(runtime, worker, monkeypatc
     # Every job past the first starts a new one.
     monkeypatch.setattr(batch, "BUDGET_SECONDS", dict.fromkeys(("sqlite", "postgresql"), 0.0))
     _store(runtime, *(_charge(n) for n in range(3)))
-    with _Transactions(runtime.engine) as seen:
+    with Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
     assert _events(runtime) == {f"evt_batch_{n}": "processed" for n in range(3)}
     assert seen.commits == 2 + 3
@@ -404,7 +367,7 @@ def test_a_new_payment_is_written_without_looking_up_what_its_locks_found_absent
                                 balance_transaction=sp.balance_transaction(bt_id="txn_batch_0", amount=4900,
                                                                            fee=172, created=T0))
     _store(runtime, _charge(0), _charge(1), again)
-    with _Transactions(runtime.engine) as seen:
+    with Transactions(runtime.engine) as seen:
         assert worker.run_once(limit=8)
     assert _events(runtime) == {"evt_batch_0": "processed", "evt_batch_1": "processed", "evt_batch_0_again": "processed"}
     looked_up = [st for st in seen.statements if st.startswith(("SELECT payments.", "SELECT orders."))]

@@ -71,7 +71,7 @@ def count(db_kind: str, n: int, pg_url: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
                               sys.executable, __file__, "--child", db_kind, str(n), "--pg-url", pg_url],
-                             capture_output=True, text=True, env=os.environ.copy())
+                             capture_output=True, text=True)
     found = _COLLECTED.findall(out.stderr)
     if out.returncode != 0 or not found:
         raise SystemExit(f"{db_kind} n={n}: the run failed (exit {out.returncode}):\n{out.stderr[-3000:]}")

@@ -26,7 +26,6 @@ Each run takes one to three minutes (the runs go two at a time, one per core).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess

@@ -40,25 +40,38 @@ class Worker:
         self._held: list[ClaimedJob] = []  # claimed and not finished (the current one included)
         self._lock = threading.Lock()
         self._stop: Optional[threading.Event] = None
+        # The last claim found no quick job, only slow ones (notices, refunds at the provider):
+        # the next claims take one job each until a quick one comes, since a claim of several
+        # behind a backlog of slow jobs keeps one and gives the others back (Queue.claim), a
+        # write of each row twice for nothing.
+        self._slow_backlog = False
 
     # -- one step -------------------------------------------------------------------------
     def run_once(self, limit: int = 1) -> bool:
-        """Claim up to ``limit`` jobs in one round trip (several only of the quick kinds, see
-        ``queue.BATCHABLE``, then run in one transaction: batch.py) and run them; False when
-        there was nothing to do. A worker told to stop gives back the jobs it has not started."""
+        """Claim up to ``limit`` jobs in one round trip (of the quick kinds, see
+        ``queue.BATCHABLE``, run in one transaction: batch.py; then at most one other job, in
+        its own) and run them; False when there was nothing to do. A worker told to stop gives back the jobs it has not started."""
         return self._claim_and_run(limit) > 0
 
     def _claim_and_run(self, limit: int) -> int:
         """``run_once``; how many jobs were claimed."""
-        jobs = self.queue.claim(self.worker_id, self.rt.clock, limit=limit)
+        jobs = self.queue.claim(self.worker_id, self.rt.clock, limit=1 if self._slow_backlog else limit)
+        self._slow_backlog = bool(jobs) and limit > 1 and jobs[0].kind not in BATCHABLE
         if not jobs:
             return 0
         fresh = time.monotonic()  # when the leases of the rest of the claim were last set
         with self._lock:
             self._held = list(jobs)
         try:
-            if len(jobs) > 1 and jobs[0].kind in BATCHABLE and jobs[0].kind in self.handlers:
-                batch.run(self, jobs, fresh)
+            quick = [j for j in jobs if j.kind in BATCHABLE and j.kind in self.handlers]
+            if len(quick) > 1:
+                batch.run(self, quick, fresh)
+                rest = [j for j in jobs if j not in quick]  # the claim's one slow job, if any (Queue.claim)
+                if rest and self.stopping():
+                    self._safely(lambda: self.queue.release(rest))
+                elif rest:
+                    # Its lease was set with the others': renewed first if the batch took long.
+                    self._run_one_by_one(rest, fresh, recheck=True)
             else:
                 self._run_one_by_one(jobs, fresh)
         finally:

@@ -33,29 +33,69 @@ def _state(rt):
     return [(j.kind, j.state, j.attempts, j.locked_by) for j in jobs(rt)]
 
 
-def test_quick_jobs_are_claimed_together_and_slow_ones_alone(runtime):
+def test_a_claim_takes_its_quick_jobs_and_one_slow_job_last(runtime):
     add_jobs(runtime, 3, kind=PROCESS_EVENT)
     add_jobs(runtime, 1, kind="execute_refund")
     add_jobs(runtime, 2, kind=PROCESS_EVENT)
+    add_jobs(runtime, 1, kind="deliver_notice")
     q = queue(runtime)
     now = runtime.clock()
     first = q.claim("w1", now, limit=10)
-    assert [j.kind for j in first] == [PROCESS_EVENT] * 5
+    assert [j.kind for j in first] == [PROCESS_EVENT] * 5 + ["execute_refund"]
     assert len({j.lease_token for j in first}) == 1
-    # The slow job went straight back: ready, its attempt returned, claimable by anyone.
-    slow = [j for j in jobs(runtime) if j.kind == "execute_refund"][0]
-    assert (slow.state, slow.attempts, slow.lease_token, slow.locked_by) == ("ready", 0, None, None)
+    # The second slow job went straight back: ready, its attempt returned, claimable by anyone.
+    notice = [j for j in jobs(runtime) if j.kind == "deliver_notice"][0]
+    assert (notice.state, notice.attempts, notice.lease_token, notice.locked_by) == ("ready", 0, None, None)
     second = q.claim("w2", now, limit=10)
-    assert [j.kind for j in second] == ["execute_refund"]
+    assert [j.kind for j in second] == ["deliver_notice"]
 
 
-def test_a_claim_led_by_a_slow_job_takes_it_alone(runtime):
+def test_a_claim_led_by_a_slow_job_runs_it_after_the_quick_ones(runtime, monkeypatch):
     add_jobs(runtime, 1, kind="deliver_notice")
     add_jobs(runtime, 3, kind=PROCESS_EVENT)
-    q = queue(runtime)
-    got = q.claim("w1", runtime.clock(), limit=10)
-    assert [j.kind for j in got] == ["deliver_notice"]
-    assert sum(1 for j in jobs(runtime) if j.state == "ready") == 3
+    got = queue(runtime).claim("w1", runtime.clock(), limit=10)
+    assert [j.kind for j in got] == [PROCESS_EVENT] * 3 + ["deliver_notice"]
+    assert not any(j.state == "ready" for j in jobs(runtime))
+    # The worker runs the events (one transaction) before the notice, and finishes all four.
+    ran = []
+    worker = Worker(runtime, {PROCESS_EVENT: lambda rt, job, s: ran.append(job.kind),
+                              "deliver_notice": lambda rt, job, s: ran.append(job.kind)})
+    monkeypatch.setattr(worker.queue, "claim", lambda *a, **k: got)
+    with Transactions(runtime.engine) as seen:
+        assert worker._claim_and_run(10) == 4
+    assert ran == [PROCESS_EVENT] * 3 + ["deliver_notice"]
+    assert {(j.kind, j.state) for j in jobs(runtime)} == {(PROCESS_EVENT, "done"), ("deliver_notice", "done")}
+    assert seen.commits == 2
+
+
+def test_a_stopping_worker_gives_back_the_slow_job_its_batch_was_claimed_with(runtime, monkeypatch):
+    add_jobs(runtime, 2, kind=PROCESS_EVENT)
+    add_jobs(runtime, 1, kind="deliver_notice")
+    got = queue(runtime).claim("w1", runtime.clock(), limit=10)
+    stop = threading.Event()
+    worker = Worker(runtime, {PROCESS_EVENT: lambda rt, job, s: stop.set(),
+                              "deliver_notice": lambda rt, job, s: pytest.fail("run after the stop")})
+    worker._stop = stop
+    monkeypatch.setattr(worker.queue, "claim", lambda *a, **k: got)
+    worker._claim_and_run(10)
+    notice = [j for j in jobs(runtime) if j.kind == "deliver_notice"][0]
+    assert (notice.state, notice.attempts, notice.lease_token) == ("ready", 0, None)
+
+
+def test_behind_a_backlog_of_slow_jobs_a_worker_claims_one_at_a_time(runtime):
+    add_jobs(runtime, 4, kind="deliver_notice")
+    add_jobs(runtime, 2, kind=PROCESS_EVENT)
+    ran = []
+    worker = Worker(runtime, {PROCESS_EVENT: lambda rt, job, s: ran.append((job.kind, job.ref_id)),
+                              "deliver_notice": lambda rt, job, s: ran.append((job.kind, job.ref_id))})
+    with Transactions(runtime.engine) as seen:
+        assert worker.drain(limit=8) == 6
+    # The events together (and the first notice after them), then the notices: the claim
+    # that found only notices gave two back; the ones after it took one each, giving none back.
+    assert ran == [(PROCESS_EVENT, "0"), (PROCESS_EVENT, "1")] + [("deliver_notice", str(i)) for i in range(4)]
+    assert sum(st.lstrip().startswith("UPDATE jobs SET state = 'ready', lease_token = NULL")
+               for st in seen.statements) == 2
+    assert all(j.state == "done" and j.attempts == 1 for j in jobs(runtime))
 
 
 def test_heartbeat_keeps_the_waiting_rest_of_a_claim(runtime):

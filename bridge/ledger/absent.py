@@ -23,6 +23,7 @@ from typing import Iterable, NamedTuple, Optional
 from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
 
+from bridge.ledger import write_behind
 from bridge.ledger.models import PAYMENT_ID_FIELDS, Order, Payment
 
 _PAYMENTS = "bridge_absent_payments"  # session.info: (provider, frozenset of payment ids)
@@ -53,6 +54,7 @@ _NAMED_ORDER = exists().where(Order.order_id == bindparam("ref"))
 _CUSTOMER_SEEN = or_(exists().where(Order.customer_id == bindparam("customer")),
                      exists().where(Payment.provider == bindparam("provider"),
                                     Payment.customer_ref == bindparam("customer")))
+# Run on the connection: the session would write what waits first (write_behind.py).
 _FIND = select(_NAMED_PAYMENT, _NAMED_ORDER, _CUSTOMER_SEEN)
 
 
@@ -76,6 +78,12 @@ def find(session: Session, ev) -> Resolution:
     def value(v):
         return v if storable(v) else None  # = NULL: matches no row
 
+    # Rows of earlier events of this transaction may still wait to be written (write_behind.py):
+    # they are written first only when one answers to a key of this event.
+    keys = {f"payment:{ev.provider}:{i}" for i in ids}
+    keys |= {f"subscription:{ev.provider}:{ev.subscription_id}", f"order:{ev.order_ref}", f"customer:{ev.customer_ref}"}
+    if not write_behind.pending_keys(session).isdisjoint(keys):
+        write_behind.flush(session)
     payment, order, seen = session.connection().execute(_FIND, {
         "provider": ev.provider, "ids": sorted(filter(storable, ids)), "sub": value(ev.subscription_id),
         "ref": value(ev.order_ref), "customer": value(ev.customer_ref)}).one()

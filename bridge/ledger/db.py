@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.ledger import write_behind
 from bridge.ledger.append_only import install as install_append_only
 from bridge.settings import Settings
 
@@ -80,7 +81,7 @@ def driver_error(err: Exception, driver, dialect, invalidate, statement=None, pa
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return install_append_only(sessionmaker(bind=engine, expire_on_commit=False, future=True))
+    return write_behind.install(install_append_only(sessionmaker(bind=engine, expire_on_commit=False, future=True)))
 
 
 def read_only(engine: Engine) -> Engine:

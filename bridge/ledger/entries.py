@@ -15,6 +15,7 @@ from typing import Optional
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from bridge.ledger import write_behind
 from bridge.ledger.models import LedgerEntry
 
 # Sign convention: from the merchant's side. Money in is positive, money out negative.
@@ -73,8 +74,13 @@ def post_many(session: Session, movements: list[dict], now: datetime) -> None:
     keyword arguments but ``now``. Which of them were newly written is not told."""
     rows = [_row(**{k: v for k, v in m.items() if k != "magnitude"}, amount=_signed(m["kind"], m["magnitude"]),
                  now=now) for m in movements]
-    if rows:
-        session.execute(_post_stmt(session.get_bind().dialect.name), rows)
+    if not rows:
+        return
+    stmt = _post_stmt(session.get_bind().dialect.name)
+    if write_behind.enabled(session):
+        write_behind.add(session, stmt, rows, write_behind.rank(LedgerEntry.__table__))
+    else:
+        session.execute(stmt, rows)
 
 
 _FIND = select(LedgerEntry).where(LedgerEntry.effect_key == bindparam("key"))  # built once

@@ -51,6 +51,7 @@ from typing import Iterable, Optional
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from bridge.ledger import write_behind
 from bridge.ledger.absent import Resolution, storable
 from bridge.ledger.db import driver_error
 from bridge.ledger.models import PAYMENT_ID_FIELDS
@@ -116,10 +117,13 @@ def no_wait(session: Session, on: bool) -> None:
     session.info[_NO_WAIT] = on
 
 
-def _rows(session: Session, sql: str, params: dict) -> list[tuple]:
+def _rows(session: Session, sql: str, params: dict, reads: bool = True) -> list[tuple]:
     """Run one statement in the session's transaction, on the driver's connection; its rows.
     A driver error is raised as SQLAlchemy's ``DBAPIError`` (a deadlock, the database gone),
-    as the callers (the worker's retries) expect of every statement."""
+    as the callers (the worker's retries) expect of every statement. ``reads``: it may read
+    rows still waiting to be written (write_behind.py), which are written first."""
+    if reads:
+        write_behind.flush(session)
     conn = session.connection()
     driver = conn.connection.driver_connection
     try:
@@ -158,10 +162,10 @@ def lock(session: Session, keys: Iterable[str]) -> None:
         return
     keys = {"keys": _array(key_hash(k) for k in todo)}
     if session.info.get(_NO_WAIT):
-        if not _rows(session, _TRY_LOCK, keys)[0][0]:
+        if not _rows(session, _TRY_LOCK, keys, reads=False)[0][0]:
             raise LockBusy(todo)
     else:
-        _rows(session, _LOCK, keys)
+        _rows(session, _LOCK, keys, reads=False)
     held.update(todo)
 
 
@@ -170,6 +174,20 @@ def _forget(session: Session, _transaction) -> None:
     # The keys went with the transaction (or with a savepoint rolled back: PostgreSQL releases
     # what a subtransaction took when it aborts). Taking a held key again is harmless.
     session.info.pop("bridge_locks", None)
+
+
+def row_keys(table: str, values: dict) -> list[str]:
+    """The keys a new row of ``orders`` or ``payments`` answers to (what the resolution of an
+    event's keys would find it by); none for other tables."""
+    if table == "orders":
+        return _order_keys(values.get("order_id"), values.get("customer_id"))
+    if table == "payments":
+        provider = values["provider"]
+        keys = [f"payment:{provider}:{values[f]}" for f in PAYMENT_ID_FIELDS if values.get(f)]
+        if values.get("subscription_id"):
+            keys.append(f"subscription:{provider}:{values['subscription_id']}")
+        return keys + _order_keys(None, values.get("customer_ref"))
+    return []
 
 
 def _order_keys(order_id: Optional[str], *customers: Optional[str]) -> list[str]:
@@ -259,9 +277,12 @@ def lock_for_events(session: Session, provider: str, events: Iterable,
               "subs": _array(sorted(filter(storable, subs))), "refs": _array(sorted(filter(storable, refs))),
               "customers": _array(sorted(customers))}
     resolution = None
+    # Rows of earlier events of this transaction may still wait to be written: only one that
+    # answers to a key of this event could change what the resolution finds.
+    waiting = not write_behind.pending_keys(session).isdisjoint(keys)
     for attempt in range(4):
         found = []
-        rows = _rows(session, _RESOLVE_EVENT, params)
+        rows = _rows(session, _RESOLVE_EVENT, params, reads=waiting)
         named = [r for r in rows if r[0] != "c"]
         if attempt == 0:
             # The customer keys were held before this read (taken above with the rest); a

@@ -16,8 +16,12 @@ from __future__ import annotations
 from sqlalchemy import event, inspect, insert
 from sqlalchemy.orm import Session, SessionTransaction, make_transient_to_detached
 
+from bridge.ledger import write_behind
+from bridge.ledger.locks import row_keys
+
 _KEY = "bridge_inserted"
 _STMT: dict = {}
+_PLAIN: dict = {}
 
 
 def _plan(mapper):
@@ -43,6 +47,14 @@ def _plan(mapper):
     return plan
 
 
+def _plain_insert(mapper):
+    """The table's INSERT with every column given, the id too (write-behind)."""
+    stmt = _PLAIN.get(mapper)
+    if stmt is None:
+        stmt = _PLAIN[mapper] = insert(mapper.local_table)
+    return stmt
+
+
 def add_now(session: Session, obj):
     """INSERT ``obj`` (a new, transient object) now; it is then persistent in ``session``."""
     add_all_now(session, [obj])
@@ -56,11 +68,23 @@ def add_all_now(session: Session, objs: list) -> None:
     mapper = inspect(objs[0]).mapper
     stmt, cols, generated = _plan(mapper)
     values = [_values(mapper, obj, cols) for obj in objs]
-    result = session.connection().execute(stmt, values[0] if len(values) == 1 else values)
-    if generated:
-        for obj, row in zip(objs, result.all(), strict=True):
-            for key, value in zip(generated, row):
-                setattr(obj, key, value)
+    if write_behind.enabled(session) and generated in (["id"], []):
+        # Numbered here (unless its key is ours: a license's) and written with the next flush
+        # (write_behind.py).
+        table = mapper.local_table
+        if generated:
+            for obj, v, pk in zip(objs, values, write_behind.take_ids(session, table, len(objs)), strict=True):
+                obj.id = v["id"] = pk
+        write_behind.add(session, _plain_insert(mapper), values, write_behind.rank(table),
+                         keys=[k for v in values for k in row_keys(table.name, v)],
+                         numbered=table.name if generated else "")
+    else:
+        write_behind.flush(session)  # its parents may be waiting
+        result = session.connection().execute(stmt, values[0] if len(values) == 1 else values)
+        if generated:
+            for obj, row in zip(objs, result.all(), strict=True):
+                for key, value in zip(generated, row):
+                    setattr(obj, key, value)
     tx = session.get_nested_transaction() or session.get_transaction()
     written = session.info.setdefault(_KEY, [])
     for obj in objs:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.orm import Session
 
+from bridge.ledger import write_behind
 from bridge.ledger.locks import LockBusy, no_wait
 from bridge.logs import pop_context, push_context
 from bridge.worker.outcomes import Postpone, Reschedule, UndoTransaction, no_savepoints
@@ -147,6 +148,12 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
                 # The next job reads what it needs afresh, after taking its own locks, as in
                 # a session of its own (an object this one loaded may be stale to it).
                 session.expunge_all()
+            try:
+                write_behind.flush(session)  # a failing INSERT fails the try without savepoints
+            except DBAPIError as err:
+                if savepoints:
+                    raise
+                raise UndoTransaction(err) from err
             before_commit(session)
             _finish(worker, session, ran)
     except UndoTransaction as undo:
@@ -169,14 +176,17 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
 
 @contextmanager
 def _modes(session: Session, savepoints: bool) -> Iterator[None]:
-    """The session's modes for one batch transaction: its jobs without savepoints unless
-    ``savepoints``, and no-wait locks (set per job); both off when it ends, however it ends."""
+    """The session's modes for one batch transaction: its jobs without savepoints and their new
+    rows written behind (write_behind.py) unless ``savepoints``, and no-wait locks (set per
+    job); all off when it ends, however it ends."""
     no_savepoints(session, not savepoints)
+    write_behind.enable(session, not savepoints)
     try:
         yield
     finally:
         no_wait(session, False)
         no_savepoints(session, False)
+        write_behind.enable(session, False)
 
 
 def _run_one(worker: "Worker", session: Session, apply: Callable, job: ClaimedJob, prepared,

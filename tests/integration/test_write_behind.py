@@ -129,14 +129,19 @@ def test_a_rollback_drops_what_waits_and_a_savepoint_keeps_what_came_before(runt
 
 
 def test_ids_given_do_not_collide_with_the_databases_own(runtime):
-    """Between rows numbered here, one the database numbers itself (a plain ORM flush)."""
+    """Between rows numbered here, ones the database numbers itself (a plain ORM flush), with
+    and without rows waiting at that flush."""
     with runtime.sessions() as s, s.begin():
         write_behind.enable(s, True)
         first = rows.add_now(s, _order("ord_ids_1"))
         s.add(_order("ord_ids_2"))
         s.flush()  # writes what waits first, then the database numbers the second
         third = rows.add_now(s, _order("ord_ids_3"))
+        s.execute(select(Order.id)).all()  # the third written: nothing waits
+        s.add(_order("ord_ids_4"))
+        s.flush()
+        fifth = rows.add_now(s, _order("ord_ids_5"))
     with runtime.reads() as s:
         ids = dict(s.execute(select(Order.order_id, Order.id)).all())
-    assert len(set(ids.values())) == 3
-    assert (ids["ord_ids_1"], ids["ord_ids_3"]) == (first.id, third.id)
+    assert len(set(ids.values())) == 5
+    assert (ids["ord_ids_1"], ids["ord_ids_3"], ids["ord_ids_5"]) == (first.id, third.id, fifth.id)

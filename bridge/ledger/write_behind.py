@@ -27,8 +27,8 @@ same events again, each in a savepoint, with write-behind off).
 Ids: PostgreSQL's come from the tables' sequences, a block per table in one round trip, kept
 for the transaction (unused ones are skipped, as after any rollback); SQLite's from the
 table's highest id, read under the write lock every writing transaction holds (``BEGIN
-IMMEDIATE``), and read again after each flush (a row the database numbers itself takes the
-next).
+IMMEDIATE``), and read again after each write and each ORM flush (a row the database numbers
+itself takes the next).
 """
 from __future__ import annotations
 

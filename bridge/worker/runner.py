@@ -50,7 +50,8 @@ class Worker:
     def run_once(self, limit: int = 1) -> bool:
         """Claim up to ``limit`` jobs in one round trip (of the quick kinds, see
         ``queue.BATCHABLE``, run in one transaction: batch.py; then at most one other job, in
-        its own) and run them; False when there was nothing to do. A worker told to stop gives back the jobs it has not started."""
+        its own) and run them; False when there was nothing to do. A worker told to stop gives
+        back the jobs it has not started."""
         return self._claim_and_run(limit) > 0
 
     def _claim_and_run(self, limit: int) -> int:

@@ -47,8 +47,13 @@ def note(session: Session, provider: str, found: Resolution) -> None:
 
 
 _IDS = bindparam("ids", expanding=True)
-_NAMED_PAYMENT = exists().where(Payment.provider == bindparam("provider"), or_(
-    *(getattr(Payment, f).in_(_IDS) for f in PAYMENT_ID_FIELDS),
+# Each arm is read off an index: the ids' arms name the provider, for their unique indexes
+# (provider, id); with the provider tested outside the OR, SQLite read every payment of the
+# provider (as payments._find once did). The subscription's arm does not: SQLite then took the
+# provider's index for it too. A subscription id of the other provider can only make the
+# answer "named" where "absent" was true, and the event then looks its rows up as any other.
+_NAMED_PAYMENT = exists().where(or_(
+    *(and_(Payment.provider == bindparam("provider"), getattr(Payment, f).in_(_IDS)) for f in PAYMENT_ID_FIELDS),
     and_(Payment.subscription_id == bindparam("sub"), Payment.order_pk.is_not(None))))
 _NAMED_ORDER = exists().where(Order.order_id == bindparam("ref"))
 _CUSTOMER_SEEN = or_(exists().where(Order.customer_id == bindparam("customer")),

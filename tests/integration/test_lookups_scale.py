@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event, insert, select, text
 
-from bridge.ledger import entries, payments
+from bridge.ledger import absent, entries, payments
 from bridge.ledger.models import Dispute, Job, LedgerEntry, Order, Payment, PaymentItem
 from bridge.services import licenses
 from bridge.worker.queue import Queue
@@ -216,3 +217,28 @@ def test_a_payment_is_found_by_its_ids_without_reading_the_providers_payments(ru
         assert [p.charge_id for p in payments.find_payments(s, "stripe", payment_intent_id="pi_9")] == ["ch_9"]
         assert payments.find_payments(s, "paddle", charge_id="ch_17") == []
     assert_few(engine, seen, "payments")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_new_payments_look_up_reads_only_what_its_ids_name(runtime):
+    """``absent.find`` (SQLite's first look-up of a lone payment; PostgreSQL's comes with the
+    lock resolution) asks whether the payment's ids, its subscription, its order and its customer
+    are known: each off its index, not by reading every payment of the provider."""
+    engine, now = runtime.engine, runtime.clock()
+    with engine.begin() as conn:
+        pks = _orders(conn, now, BIG)
+        conn.execute(insert(Payment), [dict(provider="stripe", order_pk=pk, customer_ref=f"hist_ctm_{i}", amount=1000,
+                                            currency="USD", paid_at=now, charge_id=f"ch_hist_{i}",
+                                            payment_intent_id=f"pi_hist_{i}", subscription_id=f"sub_hist_{i}",
+                                            captured=True, created_at=now, updated_at=now) for i, pk in enumerate(pks)])
+    analyze(engine)
+    new = SimpleNamespace(provider="stripe", charge_id="ch_new", payment_intent_id="pi_new", transaction_id=None,
+                          invoice_id="in_new", checkout_session_id=None, subscription_id="sub_new",
+                          order_ref="ord_new", customer_ref="cus_new")
+    known = SimpleNamespace(**{**vars(new), "charge_id": "ch_hist_7", "customer_ref": "hist_ctm_8"})
+    with runtime.sessions.begin() as s, captured(engine) as seen:
+        assert absent.find(s, new) == absent.Resolution(frozenset({"ch_new", "pi_new", "in_new"}),
+                                                        frozenset({"ord_new"}), frozenset({"cus_new"}))
+        assert absent.find(s, known) == absent.Resolution(frozenset(), frozenset(), frozenset())
+    assert_few(engine, seen, "payments")
+    assert_few(engine, seen, "orders")

@@ -78,7 +78,7 @@ def post_many(session: Session, movements: list[dict], now: datetime) -> None:
         return
     stmt = _post_stmt(session.get_bind().dialect.name)
     if write_behind.enabled(session):
-        write_behind.add(session, stmt, rows, write_behind.rank(LedgerEntry.__table__))
+        write_behind.add(session, stmt, rows)
     else:
         session.execute(stmt, rows)
 

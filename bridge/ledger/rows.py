@@ -75,9 +75,8 @@ def add_all_now(session: Session, objs: list) -> None:
         if generated:
             for obj, v, pk in zip(objs, values, write_behind.take_ids(session, table, len(objs)), strict=True):
                 obj.id = v["id"] = pk
-        write_behind.add(session, _plain_insert(mapper), values, write_behind.rank(table),
-                         keys=[k for v in values for k in row_keys(table.name, v)],
-                         numbered=table.name if generated else "")
+        write_behind.add(session, _plain_insert(mapper), values,
+                         keys=[k for v in values for k in row_keys(table.name, v)], numbered=bool(generated))
     else:
         write_behind.flush(session)  # its parents may be waiting
         result = session.connection().execute(stmt, values[0] if len(values) == 1 else values)

@@ -47,7 +47,7 @@ _FLUSHING = "bridge_write_behind_flushing"
 # payments uses (items and lines: one or two per payment).
 BLOCK = 12
 
-_KNOWN: dict[str, object] = {}       # table name -> Table: those ids were given for (the refill asks for all)
+_KNOWN: set[str] = set()  # the tables ids were given for (a refill asks for all of them)
 
 
 class _Pending:
@@ -74,7 +74,7 @@ def enabled(session: Session) -> bool:
 _RANK: dict = {}
 
 
-def rank(table) -> int:
+def _rank(table) -> int:
     """The table's place in the order of the foreign keys (parents first); computed once (the
     metadata sorts all its tables each time it is asked)."""
     r = _RANK.get(table)
@@ -83,15 +83,13 @@ def rank(table) -> int:
     return r
 
 
-def add(session: Session, statement, rows: list[dict], rank: int, keys: Iterable[str] = (),
-        numbered: str = "") -> None:
-    """Keep ``rows`` for ``statement`` (an INSERT) until the next flush. ``rank``: its table's
-    place in the foreign keys' order; ``keys``: the lock keys (``locks``) the rows answer to;
-    ``numbered``: the table, when their ids came from ``take_ids``."""
+def add(session: Session, statement, rows: list[dict], keys: Iterable[str] = (), numbered: bool = False) -> None:
+    """Keep ``rows`` for ``statement`` (an INSERT) until the next flush. ``keys``: the lock keys
+    (``locks``) the rows answer to; ``numbered``: their ids came from ``take_ids``."""
     pending = session.info.get(_PENDING)
     if pending is None:
         pending = session.info[_PENDING] = _Pending()
-    key = (rank, id(statement))
+    key = (_rank(statement.table), id(statement))
     group = pending.groups.get(key)
     if group is None:
         pending.groups[key] = (statement, list(rows))
@@ -99,7 +97,7 @@ def add(session: Session, statement, rows: list[dict], rank: int, keys: Iterable
         group[1].extend(rows)
     pending.keys.update(keys)
     if numbered:
-        pending.numbered.add(numbered)
+        pending.numbered.add(statement.table.name)
 
 
 def pending_keys(session: Session) -> set[str]:
@@ -131,7 +129,7 @@ def _drop(session: Session) -> None:
 
 def take_ids(session: Session, table, n: int) -> list[int]:
     """``n`` ids for new rows of ``table`` (an autoincrement integer primary key ``id``)."""
-    _KNOWN.setdefault(table.name, table)
+    _KNOWN.add(table.name)
     if len(session.info.get(_IDS, {}).get(table.name, ())) < n:
         _refill(session, {table.name: n})
     ids = session.info[_IDS]

@@ -389,6 +389,7 @@ class Result:
     intake_us: float = 0.0
     load: tuple = ()  # os.getloadavg() when the drain began (other users of the machine)
     note: str = ""
+    analyzed: int = 0  # tables analyzed during the drain (auto_analyze)
 
     @property
     def rate(self) -> float:
@@ -429,6 +430,25 @@ def prepare(db, events: list[Event], history: int = 0):
         print(f"  history of {history} orders written in {took:.1f} s")
     rt = Runtime.build(settings, engine)
     return rt, store(rt, events)
+
+
+# What PostgreSQL's autovacuum would analyze (its default threshold: 50 rows plus a tenth of the
+# table changed since the table's last ANALYZE).
+_STALE = ("SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+          "AND n_mod_since_analyze > 50 + 0.1 * greatest(n_live_tup, 0)")
+
+
+def auto_analyze(engine) -> int:
+    """ANALYZE the bench schema's tables that autovacuum would: this machine's PostgreSQL runs
+    with ``autovacuum = off`` (a CI setting), every deployment's with it on. Without column
+    statistics the planner takes ``provider = $1`` for a rare value and reads every payment of
+    a provider through any index that starts with it. Returns how many tables it analyzed."""
+    from sqlalchemy import text
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        stale = [r[0] for r in c.execute(text(_STALE))]
+        if stale:
+            c.execute(text("ANALYZE " + ", ".join(f'"{t}"' for t in stale)))
+    return len(stale)
 
 
 def hold(engine, run_at: datetime) -> None:
@@ -473,7 +493,8 @@ def wait_idle(pids: list[int], timeout: float = 30.0) -> None:
 
 
 def run_config(db, events: list[Event], reference: dict, procs: int, threads: int, log_level: str,
-               tmp: Path, timeout: float, batch: Optional[int] = None, history: int = 0) -> Result:
+               tmp: Path, timeout: float, batch: Optional[int] = None, history: int = 0,
+               analyze_every: float = 1.0) -> Result:
     res = Result(db.kind, procs, threads, len(events))
     rt, res.intake_us = prepare(db, events, history)
     engine = rt.engine
@@ -491,10 +512,14 @@ def run_config(db, events: list[Event], reference: dict, procs: int, threads: in
         res.load = os.getloadavg()
         t0 = time.monotonic()
         hold(engine, datetime.now(timezone.utc) - timedelta(seconds=1))
+        analyzed_at = t0
         while open_jobs(engine):
             if time.monotonic() - t0 > timeout:
                 res.note = "timed out"
                 break
+            if db.kind == "postgresql" and analyze_every and time.monotonic() - analyzed_at >= analyze_every:
+                res.analyzed += auto_analyze(engine)  # autovacuum's work
+                analyzed_at = time.monotonic()
             time.sleep(0.05)
         res.seconds = time.monotonic() - t0
         sys1 = system_cpu()
@@ -578,7 +603,8 @@ def row(r: Result) -> str:
     return (f"| {r.db:10} | {r.procs}x{r.threads} | {r.n:5} | {r.seconds:7.2f} | {r.rate:7.1f} | {per(r.worker_cpu)} "
             f"| {per(r.worker_cpu_total)} | {pg} | {r.busy_pct:5.1f} | {r.others_pct:5.1f} | {r.parked:4} "
             f"| {r.load[0] if r.load else 0:5.2f} "
-            f"| {'ok' if r.ok else 'MISMATCH ' + ','.join(r.diff) + (' ' + r.note if r.note else '')} |")
+            f"| {'ok' if r.ok else 'MISMATCH ' + ','.join(r.diff) + (' ' + r.note if r.note else '')}"
+            f"{f' (analyzed {r.analyzed})' if r.analyzed else ''} |")
 
 
 HEADER = ("| db         | PxT | events | s       | ev/s    | wrk ms/ev | +boot ms/ev | pg ms/ev | busy% | "
@@ -601,6 +627,9 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="profile the in-process reference drain and stop")
     ap.add_argument("--history", type=int, default=0,
                     help="orders of past business (bench/history.py) in the tables before each run")
+    ap.add_argument("--analyze-every", type=float, default=1.0,
+                    help="PostgreSQL: seconds between the bench's autovacuum-like ANALYZE of the tables autovacuum "
+                         "would analyze (this machine's server has autovacuum off); 0: never")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C: each run's finally stops its workers and drops its schema.
@@ -634,7 +663,7 @@ def main(argv=None) -> int:
                 db = SqliteDb(tmp, f"run_{cfg}_{rep}") if kind == "sqlite" else PostgresDb(args.pg_url, cfg.replace("x", "_"))
                 try:
                     r = run_config(db, events, reference, procs, threads, args.log_level, tmp, args.timeout, args.batch,
-                                   args.history)
+                                   args.history, args.analyze_every)
                 finally:
                     db.drop()
                 results.append(r)

@@ -242,3 +242,45 @@ def test_a_new_payments_look_up_reads_only_what_its_ids_name(runtime):
         assert absent.find(s, known) == absent.Resolution(frozenset(), frozenset(), frozenset())
     assert_few(engine, seen, "payments")
     assert_few(engine, seen, "orders")
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_lock_resolution_is_planned_once_per_connection_and_probes_its_indexes(runtime):
+    """``locks.lock_for_events`` asks one statement per event, the costliest of the event on the
+    server when it was planned again for every call (its arrays' lengths, seen by every custom
+    plan, kept PostgreSQL from taking the generic one). It is now planned once (psycopg prepares
+    it on its fifth call), and that generic plan probes the indexes per id, whatever the arrays
+    hold: it reads a few rows of the tables, not every payment of the provider."""
+    from bridge.ledger import locks
+    engine, now = runtime.engine, runtime.clock()
+    with engine.begin() as conn:
+        pks = _orders(conn, now, BIG)
+        conn.execute(insert(Payment), [dict(provider="paddle", order_pk=pk, customer_ref=f"hist_ctm_{i}", amount=1000,
+                                            currency="USD", paid_at=now, transaction_id=f"txn_hist_{i}",
+                                            subscription_id=f"sub_hist_{i}", captured=True, created_at=now,
+                                            updated_at=now) for i, pk in enumerate(pks)])
+    analyze(engine)
+
+    def event(i: int, known: bool) -> SimpleNamespace:
+        return SimpleNamespace(transaction_id=f"txn_hist_{i}" if known else f"txn_new_{i}", charge_id=None,
+                               payment_intent_id=None, invoice_id=None, checkout_session_id=None,
+                               subscription_id=f"sub_hist_{i}" if known else None,
+                               order_ref=f"hist_ord_{i + 1}" if known else f"ord_new_{i}",
+                               customer_ref=f"hist_ctm_{i}" if known else f"ctm_new_{i}")
+
+    with runtime.sessions.begin() as s:
+        for i in range(8):
+            new = locks.lock_for_events(s, "paddle", [event(i, known=False)], ask_customers=True)
+            assert new.new_customers == {f"ctm_new_{i}"} and new.payment_ids == {f"txn_new_{i}"}
+            assert locks.lock_for_events(s, "paddle", [event(i, known=True)], ask_customers=True).new_customers == set()
+        driver = s.connection().connection.driver_connection
+        plans = driver.execute("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                               "WHERE statement LIKE '%SELECT ''p'', o.order_id, o.customer_id, p.customer_ref%'").fetchall()
+        assert plans and plans[0][0] > 0, f"planned for every call: {plans}"
+        # The plan it runs, with the values of an event that names known rows.
+        driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        params = {"provider": "paddle", "ids": "{txn_hist_5,txn_new_1}", "subs": "{sub_hist_5}",
+                  "refs": "{hist_ord_9}", "customers": "{hist_ctm_5,ctm_new_1}"}
+        doc = driver.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + locks._RESOLVE_EVENT, params).fetchone()[0]
+        plan = (json.loads(doc) if isinstance(doc, str) else doc)[0]["Plan"]
+        assert _pg_rows_read(plan, "payments") <= 20 and _pg_rows_read(plan, "orders") <= 20, plan

@@ -24,32 +24,36 @@ def get_dispute(session: Session, provider: str, provider_dispute_id: str) -> Op
                                                  Dispute.provider_dispute_id == provider_dispute_id)).scalar_one_or_none()
 
 
-def _case_key(session: Session, ev: DisputeUpdated) -> str:
+def _case_key(session: Session, ev: DisputeUpdated) -> tuple[str, Optional[Dispute], bool]:
     """Which case an event belongs to. Stripe names its dispute. A Paddle adjustment names only
     its transaction: the transaction's case (its warning, its chargeback, the reversal of that
     chargeback) as before, except that a *second* chargeback of the transaction is a case of its
     own, keyed by its adjustment id (it used to land on the first one's effect keys and book
     nothing), and a reversal undoes the earliest chargeback of the transaction not reversed yet.
-    An adjustment already applied finds its case again (replays)."""
+    An adjustment already applied finds its case again (replays). Returns the key, and the case's
+    row when this already read it (``read``: it did, and None means there is none)."""
     adj = ev.adjustment_id
     if adj is None:
-        return ev.provider_dispute_id
-    seen = session.execute(select(Dispute.provider_dispute_id).where(
-        Dispute.provider == ev.provider, or_(Dispute.adjustment_id == adj, Dispute.reversed_by == adj))).scalars().first()
+        return ev.provider_dispute_id, None, False
+    # The provider in each arm: each is read off its index (provider, adjustment_id / reversed_by).
+    seen = session.execute(select(Dispute.provider_dispute_id).where(or_(
+        (Dispute.provider == ev.provider) & (Dispute.adjustment_id == adj),
+        (Dispute.provider == ev.provider) & (Dispute.reversed_by == adj)))).scalars().first()
     if seen is not None:
-        return seen
+        return seen, None, False
     if ev.provider_status == "chargeback":
         first = get_dispute(session, ev.provider, ev.provider_dispute_id)
         if first is not None and first.adjustment_id is not None:
-            return f"{ev.provider}:{adj}"
-    elif ev.provider_status == "chargeback_reverse":
+            return f"{ev.provider}:{adj}", None, False
+        return ev.provider_dispute_id, first, True
+    if ev.provider_status == "chargeback_reverse":
         open_case = session.execute(select(Dispute.provider_dispute_id).where(
             Dispute.provider == ev.provider, Dispute.transaction_id == ev.transaction_id,
             Dispute.adjustment_id.is_not(None), Dispute.reversed_by.is_(None))
             .order_by(Dispute.opened_at, Dispute.id)).scalars().first()
         if open_case is not None:
-            return open_case
-    return ev.provider_dispute_id
+            return open_case, None, False
+    return ev.provider_dispute_id, None, False
 
 
 def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[Dispute, Optional[str]]:
@@ -60,8 +64,9 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
         raise EventParked(f"dispute {ev.provider_dispute_id}: payment not known yet")
     if not payment.captured or payment.amount is None:
         raise EventParked(f"dispute {ev.provider_dispute_id}: amount of payment not known yet")
-    case = _case_key(session, ev)
-    row = get_dispute(session, ev.provider, case)
+    case, row, read = _case_key(session, ev)
+    if not read:
+        row = get_dispute(session, ev.provider, case)
     holds.check_within(session, payment, holds.disputable(session, payment, row.id if row else None),
                        {"amount": ev.amount, "funds withdrawn": ev.funds_withdrawn}, ev.currency,
                        f"dispute {ev.provider_dispute_id}")

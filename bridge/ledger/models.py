@@ -330,6 +330,11 @@ class Dispute(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     __table_args__ = (
         UniqueConstraint("provider", "provider_dispute_id"),
+        # A Paddle adjustment's case (disputes._case_key): by the adjustment that charged it
+        # back or reversed it, or by the transaction's open chargebacks.
+        Index("ix_disputes_provider_adjustment_id", "provider", "adjustment_id"),
+        Index("ix_disputes_provider_reversed_by", "provider", "reversed_by"),
+        Index("ix_disputes_provider_transaction_id", "provider", "transaction_id"),
         CheckConstraint(one_of("status", ("warning", "open", "won", "lost")), name="status"),
         CheckConstraint(non_negative("amount", "funds_withdrawn", "funds_reinstated", "fee"), name="amounts"),
     )
@@ -349,8 +354,8 @@ class LedgerEntry(Base):
     kind: Mapped[str] = mapped_column(String(32))
     # active_history: the append-only guard must see the link's old value even when the
     # attribute was not loaded before it was set (filled once from empty, never moved).
-    order_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), nullable=True, index=True,
-                                                    active_history=True)
+    # (its index is the first column of ix_ledger_entries_order_pk_occurred_at)
+    order_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("orders.id"), nullable=True, active_history=True)
     payment_pk: Mapped[Optional[int]] = mapped_column(ForeignKey("payments.id"), nullable=True, index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -381,7 +386,10 @@ class License(Base):
     expires_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     holds: Mapped[list] = mapped_column(JSONDoc, default=list)  # dispute keys holding it suspended
+    # Its last notice (services/notices.py): the next one is numbered seq + 1.
     seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_notice_id: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    last_notice_type: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     __table_args__ = (
         Index("uq_licenses_order_pk_item_id", "order_pk", "item_id", unique=True),
         CheckConstraint(one_of("status", ("active", "suspended", "revoked", "expired")), name="status"),

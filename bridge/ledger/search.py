@@ -32,8 +32,11 @@ def find_orders(session: Session, query: str) -> list[tuple[Order, str]]:
             "customer e-mail")
     pay_cols = (Payment.charge_id, Payment.payment_intent_id, Payment.transaction_id, Payment.invoice_id,
                 Payment.checkout_session_id)
+    # Each arm names its provider: each is then one probe of a unique (provider, id) index (the
+    # providers tested outside the OR made SQLite read every payment).
     add(session.execute(select(Payment.order_pk).where(
-        Payment.provider.in_(PROVIDERS), or_(*[c == q for c in pay_cols]))).scalars(), "provider payment id")
+        or_(*[(Payment.provider == p) & (c == q) for p in PROVIDERS for c in pay_cols]))).scalars(),
+        "provider payment id")
     add(session.execute(select(Payment.order_pk).join(Refund, Refund.payment_pk == Payment.id).where(
         Refund.provider.in_(PROVIDERS), Refund.provider_refund_id == q)).scalars(), "provider refund id")
     add(session.execute(select(RefundRequest.order_pk).where(RefundRequest.id == q)).scalars(), "refund request id")

@@ -24,7 +24,7 @@ from bridge.domain.events import SubscriptionCanceled
 from bridge.domain.ids import license_id_for
 from bridge.ledger import absent, fresh, rows
 from bridge.ledger.orders import items_of, known_payments
-from bridge.ledger.models import (Dispute, License, Order, OrderItem, OutboundMessage, Payment, PaymentItem, Refund,
+from bridge.ledger.models import (Dispute, License, Order, OrderItem, Payment, PaymentItem, Refund,
                                   RefundRequest)
 from bridge.providers.registry import provider_class
 from bridge.services.notices import notify
@@ -199,25 +199,40 @@ _ANY_REFUND_SEEN = text("SELECT 1 FROM refunds r JOIN payments p ON r.payment_pk
                         "WHERE p.order_pk = :o AND r.succeeded_at IS NOT NULL LIMIT 1")
 
 
+# An order's payments, each with its refunds seen succeeded (none: one row with no refund).
+_PAYMENTS_AND_REFUNDS = (select(Payment, Refund)
+                         .outerjoin(Refund, (Refund.payment_pk == Payment.id) & Refund.succeeded_at.is_not(None))
+                         .where(Payment.order_pk == bindparam("o"))
+                         .order_by(Payment.id, Refund.succeeded_at, Refund.id))
+_LINES_OF = select(PaymentItem).where(PaymentItem.payment_pk.in_(bindparam("p", expanding=True)))
+
+
 def _refund_steps(session: Session, order: Order, policies,
-                  refund_seen: bool = False) -> dict[str, list[tuple[datetime, str, str]]]:
+                  refund_seen: bool = False) -> tuple[dict[str, list[tuple[datetime, str, str]]], Optional[list]]:
     """item_id -> [(provider time, "refund" | "unrefund", refund key)]: when refunds seen
     succeeded gave the item back in full, and when that stopped being so because a refund
-    failed or was reversed after it had succeeded (the money came back)."""
+    failed or was reversed after it had succeeded (the money came back). And the order's
+    payments, when they were read for it (else None)."""
     policy = _rule(order, policies)
     if policy is not None and policy.refund.license_action != "revoke":
-        return {}
+        return {}, None
     if not refund_seen and session.execute(_ANY_REFUND_SEEN, {"o": order.id}).first() is None:
-        return {}  # the common case, in one round trip
-    items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)).scalars().all()
-    by_pk = {i.id: i.item_id for i in items}
+        return {}, None  # the common case, in one round trip
+    pays: dict[int, Payment] = {}
+    done_of: dict[int, list[Refund]] = {}
+    for payment, refund in session.execute(_PAYMENTS_AND_REFUNDS, {"o": order.id}):
+        pays[payment.id] = payment
+        if refund is not None:
+            done_of.setdefault(payment.id, []).append(refund)
+    if not done_of:
+        return {}, list(pays.values())
+    by_pk = {i.id: i.item_id for i in items_of(session, order)}
+    lines_of: dict[int, list[PaymentItem]] = {}
+    for line in session.execute(_LINES_OF, {"p": sorted(done_of)}).scalars():
+        lines_of.setdefault(line.payment_pk, []).append(line)
     out: dict[str, list] = {}
-    for payment in session.execute(select(Payment).where(Payment.order_pk == order.id)).scalars():
-        done = session.execute(select(Refund).where(Refund.payment_pk == payment.id, Refund.succeeded_at.is_not(None))
-                               .order_by(Refund.succeeded_at, Refund.id)).scalars().all()
-        if not done:
-            continue
-        lines = session.execute(select(PaymentItem).where(PaymentItem.payment_pk == payment.id)).scalars().all()
+    for payment_pk, done in done_of.items():
+        payment, lines = pays[payment_pk], lines_of.get(payment_pk, [])
         moves = [(r.succeeded_at, 0, r.id, "add", r) for r in done]
         moves += [(r.status_at, 1, r.id, "remove", r) for r in done
                   if r.status in ("failed", "canceled") and r.status_at is not None and r.status_at >= r.succeeded_at]
@@ -234,7 +249,7 @@ def _refund_steps(session: Session, order: Order, policies,
             for item_id in sorted(before - now_back):
                 out.setdefault(item_id, []).append((at, "unrefund", _refund_key(r)))
             before = now_back
-    return out
+    return out, list(pays.values())
 
 
 def _given_back(session: Session, active: list[Refund], payment: Payment, lines, by_pk) -> set[str]:
@@ -354,9 +369,11 @@ def _scope(session: Session, order: Order, policies, born=_UNREAD, no_refunds: b
     """``no_refunds`` / ``no_disputes``: the caller knows no refund / no dispute concerns the
     order's licenses; ``refund_seen``: it knows one of its refunds was seen succeeded (each
     spares a look-up)."""
-    return _Scope(_paid_at(session, order) if born is _UNREAD else born,
-                  [] if no_disputes else _disputes_of(session, None, order, policies),
-                  {} if no_refunds else _refund_steps(session, order, policies, refund_seen))
+    steps, pays = ({}, None) if no_refunds else _refund_steps(session, order, policies, refund_seen)
+    if born is _UNREAD:  # the order's first payment: from its payments when they were read
+        born = _paid_at(session, order) if pays is None else min(
+            (p.paid_at for p in pays if p.paid_at is not None), default=None)
+    return _Scope(born, [] if no_disputes else _disputes_of(session, None, order, policies), steps)
 
 
 def judge(session: Session, lic: License, policies, now: datetime, order: Optional[Order] = None,
@@ -395,13 +412,10 @@ def _keep_merchant_in_step(session: Session, lic: License, order: Order, reason:
     license's status: say it again, so that the merchant's app ends where the bridge is."""
     if fresh.is_fresh(lic):
         return  # created by this event: its notices (if any) were just written, the last saying its status
-    last = session.execute(select(OutboundMessage.id, OutboundMessage.type)
-                           .where(OutboundMessage.license_id == lic.license_id)
-                           .order_by(OutboundMessage.seq.desc()).limit(1)).first()
     final = status_of(lic)
-    if last is None or _NOTICE_STATUS[last.type] == final:
+    if lic.last_notice_type is None or _NOTICE_STATUS[lic.last_notice_type] == final:
         return
-    notify(session, lic, order.order_id, _NOTICE_TYPE[final], f"again:{last.id}", reason, at, now)
+    notify(session, lic, order.order_id, _NOTICE_TYPE[final], f"again:{lic.last_notice_id}", reason, at, now)
 
 
 # -- effects -----------------------------------------------------------------------------------------

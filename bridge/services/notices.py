@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bridge.ledger.jobs import enqueue
@@ -30,27 +30,48 @@ def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S") + (f".{value.microsecond:06d}" if value.microsecond else "") + "Z"
 
 
-_LAST_AND_EXISTS = select(func.max(OutboundMessage.seq),
-                          func.count(OutboundMessage.id).filter(OutboundMessage.id == bindparam("mid"))).where(
-    OutboundMessage.license_id == bindparam("lid"))  # built once
+_INSERT: dict = {}
+
+
+def _insert_stmt(dialect: str):
+    """Built once per dialect: the notice, unless one with its id exists (then nothing)."""
+    stmt = _INSERT.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        table = OutboundMessage.__table__
+        # RETURNING says whether it was written (psycopg's rowcount of this INSERT is -1).
+        stmt = _INSERT[dialect] = (insert(table).on_conflict_do_nothing(index_elements=["id"])
+                                   .returning(table.c.id))
+    return stmt
 
 
 def notify(session: Session, lic: License, order_id: str, type_: str, cause: str, reason: str,
            occurred_at: datetime, now: datetime) -> bool:
-    """Write the notice once per (license, type, cause). True if new."""
+    """Write the notice once per (license, type, cause). True if new.
+
+    The license knows its last notice (``seq``, ``last_notice_id``, ``last_notice_type``): the
+    new one is numbered after it without reading the license's notices. Its id is derived from
+    what caused it, so one that exists already is not written again (the INSERT does nothing).
+    Two transactions numbering a notice of the same license from the same reading cannot both
+    commit: (license_id, seq) is unique."""
     msg_id = _msg_id(lic.license_id, type_, cause)
-    # One round trip: whether this notice exists (its id is derived from the license, so it is
-    # one of the license's) and the license's last sequence number.
-    last, exists = session.execute(_LAST_AND_EXISTS, {"lid": lic.license_id, "mid": msg_id}).one()
-    if exists:
-        return False
-    seq = (last or 0) + 1
+    seq = (lic.seq or 0) + 1
     body = {"type": type_, "license_id": lic.license_id, "order_id": order_id, "item_id": lic.item_id,
             "reason": reason, "occurred_at": _iso(occurred_at)}
-    session.add(OutboundMessage(id=msg_id, license_id=lic.license_id, seq=seq, type=type_, body=body,
-                                created_at=now, attempts=0))
-    session.flush()
-    enqueue(session, DELIVER_NOTICE, msg_id, now, dedupe_key=f"notice:{msg_id}", max_attempts=NOTICE_MAX_ATTEMPTS)
+    # Neither row refers to the license's: its change (status, and the notice numbers set
+    # below) is written once, at the caller's flush, not once before each statement here.
+    with session.no_autoflush:
+        written = session.execute(_insert_stmt(session.get_bind().dialect.name),
+                                  {"id": msg_id, "license_id": lic.license_id, "seq": seq, "type": type_,
+                                   "body": body, "created_at": now, "attempts": 0}).first()
+        if written is None:
+            return False
+        lic.seq, lic.last_notice_id, lic.last_notice_type = seq, msg_id, type_
+        enqueue(session, DELIVER_NOTICE, msg_id, now, dedupe_key=f"notice:{msg_id}",
+                max_attempts=NOTICE_MAX_ATTEMPTS)
     return True
 
 

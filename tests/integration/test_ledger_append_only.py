@@ -331,3 +331,26 @@ def test_every_new_session_factory_is_guarded(runtime):
                 s.flush()
         del factory, s
         gc.collect()
+
+
+def test_upgrading_to_0007_gives_each_license_its_last_notice(blank_url):
+    """Licenses written before 0007 had notices but ``seq`` 0: the upgrade fills their last
+    notice in (the next one is numbered after it), and leaves those with none empty."""
+    engine = create_engine(blank_url)
+    schema.upgrade(engine, "0006_lookups")
+    with engine.begin() as conn:
+        for stmt in SEED[:4]:
+            conn.execute(text(stmt))
+        conn.execute(text("INSERT INTO licenses (license_id, order_pk, item_id, status, changed_at, revoked, holds, "
+                          "seq) VALUES ('lic_2', 1, 'li_2', 'active', '2026-03-01 10:00:00', false, '[]', 0)"))
+        for seq, (mid, type_) in enumerate([("msg_a", "license.suspended"), ("msg_b", "license.reinstated"),
+                                            ("msg_c", "license.suspended")], start=1):
+            conn.execute(text("INSERT INTO outbound_messages (id, license_id, seq, type, body, created_at, attempts) "
+                              "VALUES (:id, 'lic_1', :seq, :type, '{}', '2026-03-02 10:00:00', 0)"),
+                         {"id": mid, "seq": seq, "type": type_})
+    schema.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT license_id, seq, last_notice_id, last_notice_type FROM licenses "
+                                 "ORDER BY license_id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("lic_1", 3, "msg_c", "license.suspended"), ("lic_2", 0, None, None)]

@@ -189,6 +189,56 @@ def test_a_customers_disputes_are_found_without_reading_every_order(runtime):
     assert_few(engine, seen, "disputes")
 
 
+def test_a_paddle_adjustments_case_is_found_without_reading_every_dispute(runtime):
+    """A Paddle adjustment names only its transaction: its case is found by the adjustment that
+    charged it back or reversed it, or by the transaction's open chargeback; each by its index,
+    not by reading every Paddle dispute (migration 0007)."""
+    from bridge.domain.events import DisputeUpdated
+    from bridge.ledger import disputes
+    engine, now = runtime.engine, runtime.clock()
+    with engine.begin() as conn:
+        pks = _orders(conn, now, BIG)
+        conn.execute(insert(Dispute), [dict(provider="paddle", provider_dispute_id=f"paddle:txn_{i}", order_pk=pk,
+                                            amount=100, currency="USD", status="lost", status_at=now, opened_at=now,
+                                            transaction_id=f"txn_{i}", adjustment_id=f"adj_{i}",
+                                            reversed_by=f"adj_rev_{i}" if i % 2 else None,
+                                            created_at=now, updated_at=now) for i, pk in enumerate(pks)])
+    analyze(engine)
+
+    def adjustment(adj: str, txn: str, status: str) -> DisputeUpdated:
+        return DisputeUpdated(provider="paddle", occurred_at=now, provider_dispute_id=f"paddle:{txn}", amount=100,
+                              currency="USD", status="won" if status == "chargeback_reverse" else "lost",
+                              provider_status=status, transaction_id=txn, adjustment_id=adj)
+
+    with runtime.sessions.begin() as s, captured(engine) as seen:
+        assert disputes._case_key(s, adjustment("adj_7", "txn_7", "chargeback"))[0] == "paddle:txn_7"  # a replay
+        assert disputes._case_key(s, adjustment("adj_rev_9", "txn_9", "chargeback_reverse"))[0] == "paddle:txn_9"
+        assert disputes._case_key(s, adjustment("adj_rev_new", "txn_8", "chargeback_reverse"))[0] == "paddle:txn_8"
+        assert disputes._case_key(s, adjustment("adj_second", "txn_8", "chargeback"))[0] == "paddle:adj_second"
+        case, row, read = disputes._case_key(s, adjustment("adj_new", "txn_new", "chargeback"))
+        assert (case, row, read) == ("paddle:txn_new", None, True)  # no case yet, and it says so
+    assert_few(engine, seen, "disputes")
+
+
+def test_the_consoles_search_by_a_payment_id_reads_only_that_payment(runtime):
+    from bridge.ledger import search
+    engine, now = runtime.engine, runtime.clock()
+    with engine.begin() as conn:
+        pks = _orders(conn, now, BIG)
+        conn.execute(insert(Payment), [dict(provider="stripe" if i % 2 else "paddle", order_pk=pk, amount=1000,
+                                            currency="USD", paid_at=now, captured=True, created_at=now, updated_at=now,
+                                            charge_id=f"ch_{i}" if i % 2 else None,
+                                            payment_intent_id=f"pi_{i}" if i % 2 else None,
+                                            transaction_id=None if i % 2 else f"txn_{i}")
+                                       for i, pk in enumerate(pks)])
+    analyze(engine)
+    with runtime.sessions.begin() as s, captured(engine) as seen:
+        assert [(o.order_id, why) for o, why in search.find_orders(s, "pi_11")] == [("hist_ord_11", "provider payment id")]
+        assert [(o.order_id, why) for o, why in search.find_orders(s, "txn_12")] == [("hist_ord_12", "provider payment id")]
+        assert search.find_orders(s, "ch_nothing") == []
+    assert_few(engine, seen, "payments")
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sqlite_claim_uses_the_index_with_or_without_statistics(runtime):
     """SQLite chose a full scan of jobs for the old claim once ANALYZE had run (done jobs are

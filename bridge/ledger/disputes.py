@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import DisputeUpdated
@@ -13,6 +13,7 @@ from bridge.domain.states import DISPUTE_RANK, newer
 from bridge.ledger import entries, holds
 from bridge.ledger.models import Dispute
 from bridge.ledger.payments import find_payment
+from bridge.ledger.reads import read
 from bridge.ledger.refunds import EventParked
 
 # status_at of a case known only from statuses the bridge cannot map: before any real time.
@@ -22,6 +23,13 @@ NO_STATUS_YET = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def get_dispute(session: Session, provider: str, provider_dispute_id: str) -> Optional[Dispute]:
     return session.execute(select(Dispute).where(Dispute.provider == provider,
                                                  Dispute.provider_dispute_id == provider_dispute_id)).scalar_one_or_none()
+
+
+# The case an adjustment already moved. The provider in each arm: each is read off its index
+# (provider, adjustment_id / reversed_by).
+_SEEN = select(Dispute.provider_dispute_id).where(or_(
+    (Dispute.provider == bindparam("p")) & (Dispute.adjustment_id == bindparam("a")),
+    (Dispute.provider == bindparam("p")) & (Dispute.reversed_by == bindparam("a"))))
 
 
 def _case_key(session: Session, ev: DisputeUpdated) -> tuple[str, Optional[Dispute], bool]:
@@ -35,10 +43,7 @@ def _case_key(session: Session, ev: DisputeUpdated) -> tuple[str, Optional[Dispu
     adj = ev.adjustment_id
     if adj is None:
         return ev.provider_dispute_id, None, False
-    # The provider in each arm: each is read off its index (provider, adjustment_id / reversed_by).
-    seen = session.execute(select(Dispute.provider_dispute_id).where(or_(
-        (Dispute.provider == ev.provider) & (Dispute.adjustment_id == adj),
-        (Dispute.provider == ev.provider) & (Dispute.reversed_by == adj)))).scalars().first()
+    seen = read(session, _SEEN, {"p": ev.provider, "a": adj}).scalars().first()
     if seen is not None:
         return seen, None, False
     if ev.provider_status == "chargeback":

@@ -12,11 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.ledger import write_behind
 from bridge.ledger.models import LedgerEntry
+from bridge.ledger.reads import read
 
 # Sign convention: from the merchant's side. Money in is positive, money out negative.
 SIGN = {"sale": 1, "fee": -1, "refund": -1, "refund_reversal": 1, "chargeback": -1,
@@ -83,11 +84,15 @@ def post_many(session: Session, movements: list[dict], now: datetime) -> None:
         session.execute(stmt, rows)
 
 
-_FIND = select(LedgerEntry).where(LedgerEntry.effect_key == bindparam("key"))  # built once
+# Built once. Rows, not objects (reads.py): an entry is never changed once written.
+_E = LedgerEntry.__table__
+_FIND = select(_E).where(_E.c.effect_key == bindparam("key"))
+_CORRECTIONS = select(_E.c.amount).where(_E.c.corrects == bindparam("e"))
 
 
-def find(session: Session, effect_key: str) -> Optional[LedgerEntry]:
-    return session.execute(_FIND, {"key": effect_key}).scalar_one_or_none()
+def find(session: Session, effect_key: str):
+    """The entry booked under ``effect_key`` (its row), or None."""
+    return read(session, _FIND, {"key": effect_key}).one_or_none()
 
 
 def booked(session: Session, effect_key: str) -> Optional[int]:
@@ -96,9 +101,7 @@ def booked(session: Session, effect_key: str) -> Optional[int]:
     original = find(session, effect_key)
     if original is None:
         return None
-    corrections = session.execute(select(func.coalesce(func.sum(LedgerEntry.amount), 0))
-                                  .where(LedgerEntry.corrects == original.id)).scalar_one()
-    return original.amount + int(corrections)
+    return original.amount + sum(read(session, _CORRECTIONS, {"e": original.id}).scalars())
 
 
 def settle(session: Session, *, provider: str, kind: str, magnitude: int, currency: str,
@@ -130,7 +133,7 @@ def settle(session: Session, *, provider: str, kind: str, magnitude: int, curren
             return None  # written meanwhile by another (the caller's locks say it cannot be)
     if original.currency != currency:
         raise ValueError(f"{effect_key}: booked in {original.currency}, now reported in {currency}")
-    corrections = list(session.execute(select(LedgerEntry.amount).where(LedgerEntry.corrects == original.id)).scalars())
+    corrections = list(read(session, _CORRECTIONS, {"e": original.id}).scalars())
     delta = target - (original.amount + sum(corrections))
     if delta == 0:
         return None

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.money import format_amount
 from bridge.ledger.models import Dispute, Order, Payment, Refund
+from bridge.ledger.reads import read
 
 # Discrepancy kinds of held events (api.md, reconciliation).
 EXCEEDS_CAPTURED = "amount_exceeds_captured"
@@ -47,12 +48,17 @@ def _ref(payment: Payment) -> str:
     return payment.transaction_id or payment.charge_id or payment.payment_intent_id or f"#{payment.id}"
 
 
+# Built once; ``x``: the refund or dispute being judged, left out (0 when none: ids start at 1).
+_REFUNDED = (select(func.coalesce(func.sum(Refund.amount), 0))
+             .where(Refund.payment_pk == bindparam("p"), Refund.status == "succeeded", Refund.id != bindparam("x")))
+_DISPUTED = (select(func.coalesce(func.sum(Dispute.funds_withdrawn - Dispute.funds_reinstated), 0))
+             .where(Dispute.payment_pk == bindparam("p"), Dispute.id != bindparam("x")))
+
+
 def refundable(session: Session, payment: Payment, except_refund: Optional[int] = None) -> int:
     """What is left to refund of a captured payment: its amount less the refunds that
     succeeded (the one being judged excluded)."""
-    refunded = session.execute(select(func.coalesce(func.sum(Refund.amount), 0)).where(
-        Refund.payment_pk == payment.id, Refund.status == "succeeded",
-        *([Refund.id != except_refund] if except_refund is not None else []))).scalar_one()
+    refunded = read(session, _REFUNDED, {"p": payment.id, "x": except_refund or 0}).scalar_one()
     return int(payment.amount) - int(refunded)
 
 
@@ -63,10 +69,7 @@ def disputable(session: Session, payment: Payment, except_dispute: Optional[int]
     Refunds are not subtracted: a buyer can be refunded and still win a chargeback (Paddle's
     "duplicate" cases; a refund after the dispute opened), so a refund and a dispute of the
     whole amount together are possible, and holding either would depend on which came first."""
-    disputed = session.execute(select(func.coalesce(func.sum(Dispute.funds_withdrawn - Dispute.funds_reinstated), 0))
-                               .where(Dispute.payment_pk == payment.id,
-                                      *([Dispute.id != except_dispute] if except_dispute is not None else [])
-                                      )).scalar_one()
+    disputed = read(session, _DISPUTED, {"p": payment.id, "x": except_dispute or 0}).scalar_one()
     return int(payment.amount) - max(0, int(disputed))
 
 

@@ -14,6 +14,7 @@ from bridge.domain.states import order_status
 from bridge.ledger import absent, fresh, rows
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.models import License, Order, OrderItem, Payment
+from bridge.ledger.reads import read
 
 
 class OrderConflict(Exception):
@@ -277,7 +278,7 @@ def refresh_status(session: Session, order: Order, now: datetime, only_payments:
         captured = [p.amount for p in pays if p.captured and p.amount is not None]
         rows = [("paid", sum(captured), len(captured), None)]
     else:
-        rows = session.execute(_STATUS_FACTS, {"o": order.id})
+        rows = read(session, _STATUS_FACTS, {"o": order.id})
     for k, v, n, st in rows:
         if k == "paid":
             paid, payments_n = int(v), int(n)

@@ -24,6 +24,7 @@ from bridge.domain.events import SubscriptionCanceled
 from bridge.domain.ids import license_id_for
 from bridge.ledger import absent, fresh, rows
 from bridge.ledger.orders import items_of, known_payments
+from bridge.ledger.reads import read
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, Payment, PaymentItem, Refund,
                                   RefundRequest)
 from bridge.providers.registry import provider_class
@@ -101,7 +102,7 @@ _PAID_AT = (select(Payment.paid_at).where(Payment.order_pk == bindparam("o"), Pa
 
 
 def _paid_at(session: Session, order: Order) -> Optional[datetime]:
-    return session.execute(_PAID_AT, {"o": order.id}).scalar_one_or_none()
+    return read(session, _PAID_AT, {"o": order.id}).scalar_one_or_none()
 
 
 def on_payment(session: Session, payment: Payment, order: Order, now: datetime, policies=None) -> None:
@@ -158,29 +159,33 @@ def _implied_lost(d: Dispute) -> bool:
 
 @dataclass
 class _DisputeCause:
-    dispute: Dispute
+    dispute: Dispute       # or its row (a read-only stand-in: the same names)
     key: str
     revokes: bool          # when lost, does it revoke this license
 
 
-_DISPUTES_OF_ORDER = select(Dispute).where(Dispute.order_pk == bindparam("o")).order_by(Dispute.id)
+# Rows, not objects (reads.py): the replay only reads them, and the session has written what it
+# changed of them before.
+_D = Dispute.__table__
+_DISPUTES_OF_ORDER = select(_D).where(_D.c.order_pk == bindparam("o")).order_by(_D.c.id)
 # The order's and the customer's other orders' disputes: the orders found by their indexes
 # first (an OR across a join of disputes to orders read every order).
-_DISPUTES_OF_CUSTOMER = (select(Dispute)
-                         .where(Dispute.order_pk.in_(select(Order.id).where(
-                             (Order.id == bindparam("o")) | (Order.customer_id == bindparam("c")))))
-                         .order_by(Dispute.id))
+_DISPUTES_OF_CUSTOMER = (select(_D)
+                         .where(_D.c.order_pk.in_(select(Order.__table__.c.id).where(
+                             (Order.__table__.c.id == bindparam("o"))
+                             | (Order.__table__.c.customer_id == bindparam("c")))))
+                         .order_by(_D.c.id))
 
 
 def _disputes_of(session: Session, lic: Optional[License], order: Order, policies) -> list[_DisputeCause]:
     """The disputes whose scope holds this license: its own order's, and those of the
     customer's other orders whose policy restricts the whole account."""
     if order.customer_id:
-        rows = session.execute(_DISPUTES_OF_CUSTOMER, {"o": order.id, "c": order.customer_id})
+        rows = read(session, _DISPUTES_OF_CUSTOMER, {"o": order.id, "c": order.customer_id})
     else:
-        rows = session.execute(_DISPUTES_OF_ORDER, {"o": order.id})
+        rows = read(session, _DISPUTES_OF_ORDER, {"o": order.id})
     out = []
-    for d in rows.scalars():
+    for d in rows:
         d_order = order if d.order_pk == order.id else session.get(Order, d.order_pk)
         scope, when_lost = _chargeback(d_order, policies)
         same = d.order_pk == order.id
@@ -199,12 +204,23 @@ _ANY_REFUND_SEEN = text("SELECT 1 FROM refunds r JOIN payments p ON r.payment_pk
                         "WHERE p.order_pk = :o AND r.succeeded_at IS NOT NULL LIMIT 1")
 
 
-# An order's payments, each with its refunds seen succeeded (none: one row with no refund).
-_PAYMENTS_AND_REFUNDS = (select(Payment, Refund)
-                         .outerjoin(Refund, (Refund.payment_pk == Payment.id) & Refund.succeeded_at.is_not(None))
-                         .where(Payment.order_pk == bindparam("o"))
-                         .order_by(Payment.id, Refund.succeeded_at, Refund.id))
-_LINES_OF = select(PaymentItem).where(PaymentItem.payment_pk.in_(bindparam("p", expanding=True)))
+# Rows (reads.py): an order's payments (p_*), each with its refunds seen succeeded (a payment
+# with none: one row whose refund columns are NULL); their lines; the order's items.
+_P, _R, _L, _I = Payment.__table__, Refund.__table__, PaymentItem.__table__, OrderItem.__table__
+_PAYMENTS_AND_REFUNDS = (select(_P.c.id.label("p_id"), _P.c.amount.label("p_amount"),
+                                _P.c.paid_at.label("p_paid_at"), _R)
+                         .select_from(_P.outerjoin(_R, (_R.c.payment_pk == _P.c.id) & _R.c.succeeded_at.is_not(None)))
+                         .where(_P.c.order_pk == bindparam("o"))
+                         .order_by(_P.c.id, _R.c.succeeded_at, _R.c.id))
+_LINES_OF = select(_L).where(_L.c.payment_pk.in_(bindparam("p", expanding=True)))
+_ITEM_IDS = select(_I.c.id, _I.c.item_id).where(_I.c.order_pk == bindparam("o"))
+
+
+@dataclass(frozen=True)
+class _Paid:
+    id: int
+    amount: Optional[int]
+    paid_at: Optional[datetime]
 
 
 def _refund_steps(session: Session, order: Order, policies,
@@ -216,19 +232,19 @@ def _refund_steps(session: Session, order: Order, policies,
     policy = _rule(order, policies)
     if policy is not None and policy.refund.license_action != "revoke":
         return {}, None
-    if not refund_seen and session.execute(_ANY_REFUND_SEEN, {"o": order.id}).first() is None:
+    if not refund_seen and read(session, _ANY_REFUND_SEEN, {"o": order.id}).first() is None:
         return {}, None  # the common case, in one round trip
-    pays: dict[int, Payment] = {}
-    done_of: dict[int, list[Refund]] = {}
-    for payment, refund in session.execute(_PAYMENTS_AND_REFUNDS, {"o": order.id}):
-        pays[payment.id] = payment
-        if refund is not None:
-            done_of.setdefault(payment.id, []).append(refund)
+    pays: dict[int, _Paid] = {}
+    done_of: dict[int, list] = {}  # payment -> its refunds' rows
+    for row in read(session, _PAYMENTS_AND_REFUNDS, {"o": order.id}):
+        pays.setdefault(row.p_id, _Paid(row.p_id, row.p_amount, row.p_paid_at))
+        if row.id is not None:
+            done_of.setdefault(row.p_id, []).append(row)
     if not done_of:
         return {}, list(pays.values())
-    by_pk = {i.id: i.item_id for i in items_of(session, order)}
-    lines_of: dict[int, list[PaymentItem]] = {}
-    for line in session.execute(_LINES_OF, {"p": sorted(done_of)}).scalars():
+    by_pk = dict(read(session, _ITEM_IDS, {"o": order.id}).all())
+    lines_of: dict[int, list] = {}
+    for line in read(session, _LINES_OF, {"p": sorted(done_of)}):
         lines_of.setdefault(line.payment_pk, []).append(line)
     out: dict[str, list] = {}
     for payment_pk, done in done_of.items():
@@ -236,7 +252,7 @@ def _refund_steps(session: Session, order: Order, policies,
         moves = [(r.succeeded_at, 0, r.id, "add", r) for r in done]
         moves += [(r.status_at, 1, r.id, "remove", r) for r in done
                   if r.status in ("failed", "canceled") and r.status_at is not None and r.status_at >= r.succeeded_at]
-        active: list[Refund] = []
+        active: list = []
         before: set[str] = set()
         for at, _, _, what, r in sorted(moves, key=lambda m: m[:3]):
             if what == "add":
@@ -252,8 +268,9 @@ def _refund_steps(session: Session, order: Order, policies,
     return out, list(pays.values())
 
 
-def _given_back(session: Session, active: list[Refund], payment: Payment, lines, by_pk) -> set[str]:
-    """The items given back in full by these refunds (all seen succeeded, none undone)."""
+def _given_back(session: Session, active: list, payment: _Paid, lines, by_pk) -> set[str]:
+    """The items given back in full by these refunds (their rows: all seen succeeded, none
+    undone)."""
     out: set[str] = set()
     outside = False
     for r in active:

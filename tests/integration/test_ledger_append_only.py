@@ -41,7 +41,7 @@ def _order(s, order_id: str) -> Order:
 def _entry(s, key: str = "sale:stripe:ch_x", order_pk=None) -> LedgerEntry:
     entries.post(s, provider="stripe", kind="sale", magnitude=4900, currency="USD", occurred_at=NOW,
                  effect_key=key, now=NOW, order_pk=order_pk, provider_ref="ch_x")
-    return entries.find(s, key)
+    return s.execute(select(LedgerEntry).where(LedgerEntry.effect_key == key)).scalar_one()
 
 
 # --- the ORM guard ------------------------------------------------------------------------------------

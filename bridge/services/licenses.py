@@ -419,7 +419,8 @@ def judge(session: Session, lic: License, policies, now: datetime, order: Option
     for ch in changes:
         notify(session, lic, order.order_id, ch.type, ch.cause, ch.notice_reason, ch.at, now)
     _keep_merchant_in_step(session, lic, order, reason, at, now)
-    session.flush()
+    # Not flushed here: the licenses judged together (an order's, an account's) are written by
+    # one flush, before the next read or the caller's.
 
 
 def _keep_merchant_in_step(session: Session, lic: License, order: Order, reason: str, at: datetime,

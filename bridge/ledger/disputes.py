@@ -39,7 +39,7 @@ def _case_key(session: Session, ev: DisputeUpdated) -> tuple[str, Optional[Dispu
     own, keyed by its adjustment id (it used to land on the first one's effect keys and book
     nothing), and a reversal undoes the earliest chargeback of the transaction not reversed yet.
     An adjustment already applied finds its case again (replays). Returns the key, and the case's
-    row when this already read it (``read``: it did, and None means there is none)."""
+    row when this already looked it up (``looked_up``; None then means there is none)."""
     adj = ev.adjustment_id
     if adj is None:
         return ev.provider_dispute_id, None, False
@@ -69,8 +69,8 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
         raise EventParked(f"dispute {ev.provider_dispute_id}: payment not known yet")
     if not payment.captured or payment.amount is None:
         raise EventParked(f"dispute {ev.provider_dispute_id}: amount of payment not known yet")
-    case, row, read = _case_key(session, ev)
-    if not read:
+    case, row, looked_up = _case_key(session, ev)
+    if not looked_up:
         row = get_dispute(session, ev.provider, case)
     holds.check_within(session, payment, holds.disputable(session, payment, row.id if row else None),
                        {"amount": ev.amount, "funds withdrawn": ev.funds_withdrawn}, ev.currency,

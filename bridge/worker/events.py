@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import Ignored
@@ -33,10 +33,17 @@ from bridge.worker.queue import ClaimedJob
 log = logging.getLogger("bridge.worker.events")
 
 
+# What applying an event reads of its stored row; a batch reads its events as rows, not objects
+# (nothing changes them: their outcomes are written by event_outcomes).
+_W = WebhookEvent.__table__
+_STORED = (select(_W.c.id, _W.c.provider, _W.c.provider_event_id, _W.c.event_type, _W.c.body)
+           .where(_W.c.id.in_(bindparam("ids", expanding=True))))
+
+
 @dataclass
 class Loaded:
     """A stored event read and expanded, ready to apply (``failure``: a payload that cannot be)."""
-    stored: WebhookEvent
+    stored: WebhookEvent  # or its row of ``_STORED``
     payload: Optional[dict]
     failure: Optional[PayloadError]
 
@@ -77,10 +84,8 @@ class ProcessEvent:
             except ValueError as err:
                 out[job.id] = err
         with session.begin():
-            session.connection(execution_options={"bridge_read_only": True})  # never the write lock
-            rows = session.execute(select(WebhookEvent).where(WebhookEvent.id.in_(set(ids.values())))).scalars()
-            by_id = {row.id: row for row in rows}
-        session.expunge_all()  # detached, as one read by its own session would be
+            conn = session.connection(execution_options={"bridge_read_only": True})  # never the write lock
+            by_id = {row.id: row for row in conn.execute(_STORED, {"ids": sorted(set(ids.values()))})}
         for job_id, event_pk in ids.items():
             stored = by_id.get(event_pk)
             if stored is None:

@@ -1,15 +1,15 @@
 """Reads of plain values past the ORM: sums, flags, a few columns, rows no one changes.
 
-``session.execute`` runs every statement through the ORM's execution (its events, its
-compile state, and for a select of mapped entities or columns, the loading of objects): on this
-machine a look-up of a few rows costs about 145 us of the client's CPU that way, 90 us as a
-select of columns through the session and 35 us on the session's connection, of which the
-driver's own work is 5 (bench/README.md, session 22). The worker's refunds and disputes make
-about a dozen such reads each. ``read`` runs a Core statement on the session's connection,
-after what the session would have written first anyway: its changed objects (autoflush, unless
-the caller turned it off) and the rows waiting in write-behind mode (``write_behind``). Its
-rows are ``Row`` tuples, whose columns are also attributes: read-only stand-ins for the objects
-they come from.
+``session.execute`` runs every statement through the ORM's execution (its events, its compile
+state, and for a select of mapped entities, the loading of objects). ``bench/read_paths.py``
+measures one look-up of three rows: on SQLite about 90-120 us of the client's CPU as ORM
+objects, 25-35 us as a Core select on the session's connection, 4-6 us of it the driver's own
+work; on PostgreSQL 340-390 us against 165-220 (bench/README.md, session 22). The worker's
+refunds and disputes make about a dozen such reads each. ``read`` runs a Core statement on the
+session's connection, after what the session would have written first anyway: its changed
+objects (autoflush, unless the caller turned it off) and the rows waiting in write-behind mode
+(``write_behind``). Its rows are ``Row`` tuples, whose columns are also attributes: read-only
+stand-ins for the objects they come from.
 """
 from __future__ import annotations
 

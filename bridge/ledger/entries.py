@@ -15,7 +15,7 @@ from typing import Optional
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from bridge.ledger import write_behind
+from bridge.ledger import insert_once, write_behind
 from bridge.ledger.models import LedgerEntry
 from bridge.ledger.reads import read
 
@@ -24,22 +24,8 @@ SIGN = {"sale": 1, "fee": -1, "refund": -1, "refund_reversal": 1, "chargeback": 
         "chargeback_fee": -1, "chargeback_reversal": 1, "chargeback_fee_reversal": 1}
 
 
-# Built once per dialect (building an insert construct costs more CPU than executing it).
-_POST: dict = {}
-
-
 def _post_stmt(dialect: str):
-    stmt = _POST.get(dialect)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        # preserve_rowcount: whether the row was written (PostgreSQL's driver cursor is closed
-        # before an INSERT's rowcount is read otherwise, and every write read as "not written").
-        stmt = _POST[dialect] = (insert(LedgerEntry.__table__).on_conflict_do_nothing(index_elements=["effect_key"])
-                                 .execution_options(preserve_rowcount=True))
-    return stmt
+    return insert_once.statement(LedgerEntry.__table__, ("effect_key",), dialect)
 
 
 def _row(*, provider: str, kind: str, amount: int, currency: str, occurred_at: datetime, effect_key: str,

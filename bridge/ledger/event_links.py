@@ -6,23 +6,8 @@ from typing import Iterable
 
 from sqlalchemy.orm import Session
 
+from bridge.ledger import insert_once
 from bridge.ledger.models import EventOrder
-
-
-_INSERT: dict = {}
-
-
-def _insert_stmt(dialect: str):
-    """Built once per dialect (building an insert construct costs more than running it)."""
-    stmt = _INSERT.get(dialect)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = _INSERT[dialect] = insert(EventOrder.__table__).on_conflict_do_nothing(
-            index_elements=["event_pk", "order_pk"])
-    return stmt
 
 
 def link_all(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
@@ -30,4 +15,5 @@ def link_all(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
     links the same orders once."""
     rows = [{"event_pk": e, "order_pk": o} for e, o in sorted({(e, o) for e, o in pairs if o is not None})]
     if rows:
-        session.execute(_insert_stmt(session.get_bind().dialect.name), rows)
+        session.execute(insert_once.statement(EventOrder.__table__, ("event_pk", "order_pk"),
+                                             session.get_bind().dialect.name), rows)

@@ -6,6 +6,7 @@ from typing import Optional
 
 from sqlalchemy.orm import Session
 
+from bridge.ledger import insert_once
 from bridge.ledger.models import Job
 
 
@@ -20,19 +21,4 @@ def enqueue(session: Session, kind: str, ref_id: str, now: datetime, *,
     if dedupe_key is None:
         session.add(Job(**values))
         return
-    session.execute(_dedupe_stmt(bind.dialect.name), values)
-
-
-_DEDUPE: dict = {}
-
-
-def _dedupe_stmt(dialect: str):
-    """Built once per dialect: constructing the statement costs more than running it."""
-    stmt = _DEDUPE.get(dialect)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        stmt = _DEDUPE[dialect] = insert(Job.__table__).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return stmt
+    session.execute(insert_once.statement(Job.__table__, ("dedupe_key",), bind.dialect.name), values)

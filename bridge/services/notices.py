@@ -15,6 +15,7 @@ from typing import Optional
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bridge.ledger import insert_once
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Job, License, OutboundMessage
 
@@ -28,24 +29,6 @@ def _msg_id(license_id: str, type_: str, cause: str) -> str:
 
 def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S") + (f".{value.microsecond:06d}" if value.microsecond else "") + "Z"
-
-
-_INSERT: dict = {}
-
-
-def _insert_stmt(dialect: str):
-    """Built once per dialect: the notice, unless one with its id exists (then nothing)."""
-    stmt = _INSERT.get(dialect)
-    if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        table = OutboundMessage.__table__
-        # RETURNING says whether it was written (psycopg's rowcount of this INSERT is -1).
-        stmt = _INSERT[dialect] = (insert(table).on_conflict_do_nothing(index_elements=["id"])
-                                   .returning(table.c.id))
-    return stmt
 
 
 def notify(session: Session, lic: License, order_id: str, type_: str, cause: str, reason: str,
@@ -64,10 +47,10 @@ def notify(session: Session, lic: License, order_id: str, type_: str, cause: str
     # Neither row refers to the license's: its change (status, and the notice numbers set
     # below) is written once, at the caller's flush, not once before each statement here.
     with session.no_autoflush:
-        written = session.execute(_insert_stmt(session.get_bind().dialect.name),
-                                  {"id": msg_id, "license_id": lic.license_id, "seq": seq, "type": type_,
-                                   "body": body, "created_at": now, "attempts": 0}).first()
-        if written is None:
+        stmt = insert_once.statement(OutboundMessage.__table__, ("id",), session.get_bind().dialect.name)
+        written = session.execute(stmt, {"id": msg_id, "license_id": lic.license_id, "seq": seq, "type": type_,
+                                         "body": body, "created_at": now, "attempts": 0}).rowcount
+        if written != 1:
             return False
         lic.seq, lic.last_notice_id, lic.last_notice_type = seq, msg_id, type_
         enqueue(session, DELIVER_NOTICE, msg_id, now, dedupe_key=f"notice:{msg_id}",

@@ -12,7 +12,6 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.ledger import write_behind
@@ -69,15 +68,6 @@ def _configure_sqlite(engine: Engine) -> None:
         # Readers (see ``read_only``) take a plain BEGIN: in WAL mode they never wait for the
         # writer, and they must not queue for the write lock behind busy workers.
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("bridge_read_only") else "BEGIN IMMEDIATE")
-
-
-def driver_error(err: Exception, driver, dialect, invalidate, statement=None, params=None) -> DBAPIError:
-    """A driver's error, from SQL run on the driver's own connection, as SQLAlchemy raises it
-    for its own statements (``DBAPIError``); a connection the database dropped is invalidated
-    first (``invalidate``: the pooled connection's), so that the pool reconnects."""
-    if getattr(driver, "broken", False) or dialect.is_disconnect(err, driver, None):
-        invalidate(err)
-    return DBAPIError.instance(statement, params, err, dialect.loaded_dbapi.Error)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -20,7 +20,7 @@ from typing import Optional
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from bridge.ledger.db import driver_error
+from bridge.ledger.driver_sql import driver_error
 
 PROCESS_EVENT = "process_event"
 

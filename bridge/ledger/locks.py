@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 
 from bridge.ledger import write_behind
 from bridge.ledger.absent import Resolution, storable
-from bridge.ledger.db import driver_error
+from bridge.ledger.driver_sql import driver_error
 from bridge.ledger.models import PAYMENT_ID_FIELDS
 
 _LEVEL = {"payment": 0, "subscription": 0, "payout": 0, "order": 1, "customer": 2}

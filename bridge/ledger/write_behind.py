@@ -37,6 +37,8 @@ from typing import Iterable
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.ledger import driver_sql
+
 # All in session.info, for the session's current transaction:
 _ON = "bridge_write_behind"               # write-behind mode on
 _PENDING = "bridge_write_behind_rows"     # _Pending
@@ -115,7 +117,7 @@ def flush(session: Session, transaction=None) -> None:
     try:
         conn = transaction.connection(None) if transaction is not None else session.connection()
         for _key, (statement, rows) in sorted(pending.groups.items(), key=lambda kv: kv[0][0]):
-            conn.execute(statement, rows[0] if len(rows) == 1 else rows)
+            driver_sql.write(conn, statement, rows)
         if conn.dialect.name == "sqlite":
             session.info.pop(_IDS, None)  # see the module's docstring
     finally:

@@ -23,7 +23,7 @@ from typing import Iterable, NamedTuple, Optional
 from sqlalchemy import and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session
 
-from bridge.ledger import write_behind
+from bridge.ledger import driver_sql, write_behind
 from bridge.ledger.models import PAYMENT_ID_FIELDS, Order, Payment
 
 _PAYMENTS = "bridge_absent_payments"  # session.info: (provider, frozenset of payment ids)
@@ -89,9 +89,9 @@ def find(session: Session, ev) -> Resolution:
     keys |= {f"subscription:{ev.provider}:{ev.subscription_id}", f"order:{ev.order_ref}", f"customer:{ev.customer_ref}"}
     if not write_behind.pending_keys(session).isdisjoint(keys):
         write_behind.flush(session)
-    payment, order, seen = session.connection().execute(_FIND, {
+    payment, order, seen = driver_sql.one(session.connection(), _FIND, {
         "provider": ev.provider, "ids": sorted(filter(storable, ids)), "sub": value(ev.subscription_id),
-        "ref": value(ev.order_ref), "customer": value(ev.customer_ref)}).one()
+        "ref": value(ev.order_ref), "customer": value(ev.customer_ref)})
     nothing = not (payment or order)
     return Resolution(frozenset(ids) if nothing else frozenset(),
                       frozenset([ev.order_ref]) if nothing and ev.order_ref else frozenset(),

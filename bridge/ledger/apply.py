@@ -10,17 +10,24 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import (DisputeUpdated, FeeReported, FraudWarning, Ignored, ParsedEvent,
                                   PaymentSucceeded, PayoutUpdated, RefundUpdated, SubscriptionCanceled)
-from bridge.ledger import absent, disputes, fresh, orders, payments, payouts, refunds
+from bridge.ledger import absent, disputes, fresh, orders, payments, payouts, reads, refunds
 from bridge.ledger.db import keep_loaded
 from bridge.ledger.locks import LockBusy, lock_for_events
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.models import Dispute, Order, Refund
+
+
+# Built once: the cases and refunds of a payment, in the order they were recorded.
+_DISPUTES_OF = select(Dispute.__table__).where(Dispute.__table__.c.payment_pk == bindparam("p")).order_by(
+    Dispute.__table__.c.id)
+_REFUNDS_OF = select(Refund.__table__).where(Refund.__table__.c.payment_pk == bindparam("p")).order_by(
+    Refund.__table__.c.id)
 
 
 def apply_parsed(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: datetime) -> set[int]:
@@ -56,7 +63,7 @@ def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: d
             order = orders.order_for_payment(session, ev, catalog, effects.default_policy, now)
             payment = last_payment = payments.upsert_payment(session, ev, now, order=order)
             if order is None and payment.order_pk is not None:
-                order = session.get(Order, payment.order_pk)
+                order = reads.get(session, Order, payment.order_pk)
             linked = False
             if order is not None:
                 linked = payments.link_to_order(session, payment, order, now)
@@ -78,7 +85,7 @@ def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: d
         elif isinstance(ev, RefundUpdated):
             row = refunds.apply_refund(session, ev, now)
             if row is not None:
-                payment = session.get(payments.Payment, row.payment_pk)
+                payment = reads.get(session, payments.Payment, row.payment_pk)
                 if payment.order_pk:
                     touched.add(payment.order_pk)
                 effects.on_refund(session, row, now)
@@ -104,7 +111,7 @@ def _apply(effects: LedgerEffects, session: Session, parsed: ParsedEvent, now: d
             continue
     session.flush()
     for order_pk in touched:
-        orders.refresh_status(session, session.get(Order, order_pk), now, only_payments=only_payments)
+        orders.refresh_status(session, reads.get(session, Order, order_pk), now, only_payments=only_payments)
     return touched
 
 
@@ -120,9 +127,7 @@ def _replay_on_order(effects: LedgerEffects, session: Session, payment, now: dat
     order's licenses: now that it has one, run their effects (idempotent, judged from their
     current state), so the outcome does not depend on which event came first."""
     session.flush()
-    for row in session.execute(select(Dispute).where(Dispute.payment_pk == payment.id)
-                               .order_by(Dispute.id)).scalars():
+    for row in reads.objects(session, Dispute, _DISPUTES_OF, {"p": payment.id}):
         effects.on_dispute(session, row, row.status, now)
-    for row in session.execute(select(Refund).where(Refund.payment_pk == payment.id)
-                               .order_by(Refund.id)).scalars():
+    for row in reads.objects(session, Refund, _REFUNDS_OF, {"p": payment.id}):
         effects.on_refund(session, row, now)

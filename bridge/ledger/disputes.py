@@ -5,24 +5,28 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import DisputeUpdated
 from bridge.domain.states import DISPUTE_RANK, newer
-from bridge.ledger import entries, holds
+from bridge.ledger import entries, holds, rows
 from bridge.ledger.models import Dispute
 from bridge.ledger.payments import find_payment
-from bridge.ledger.reads import read
+from bridge.ledger.reads import objects, read
 from bridge.ledger.refunds import EventParked
 
 # status_at of a case known only from statuses the bridge cannot map: before any real time.
 NO_STATUS_YET = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+_D = Dispute.__table__
+_GET = select(_D).where(_D.c.provider == bindparam("provider"), _D.c.provider_dispute_id == bindparam("did"))
+
+
 def get_dispute(session: Session, provider: str, provider_dispute_id: str) -> Optional[Dispute]:
-    return session.execute(select(Dispute).where(Dispute.provider == provider,
-                                                 Dispute.provider_dispute_id == provider_dispute_id)).scalar_one_or_none()
+    found = objects(session, Dispute, _GET, {"provider": provider, "did": provider_dispute_id})
+    return found[0] if found else None  # (provider, provider_dispute_id) is unique
 
 
 # The case an adjustment already moved. The provider in each arm: each is read off its index
@@ -88,7 +92,6 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
                       funds_reinstated=0, fee=0, transaction_id=ev.transaction_id, charge_id=ev.charge_id,
                       payment_intent_id=ev.payment_intent_id, opened_at=ev.occurred_at, created_at=now,
                       updated_at=now)
-        session.add(row)
     elif row is None:
         row = Dispute(provider=ev.provider, provider_dispute_id=case, payment_pk=payment.id,
                       order_pk=payment.order_pk, amount=ev.amount, currency=ev.currency, reason=ev.reason,
@@ -97,7 +100,6 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
                       transaction_id=ev.transaction_id, charge_id=ev.charge_id,
                       payment_intent_id=ev.payment_intent_id, opened_at=ev.occurred_at, created_at=now,
                       updated_at=now)
-        session.add(row)
     elif ev.status is not None and newer(ev.occurred_at, DISPUTE_RANK[ev.status], row.status_at,
                                          DISPUTE_RANK[row.status]):
         row.status, row.provider_status, row.status_at = ev.status, ev.provider_status, ev.occurred_at
@@ -126,6 +128,9 @@ def apply_dispute(session: Session, ev: DisputeUpdated, now: datetime) -> tuple[
     if ev.funds_reinstated:
         row.funds_reinstated = max(row.funds_reinstated, ev.funds_reinstated)
     row.updated_at = now
+    if inspect(row).transient:
+        # A new case, written once with every figure above (not an INSERT, then an UPDATE).
+        rows.add_now(session, row)
     session.flush()
     key = f"{row.provider}:{row.provider_dispute_id}"
     common = dict(provider=row.provider, currency=row.currency, now=now, order_pk=payment.order_pk,

@@ -23,7 +23,8 @@ from collections import namedtuple
 from typing import Iterable, Optional, Sequence
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.sql.elements import TextClause
 
 _MAX = 512
 _CACHE: dict = {}
@@ -43,7 +44,8 @@ def driver_error(err: Exception, driver, dialect, invalidate, statement=None, pa
 
 
 class _Plan:
-    __slots__ = ("statement", "compiled", "sql", "order", "expanding", "binds", "row", "results", "dialect")
+    __slots__ = ("statement", "compiled", "sql", "order", "expanding", "binds", "row", "text", "results", "dialect",
+                 "names", "slots")
 
     def __init__(self, statement, dialect, keys: Optional[tuple], many: bool) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None,
@@ -63,8 +65,19 @@ class _Plan:
         self.sql = compiled.string
         self.order = compiled.positiontup if compiled.positional else None
         self.binds = compiled._bind_processors  # name -> the type's bind processor
+        # Each parameter the driver takes, in its order: where its value comes from (what the
+        # caller gives under the bind's key or name, else the statement's own value) and its
+        # type's processor, worked out once rather than by construct_params at every run.
+        slots = {name: (bind.key, bind.required, bind.callable, bind.value, self.binds.get(name))
+                 for bind, name in compiled.bind_names.items()}
+        self.names = tuple(self.order if self.order is not None else slots)
+        self.slots = None if getattr(compiled, "_collect_params", False) else \
+            tuple((name,) + slots[name] for name in self.names)
         columns = compiled._result_columns
         self.row = namedtuple("Row", [c.keyname for c in columns], rename=True) if columns else None
+        # A text() statement's rows (RETURNING, a SELECT) are the driver's values, named by the
+        # cursor's description at the first run, as SQLAlchemy gives them.
+        self.text = isinstance(statement, TextClause) and not columns
         self.results = None  # the types' result processors, known at the first rows (their cursor types)
 
     def bound(self, values: dict) -> tuple:
@@ -75,6 +88,19 @@ class _Plan:
         if self.expanding:
             state = compiled.construct_expanded_state(values, escape_names=False)
             sql, params, binds, order = state.statement, state.parameters, state.processors, state.positiontup
+        elif self.slots is not None:
+            out = []
+            for name, key, required, call, value, process in self.slots:
+                if key in values:
+                    value = values[key]
+                elif name in values:
+                    value = values[name]
+                elif required:
+                    raise InvalidRequestError(f"A value is required for bind parameter {key!r}")
+                elif call is not None:
+                    value = call()
+                out.append(value if process is None else process(value))
+            return self.sql, (tuple(out) if self.order is not None else dict(zip(self.names, out)))
         else:
             sql, params, binds, order = self.sql, compiled.construct_params(values, escape_names=False), \
                 self.binds, self.order
@@ -83,6 +109,10 @@ class _Plan:
         return sql, {k: binds[k](v) if k in binds else v for k, v in params.items()}
 
     def rows(self, cursor) -> list:
+        if self.text:
+            if self.row is None:
+                self.row = namedtuple("Row", [d[0] for d in cursor.description], rename=True)
+            return [self.row._make(r) for r in cursor.fetchall()]
         if self.results is None:
             types = [c.type for c in self.compiled._result_columns]
             self.results = [t._cached_result_processor(self.dialect, d[1]) for t, d in zip(types, cursor.description)]
@@ -109,6 +139,8 @@ def _plan(conn: Connection, statement, keys: Optional[tuple], many: bool) -> _Pl
 
 
 def _call(conn: Connection, sql: str, params, many: bool):
+    if not conn.in_transaction():
+        conn.begin()  # as Connection.execute would (SQLite's BEGIN is the engine's "begin" hook)
     cursor = conn.connection.dbapi_connection.cursor()
     if conn.dispatch.before_cursor_execute:
         conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
@@ -127,7 +159,7 @@ def rows(conn: Connection, statement, values: Optional[dict] = None) -> list:
     """The rows of ``statement`` (a SELECT, or a write with RETURNING), named tuples whose
     fields are its columns' keys."""
     plan = _plan(conn, statement, None, False)
-    if plan.row is None:
+    if plan.row is None and not plan.text:
         raise Unsupported("the statement returns no rows")
     cursor = _call(conn, *plan.bound(values or {}), False)
     try:

@@ -15,7 +15,7 @@ from typing import Optional
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from bridge.ledger import insert_once, write_behind
+from bridge.ledger import insert_once, reads, write_behind
 from bridge.ledger.models import LedgerEntry
 from bridge.ledger.reads import read
 
@@ -43,7 +43,7 @@ def _signed(kind: str, magnitude: int) -> int:
 
 
 def _write(session: Session, **row) -> bool:
-    return session.execute(_post_stmt(session.get_bind().dialect.name), _row(**row)).rowcount == 1
+    return reads.write(session, _post_stmt(session.get_bind().dialect.name), [_row(**row)]) == 1
 
 
 def post(session: Session, *, provider: str, kind: str, magnitude: int, currency: str,
@@ -67,7 +67,7 @@ def post_many(session: Session, movements: list[dict], now: datetime) -> None:
     if write_behind.enabled(session):
         write_behind.add(session, stmt, rows)
     else:
-        session.execute(stmt, rows)
+        reads.write(session, stmt, rows)
 
 
 # Built once. Rows, not objects (reads.py): an entry is never changed once written.

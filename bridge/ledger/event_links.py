@@ -6,7 +6,7 @@ from typing import Iterable
 
 from sqlalchemy.orm import Session
 
-from bridge.ledger import insert_once
+from bridge.ledger import insert_once, reads
 from bridge.ledger.models import EventOrder
 
 
@@ -15,5 +15,5 @@ def link_all(session: Session, pairs: Iterable[tuple[int, int]]) -> None:
     links the same orders once."""
     rows = [{"event_pk": e, "order_pk": o} for e, o in sorted({(e, o) for e, o in pairs if o is not None})]
     if rows:
-        session.execute(insert_once.statement(EventOrder.__table__, ("event_pk", "order_pk"),
-                                             session.get_bind().dialect.name), rows)
+        reads.write(session, insert_once.statement(EventOrder.__table__, ("event_pk", "order_pk"),
+                                                   session.get_bind().dialect.name), rows)

@@ -15,7 +15,7 @@ from typing import Iterable
 from sqlalchemy import bindparam, event, update
 from sqlalchemy.orm import Session
 
-from bridge.ledger import event_links
+from bridge.ledger import driver_sql, event_links
 from bridge.ledger.models import WebhookEvent
 
 _OUTCOMES = "bridge_event_outcomes"
@@ -62,7 +62,7 @@ def write(session: Session) -> None:
             {"event_pk": event_pk, **{f"new_{f}": v for f, v in fields.items()}})
     conn = session.connection()
     for shape, rows in by_shape.items():
-        conn.execute(_update_stmt(shape), rows)
+        driver_sql.write(conn, _update_stmt(shape), rows)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.money import format_amount
 from bridge.ledger.models import Dispute, Order, Payment, Refund
+from bridge.ledger import reads
 from bridge.ledger.reads import read
 
 # Discrepancy kinds of held events (api.md, reconciliation).
@@ -40,7 +41,7 @@ class AmountHeld(Exception):
 def _order_id(session: Session, payment: Payment) -> Optional[str]:
     if payment.order_pk is None:
         return payment.order_ref
-    order = session.get(Order, payment.order_pk)
+    order = reads.get(session, Order, payment.order_pk)
     return order.order_id if order is not None else payment.order_ref
 
 

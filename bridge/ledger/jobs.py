@@ -6,7 +6,7 @@ from typing import Optional
 
 from sqlalchemy.orm import Session
 
-from bridge.ledger import insert_once
+from bridge.ledger import insert_once, reads
 from bridge.ledger.models import Job
 
 
@@ -21,4 +21,4 @@ def enqueue(session: Session, kind: str, ref_id: str, now: datetime, *,
     if dedupe_key is None:
         session.add(Job(**values))
         return
-    session.execute(insert_once.statement(Job.__table__, ("dedupe_key",), bind.dialect.name), values)
+    reads.write(session, insert_once.statement(Job.__table__, ("dedupe_key",), bind.dialect.name), [values])

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import PaymentSucceeded
 from bridge.domain.ids import id_problem, license_id_for
 from bridge.domain.states import order_status
-from bridge.ledger import absent, fresh, rows
+from bridge.ledger import absent, fresh, reads, rows
 from bridge.ledger.catalog import Catalog
 from bridge.ledger.models import License, Order, OrderItem, Payment
 from bridge.ledger.reads import read
@@ -119,7 +119,7 @@ def _licenses_free(session: Session, doc: dict, order_pk: Optional[int]) -> None
 
 
 def _license_elsewhere(session: Session, license_id: str, order_pk: Optional[int]) -> bool:
-    lic = session.get(License, license_id)
+    lic = reads.get(session, License, license_id)
     return lic is not None and lic.order_pk != order_pk
 
 
@@ -173,7 +173,7 @@ def order_for_payment(session: Session, ev: PaymentSucceeded, catalog: Catalog,
             Payment.provider == ev.provider, Payment.subscription_id == ev.subscription_id,
             Payment.order_pk.is_not(None)).limit(1)).scalar_one_or_none()
         if pk is not None:
-            return session.get(Order, pk)
+            return reads.get(session, Order, pk)
     return None
 
 

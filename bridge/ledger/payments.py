@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bridge.domain.events import FeeReported, PaymentSucceeded
 from bridge.domain.follow_ups import FETCH_FEE, FETCH_PAYMENT, LINK_PAYMENT
 from bridge.domain.ids import id_problem, printable
-from bridge.ledger import absent, entries, fresh, holds, rows
+from bridge.ledger import absent, entries, fresh, holds, reads, rows
 from bridge.ledger.models import (PAYMENT_ID_FIELDS, Dispute, Job, LedgerEntry, Order, OrderItem, Payment,
                                   PaymentItem, Refund)
 from bridge.ledger.orders import items_of
@@ -28,7 +28,7 @@ def _find(fields: tuple[str, ...]):
     provider and one id, so each is read off its unique index (provider, id): with the provider
     tested outside the OR, SQLite read every payment of the provider (9.7 ms per event at
     20,000 past payments, bench/worker_bench.py --history)."""
-    return (select(Payment)
+    return (select(Payment.__table__)
             .where(or_(*(and_(Payment.provider == bindparam("provider"), getattr(Payment, f) == bindparam(f))
                          for f in fields)))
             .order_by(Payment.id))
@@ -40,7 +40,7 @@ def find_payments(session: Session, provider: str, **ids: Optional[str]) -> list
     given = {f: ids[f] for f in PAYMENT_ID_FIELDS if ids.get(f)}
     if not given:
         return []
-    return list(session.execute(_find(tuple(given)), {"provider": provider, **given}).scalars())
+    return reads.objects(session, Payment, _find(tuple(given)), {"provider": provider, **given})
 
 
 def find_payment(session: Session, provider: str, **ids: Optional[str]) -> Optional[Payment]:
@@ -263,11 +263,15 @@ def apply_fee(session: Session, ev: FeeReported, now: datetime, known: Optional[
 
 
 # Built once (an expanding IN takes the list at execution).
+_P, _PI, _OI = Payment.__table__, PaymentItem.__table__, OrderItem.__table__
 _SAME_CUSTOMER_AND_PRICE = (
-    select(Payment).join(PaymentItem, PaymentItem.payment_pk == Payment.id).where(
-        Payment.provider == bindparam("provider"), Payment.customer_ref == bindparam("customer"),
-        Payment.id != bindparam("pk"), PaymentItem.price_id.in_(bindparam("prices", expanding=True)),
-        Payment.paid_at.is_not(None)).distinct())
+    select(_P).join(_PI, _PI.c.payment_pk == _P.c.id).where(
+        _P.c.provider == bindparam("provider"), _P.c.customer_ref == bindparam("customer"),
+        _P.c.id != bindparam("pk"), _PI.c.price_id.in_(bindparam("prices", expanding=True)),
+        _P.c.paid_at.is_not(None)).distinct())
+_PRICES_OF = select(_PI.c.price_id).where(_PI.c.payment_pk == bindparam("pk"), _PI.c.price_id.is_not(None))
+_BILLING_OF = select(_OI.c.billing).join(_PI, _PI.c.order_item_pk == _OI.c.id).where(
+    _PI.c.payment_pk == bindparam("pk")).limit(1)
 
 
 def flag_duplicates(session: Session, payment: Payment) -> None:
@@ -280,16 +284,14 @@ def flag_duplicates(session: Session, payment: Payment) -> None:
     if is_new(payment):
         prices = [line.price_id for line in _lines_of(session, payment) if line.price_id is not None]
     else:
-        prices = [p for p in session.execute(select(PaymentItem.price_id).where(
-            PaymentItem.payment_pk == payment.id, PaymentItem.price_id.is_not(None))).scalars()]
+        prices = list(reads.read(session, _PRICES_OF, {"pk": payment.id}).scalars())
     if not prices:
         return
-    others = session.execute(_SAME_CUSTOMER_AND_PRICE, {"provider": payment.provider, "customer": payment.customer_ref,
-                                                        "pk": payment.id, "prices": prices}).scalars().all()
+    others = reads.objects(session, Payment, _SAME_CUSTOMER_AND_PRICE, {
+        "provider": payment.provider, "customer": payment.customer_ref, "pk": payment.id, "prices": prices})
     if not others:
         return
-    billing = session.execute(select(OrderItem.billing).join(PaymentItem, PaymentItem.order_item_pk == OrderItem.id)
-                              .where(PaymentItem.payment_pk == payment.id)).scalars().first()
+    billing = reads.read(session, _BILLING_OF, {"pk": payment.id}).scalars().first()
     for other in others:
         first, second = sorted((payment, other), key=lambda p: (p.paid_at, p.id))
         if first.period_end is not None:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import RefundUpdated
 from bridge.domain.states import REFUND_RANK, newer
-from bridge.ledger import entries, holds
+from bridge.ledger import entries, holds, reads, rows
 from bridge.ledger.models import Payment, Refund, RefundRequest
 from bridge.ledger.payments import find_payment
 
@@ -23,11 +23,13 @@ class EventParked(Exception):
     """The event refers to a payment the bridge has not seen yet: retry later."""
 
 
-_GET = select(Refund).where(Refund.provider == bindparam("provider"), Refund.provider_refund_id == bindparam("rid"))
+_R = Refund.__table__
+_GET = select(_R).where(_R.c.provider == bindparam("provider"), _R.c.provider_refund_id == bindparam("rid"))
 
 
 def get_refund(session: Session, provider: str, provider_refund_id: str) -> Optional[Refund]:
-    return session.execute(_GET, {"provider": provider, "rid": provider_refund_id}).scalar_one_or_none()
+    found = reads.objects(session, Refund, _GET, {"provider": provider, "rid": provider_refund_id})
+    return found[0] if found else None  # (provider, provider_refund_id) is unique
 
 
 def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional[Refund]:
@@ -61,10 +63,9 @@ def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional
                      amount=ev.amount, currency=ev.currency, status=ev.status or "pending", status_at=None,
                      items=[{"provider_item_id": i.provider_item_id, "amount": i.amount} for i in ev.items],
                      created_at=now, updated_at=now)
-        session.add(row)
     if row.payment_pk is None:
         row.payment_pk = payment.id
-    if row.refund_request_id is None and ev.refund_request_id and session.get(RefundRequest, ev.refund_request_id):
+    if row.refund_request_id is None and ev.refund_request_id and reads.get(session, RefundRequest, ev.refund_request_id):
         row.refund_request_id = ev.refund_request_id
     row.transaction_id = row.transaction_id or ev.transaction_id
     row.charge_id = row.charge_id or ev.charge_id
@@ -80,6 +81,10 @@ def apply_refund(session: Session, ev: RefundUpdated, now: datetime) -> Optional
     if ev.status == "succeeded" and (row.succeeded_at is None or ev.occurred_at < row.succeeded_at):
         row.succeeded_at = ev.occurred_at
     row.updated_at = now
+    if new:
+        # Written once with everything above (the reads in between would have flushed it
+        # half-made, then updated it).
+        rows.add_now(session, row)
     session.flush()
     post_refund_entries(session, row, payment, now, first=new)
     return row

@@ -34,10 +34,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.ledger import driver_sql
+from bridge.ledger import driver_sql, plain_updates
 
 # All in session.info, for the session's current transaction:
 _ON = "bridge_write_behind"               # write-behind mode on
@@ -157,7 +157,7 @@ def _refill(session: Session, need: dict[str, int]) -> None:
             f"{max(BLOCK, need.get(name, 0)) - len(ids.get(name, ()))}))" for i, name in enumerate(names)
             if max(BLOCK, need.get(name, 0)) > len(ids.get(name, ())))
         got: dict[str, list[int]] = {}
-        for i, value in conn.execute(text(sql)):
+        for i, value in conn.exec_driver_sql(sql):
             got.setdefault(names[i], []).append(value)
         for name, values in got.items():
             ids[name] = ids.get(name, []) + sorted(values)
@@ -166,7 +166,7 @@ def _refill(session: Session, need: dict[str, int]) -> None:
     # what waits is of these tables' numbered rows (see above).
     names = [name for name in names if name in need or name not in ids]
     sql = "SELECT " + ", ".join(f"(SELECT coalesce(max(id), 0) FROM {name})" for name in names)
-    highest = conn.execute(text(sql)).one()
+    highest = conn.exec_driver_sql(sql).one()
     for name, top in zip(names, highest):
         count = max(BLOCK, need.get(name, 0))
         ids[name] = list(range(top + 1, top + 1 + count))
@@ -198,8 +198,11 @@ def _before_commit(session: Session) -> None:
 
 def _before_flush(session: Session, _context, _instances) -> None:
     flush(session)
-    if session.get_bind().dialect.name == "sqlite":
-        # The flush may add rows the database numbers itself, past the ids of the last block.
+    if enabled(session):
+        plain_updates.write(session)  # the changed objects, past the unit of work
+    if session.new and session.get_bind().dialect.name == "sqlite":
+        # The flush adds rows the database numbers itself, past the ids of the last block (its
+        # changed objects alone take no ids).
         session.info.pop(_IDS, None)
 
 

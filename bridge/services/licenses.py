@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bridge.domain.events import SubscriptionCanceled
 from bridge.domain.ids import license_id_for
-from bridge.ledger import absent, fresh, rows
+from bridge.ledger import absent, fresh, reads, rows
 from bridge.ledger.orders import items_of, known_payments
 from bridge.ledger.reads import read
 from bridge.ledger.models import (Dispute, License, Order, OrderItem, Payment, PaymentItem, Refund,
@@ -32,6 +32,12 @@ from bridge.services.notices import notify
 
 _NOTICE_STATUS = {"license.suspended": "suspended", "license.revoked": "revoked", "license.reinstated": "active"}
 _NOTICE_TYPE = {v: k for k, v in _NOTICE_STATUS.items()}
+
+# Built once: the licenses of an order, and of every order of its customer.
+_L, _O = License.__table__, Order.__table__
+_LICENSES_OF = select(_L).where(_L.c.order_pk == bindparam("o")).order_by(_L.c.license_id)
+_LICENSES_OF_CUSTOMER = select(_L).join(_O, _L.c.order_pk == _O.c.id).where(
+    (_O.c.customer_id == bindparam("c")) | (_O.c.id == bindparam("o"))).order_by(_L.c.license_id)
 
 
 def status_of(lic: License, now: Optional[datetime] = None) -> str:
@@ -58,12 +64,12 @@ def ensure_licenses(session: Session, order: Order, now: datetime, policies=None
     items = items_of(session, order)
     # An order created by this event has no license yet; others are read in one query.
     by_item = {} if fresh.is_fresh(order) else {
-        lic.item_id: lic for lic in session.execute(select(License).where(License.order_pk == order.id)).scalars()}
+        lic.item_id: lic for lic in reads.objects(session, License, _LICENSES_OF, {"o": order.id})}
     for item in items:
         # A new order's items name the licenses about to be created here (orders._add_items).
         lic = next((n for n in new if n.license_id == item.license_id), None)  # not written yet
         if lic is None and item.license_id and not fresh.is_fresh(order):
-            lic = session.get(License, item.license_id)
+            lic = reads.get(session, License, item.license_id)
         if lic is not None and lic.order_pk == order.id:
             lic.item_id = item.item_id  # the merchant renamed an item the bridge had named
         else:
@@ -186,7 +192,7 @@ def _disputes_of(session: Session, lic: Optional[License], order: Order, policie
         rows = read(session, _DISPUTES_OF_ORDER, {"o": order.id})
     out = []
     for d in rows:
-        d_order = order if d.order_pk == order.id else session.get(Order, d.order_pk)
+        d_order = order if d.order_pk == order.id else reads.get(session, Order, d.order_pk)
         scope, when_lost = _chargeback(d_order, policies)
         same = d.order_pk == order.id
         if not same and scope != "account":
@@ -277,7 +283,7 @@ def _given_back(session: Session, active: list, payment: _Paid, lines, by_pk) ->
         if not r.refund_request_id:
             outside = True
             continue
-        rr = session.get(RefundRequest, r.refund_request_id)
+        rr = reads.get(session, RefundRequest, r.refund_request_id)
         reviewed = (rr.decision or {}).get("reviewed") if rr is not None else None
         for part in r.items or []:
             if "item_id" not in part:
@@ -397,7 +403,7 @@ def judge(session: Session, lic: License, policies, now: datetime, order: Option
           scope: Optional[_Scope] = None) -> None:
     """Bring one license in line with the current state of everything that concerns it, and
     write the notices of the changes that led there."""
-    order = order or session.get(Order, lic.order_pk)
+    order = order or reads.get(session, Order, lic.order_pk)
     scope = scope or _scope(session, order, policies)
     born = scope.born
     changes, holds, revoked = _replay(lic, scope.disputes, scope.refund_steps.get(lic.item_id, []), born)
@@ -439,16 +445,15 @@ def _keep_merchant_in_step(session: Session, lic: License, order: Order, reason:
 # -- effects -----------------------------------------------------------------------------------------
 
 def _in_scope(session: Session, dispute: Dispute, policies) -> tuple[list[License], str]:
-    order = session.get(Order, dispute.order_pk) if dispute.order_pk else None
+    order = reads.get(session, Order, dispute.order_pk) if dispute.order_pk else None
     if order is None:
         return [], "order"
     scope, _ = _chargeback(order, policies)
     if scope == "account" and order.customer_id:
-        q = select(License).join(Order, License.order_pk == Order.id).where(
-            (Order.customer_id == order.customer_id) | (Order.id == order.id))
+        found = reads.objects(session, License, _LICENSES_OF_CUSTOMER, {"c": order.customer_id, "o": order.id})
     else:
-        q = select(License).where(License.order_pk == order.id)
-    return list(session.execute(q.order_by(License.license_id)).scalars()), scope
+        found = reads.objects(session, License, _LICENSES_OF, {"o": order.id})
+    return found, scope
 
 
 def on_dispute(session: Session, dispute: Dispute, policies, now: datetime) -> None:
@@ -457,7 +462,7 @@ def on_dispute(session: Session, dispute: Dispute, policies, now: datetime) -> N
     dispute.restriction = "restrict_account" if scope == "account" else "suspend_order"
     scopes: dict[int, _Scope] = {}
     for lic in licenses:
-        order = session.get(Order, lic.order_pk)
+        order = reads.get(session, Order, lic.order_pk)
         if order.id not in scopes:
             scopes[order.id] = _scope(session, order, policies)
         judge(session, lic, policies, now, order, scopes[order.id])
@@ -468,13 +473,12 @@ def on_refund(session: Session, refund: Refund, policies, now: datetime) -> None
     """A refund seen succeeded revokes the licenses of the items it gave back in full."""
     if refund.succeeded_at is None:
         return
-    payment = session.get(Payment, refund.payment_pk) if refund.payment_pk else None
+    payment = reads.get(session, Payment, refund.payment_pk) if refund.payment_pk else None
     if payment is None or payment.order_pk is None:
         return
-    order = session.get(Order, payment.order_pk)
+    order = reads.get(session, Order, payment.order_pk)
     scope = None
-    for lic in session.execute(select(License).where(License.order_pk == order.id)
-                               .order_by(License.license_id)).scalars().all():
+    for lic in reads.objects(session, License, _LICENSES_OF, {"o": order.id}):
         scope = scope or _scope(session, order, policies, refund_seen=True)  # this refund
         judge(session, lic, policies, now, order, scope)
     session.flush()
@@ -488,7 +492,7 @@ def on_subscription_canceled(session: Session, ev: SubscriptionCanceled, now: da
     if order is None:
         pk = session.execute(select(Payment.order_pk).where(Payment.subscription_id == ev.subscription_id,
                                                              Payment.order_pk.is_not(None)).limit(1)).scalar_one_or_none()
-        order = session.get(Order, pk) if pk else None
+        order = reads.get(session, Order, pk) if pk else None
     if order is None or ev.access_ends_at is None:
         return
     items = session.execute(select(OrderItem).where(OrderItem.order_pk == order.id)).scalars().all()

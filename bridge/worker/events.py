@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.domain.events import Ignored
-from bridge.ledger import event_outcomes
+from bridge.ledger import driver_sql, event_outcomes
 from bridge.ledger.apply import apply_parsed
 from bridge.ledger.effects import LedgerEffects
 from bridge.ledger.holds import AmountHeld
@@ -85,7 +85,7 @@ class ProcessEvent:
                 out[job.id] = err
         with session.begin():
             conn = session.connection(execution_options={"bridge_read_only": True})  # never the write lock
-            by_id = {row.id: row for row in conn.execute(_STORED, {"ids": sorted(set(ids.values()))})}
+            by_id = {row.id: row for row in driver_sql.rows(conn, _STORED, {"ids": sorted(set(ids.values()))})}
         for job_id, event_pk in ids.items():
             stored = by_id.get(event_pk)
             if stored is None:

@@ -11,16 +11,26 @@ import logging
 import time
 
 import requests
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bridge.ledger.models import Job, OutboundMessage
+from bridge.ledger.reads import read
 from bridge.runtime import Runtime
 from bridge.services.notices import encode, sign
 from bridge.worker.queue import ClaimedJob
 from bridge.worker.runner import Postpone
 
 log = logging.getLogger("bridge.worker.notices")
+
+# Built once (rows, not objects: only read). A message, the undelivered ones of its license up to
+# it, and whether one of those still has a job to run.
+_M, _J = OutboundMessage.__table__, Job.__table__
+_MESSAGE = select(_M).where(_M.c.id == bindparam("id"))
+_DUE = select(_M).where(_M.c.license_id == bindparam("license"), _M.c.seq <= bindparam("seq"),
+                        _M.c.delivered_at.is_(None)).order_by(_M.c.seq)
+_WAITING = select(_J.c.id).where(_J.c.dedupe_key.in_(bindparam("keys", expanding=True)), _J.c.id != bindparam("job"),
+                                 _J.c.state.in_(("ready", "running"))).limit(1)
 
 
 class DeliveryFailed(Exception):
@@ -42,16 +52,13 @@ def _post(url: str, secret: str, msg_id: str, body: bytes) -> tuple[bool, str]:
 def deliver_notice(rt: Runtime, job: ClaimedJob, session: Session) -> None:
     url, secret = rt.settings.license_webhook_url, rt.settings.license_webhook_secret
     with rt.reads() as s:
-        msg = s.get(OutboundMessage, job.ref_id)
+        msg = read(s, _MESSAGE, {"id": job.ref_id}).first()
         if msg is None or msg.delivered_at is not None:
             return
-        due = s.execute(select(OutboundMessage).where(
-            OutboundMessage.license_id == msg.license_id, OutboundMessage.seq <= msg.seq,
-            OutboundMessage.delivered_at.is_(None)).order_by(OutboundMessage.seq)).scalars().all()
+        due = read(s, _DUE, {"license": msg.license_id, "seq": msg.seq})
         earlier = [m.id for m in due if m.id != msg.id]
-        waiting = bool(earlier) and s.execute(select(Job.id).where(
-            Job.dedupe_key.in_([f"notice:{mid}" for mid in earlier]), Job.id != job.id,
-            Job.state.in_(("ready", "running")))).first() is not None
+        waiting = bool(earlier) and read(s, _WAITING, {
+            "keys": [f"notice:{mid}" for mid in earlier], "job": job.id}).first() is not None
         batch = [(m.id, encode(m), m.type) for m in due]
     if not url or not secret:
         log.info("notice %s kept in the outbox: LICENSE_WEBHOOK_URL/SECRET not set", job.ref_id)

@@ -19,6 +19,7 @@ from typing import Callable, Optional, Union
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
+from bridge.ledger import driver_sql
 from bridge.ledger.jobs import enqueue  # noqa: F401 - re-exported for handlers
 
 # The due jobs: ready ones whose time has come, and running ones whose lease ran out (their
@@ -158,16 +159,16 @@ class Queue:
         sql = _CLAIM_PG if self.dialect == "postgresql" else _CLAIM_SQLITE
         with self.engine.begin() as conn:
             now = _read(when)
-            rows = conn.execute(sql, {"worker": worker_id, "token": token,
-                                      "until": _t(now + self.lease, self.dialect),
-                                      "now": _t(now, self.dialect), "limit": limit}).all()
+            rows = driver_sql.rows(conn, sql, {"worker": worker_id, "token": token,
+                                               "until": _t(now + self.lease, self.dialect),
+                                               "now": _t(now, self.dialect), "limit": limit})
             rows.sort(key=lambda r: (r.run_at, r.id))  # RETURNING keeps no order: the queue's order
             if len(rows) > 1:
                 # Its quick jobs, then the first of the slow ones; other slow jobs go back.
                 quick = [r for r in rows if r.kind in BATCHABLE]
                 slow = [r for r in rows if r.kind not in BATCHABLE]
                 if slow[1:]:
-                    conn.execute(_RELEASE, {"ids": [r.id for r in slow[1:]], "token": token})
+                    driver_sql.write(conn, _RELEASE, [{"ids": [r.id for r in slow[1:]], "token": token}])
                 rows = quick + slow[:1]
         return [ClaimedJob(r.id, r.kind, r.ref_id, r.attempts, r.max_attempts, token) for r in rows]
 
@@ -176,7 +177,7 @@ class Queue:
         sql = _HEARTBEAT_CLAIM_PG if self.dialect == "postgresql" else _HEARTBEAT_CLAIM
         with self.engine.begin() as conn:
             now = _read(when)
-            return conn.execute(sql, {"until": _t(now + self.lease, self.dialect), "token": token}).rowcount
+            return driver_sql.write(conn, sql, [{"until": _t(now + self.lease, self.dialect), "token": token}])
 
     def renew(self, conn: Connection, jobs: list[ClaimedJob], when: When) -> set[int]:
         """Inside the caller's transaction: extend the lease of these jobs of one claim; the
@@ -185,8 +186,8 @@ class Queue:
         if not jobs:
             return set()
         now = _read(when)
-        rows = conn.execute(_RENEW, {"until": _t(now + self.lease, self.dialect), "ids": [j.id for j in jobs],
-                                     "token": _one_token(jobs)})
+        rows = driver_sql.rows(conn, _RENEW, {"until": _t(now + self.lease, self.dialect), "ids": [j.id for j in jobs],
+                                              "token": _one_token(jobs)})
         return {r.id for r in rows}
 
     def release(self, jobs: list[ClaimedJob]) -> None:
@@ -198,22 +199,22 @@ class Queue:
             return
         with self.engine.begin() as conn:
             for token, ids in by_token.items():
-                conn.execute(_RELEASE, {"ids": ids, "token": token})
+                driver_sql.write(conn, _RELEASE, [{"ids": ids, "token": token}])
 
     def heartbeat(self, job: ClaimedJob, when: When) -> bool:
         with self.engine.begin() as conn:
             now = _read(when)
-            res = conn.execute(_HEARTBEAT, {"until": _t(now + self.lease, self.dialect),
-                                            "id": job.id, "token": job.lease_token})
-        return res.rowcount == 1
+            changed = driver_sql.write(conn, _HEARTBEAT, [{"until": _t(now + self.lease, self.dialect),
+                                                           "id": job.id, "token": job.lease_token}])
+        return changed == 1
 
     def finish(self, conn: Connection, job: ClaimedJob, now: datetime, state: str = "done",
                error: Optional[str] = None) -> None:
         """Mark the job finished inside the caller's transaction; raises ``StaleLease`` (so the
         caller's transaction, effects included, rolls back) if the lease is no longer ours."""
-        res = conn.execute(_FINISH, {"state": state, "now": _t(now, self.dialect), "id": job.id,
-                                     "token": job.lease_token, "error": error})
-        if res.rowcount != 1:
+        changed = driver_sql.write(conn, _FINISH, [{"state": state, "now": _t(now, self.dialect), "id": job.id,
+                                                    "token": job.lease_token, "error": error}])
+        if changed != 1:
             raise StaleLease(f"job {job.id} lease lost")
 
     def finish_done(self, conn: Connection, jobs: list[ClaimedJob], now: datetime) -> None:
@@ -221,10 +222,10 @@ class Queue:
         ``StaleLease`` unless every one of them is still ours."""
         if not jobs:
             return
-        res = conn.execute(_FINISH_MANY, {"now": _t(now, self.dialect), "ids": [j.id for j in jobs],
-                                          "token": _one_token(jobs)})
-        if res.rowcount != len(jobs):
-            raise StaleLease(f"{len(jobs) - res.rowcount} of jobs {[j.id for j in jobs]} lost their lease")
+        changed = driver_sql.write(conn, _FINISH_MANY, [{"now": _t(now, self.dialect), "ids": [j.id for j in jobs],
+                                                         "token": _one_token(jobs)}])
+        if changed != len(jobs):
+            raise StaleLease(f"{len(jobs) - changed} of jobs {[j.id for j in jobs]} lost their lease")
 
     def backoff(self, attempts: int) -> float:
         # Full exponential step, then jitter down to half of it so retries spread out.
@@ -238,9 +239,9 @@ class Queue:
             self.finish(conn, job, now, state="dead", error=error[:2000])
             return "dead"
         run_at = now + timedelta(seconds=self.backoff(job.attempts))
-        res = conn.execute(_RETRY, {"run_at": _t(run_at, self.dialect), "error": error[:2000],
-                                    "id": job.id, "token": job.lease_token, "refund_attempt": 0})
-        if res.rowcount != 1:
+        changed = driver_sql.write(conn, _RETRY, [{"run_at": _t(run_at, self.dialect), "error": error[:2000],
+                                                   "id": job.id, "token": job.lease_token, "refund_attempt": 0}])
+        if changed != 1:
             raise StaleLease(f"job {job.id} lease lost")
         return "ready"
 
@@ -257,8 +258,8 @@ class Queue:
 
     def postpone_in(self, conn: Connection, job: ClaimedJob, now: datetime, delay: float, note: str) -> None:
         """``postpone`` inside the caller's transaction (fenced like ``finish``)."""
-        res = conn.execute(_RETRY, {"run_at": _t(now + timedelta(seconds=delay), self.dialect),
-                                    "error": note[:2000], "id": job.id,
-                                    "token": job.lease_token, "refund_attempt": 1})
-        if res.rowcount != 1:
+        changed = driver_sql.write(conn, _RETRY, [{"run_at": _t(now + timedelta(seconds=delay), self.dialect),
+                                                   "error": note[:2000], "id": job.id,
+                                                   "token": job.lease_token, "refund_attempt": 1}])
+        if changed != 1:
             raise StaleLease(f"job {job.id} lease lost")

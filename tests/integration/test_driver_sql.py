@@ -98,3 +98,16 @@ def test_the_engines_listeners_see_each_statement(runtime):
         found = reads.read(s, _BY_REFS, {"refs": ["ord_seen"]})
         assert found.one().order_id == "ord_seen" and found.scalars().first() == found[0].id
         assert len(seen.statements) == before + 1 and seen.statements[-1].startswith("SELECT")
+
+
+def test_a_statements_own_values_are_sent_and_a_missing_one_is_an_error_before_running(runtime):
+    from sqlalchemy.exc import InvalidRequestError
+    paid = select(Order.order_id).where(Order.status == "paid", Order.order_id == bindparam("ref"))
+    with runtime.engine.begin() as conn, Transactions(runtime.engine) as seen:
+        driver_sql.write(conn, _INSERT, [_order("ord_p", status="paid"), _order("ord_u")])
+        assert [r.order_id for r in driver_sql.rows(conn, paid, {"ref": "ord_p"})] == ["ord_p"]
+        assert driver_sql.rows(conn, paid, {"ref": "ord_u"}) == []
+        before = len(seen.statements)
+        with pytest.raises(InvalidRequestError, match="ref"):
+            driver_sql.rows(conn, paid, {})
+        assert len(seen.statements) == before

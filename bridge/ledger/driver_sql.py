@@ -13,9 +13,16 @@ run is refused (``Unsupported``) at compile time, before anything runs:
 - column defaults computed in Python per row (the caller gives every column);
 - RETURNING from several parameter sets (their order).
 
+A ``text()`` statement's rows are the driver's own values (it names no types), named by the
+cursor's columns, as SQLAlchemy gives them; a connection not yet in a transaction begins one
+first, as ``Connection.execute`` would.
+
 Listeners of the engine's ``before_cursor_execute`` still see every statement (the tests'
 statement counters). A driver error is raised as SQLAlchemy's ``DBAPIError``, as for its own.
 Only statements built once belong here: they are the cache's keys (at most ``_MAX`` kept).
+It reads compiler internals of the pinned SQLAlchemy (``_bind_processors``, ``_result_columns``,
+a type's ``_cached_result_processor``): tests/integration/test_driver_sql.py compares what it
+writes and reads with SQLAlchemy's own execution, so an upgrade that changes them fails there.
 """
 from __future__ import annotations
 

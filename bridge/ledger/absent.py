@@ -89,9 +89,9 @@ def find(session: Session, ev) -> Resolution:
     keys |= {f"subscription:{ev.provider}:{ev.subscription_id}", f"order:{ev.order_ref}", f"customer:{ev.customer_ref}"}
     if not write_behind.pending_keys(session).isdisjoint(keys):
         write_behind.flush(session)
-    payment, order, seen = driver_sql.one(session.connection(), _FIND, {
+    payment, order, seen = driver_sql.rows(session.connection(), _FIND, {
         "provider": ev.provider, "ids": sorted(filter(storable, ids)), "sub": value(ev.subscription_id),
-        "ref": value(ev.order_ref), "customer": value(ev.customer_ref)})
+        "ref": value(ev.order_ref), "customer": value(ev.customer_ref)}).one()
     nothing = not (payment or order)
     return Resolution(frozenset(ids) if nothing else frozenset(),
                       frozenset([ev.order_ref]) if nothing and ev.order_ref else frozenset(),

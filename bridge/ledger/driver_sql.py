@@ -37,6 +37,36 @@ _MAX = 512
 _CACHE: dict = {}
 
 
+class Found(list):
+    """The rows a read found, with the few ways of taking them that SQLAlchemy's results have."""
+
+    def all(self) -> list:
+        return list(self)
+
+    def first(self):
+        return self[0] if self else None
+
+    def one_or_none(self):
+        if len(self) > 1:
+            raise LookupError(f"{len(self)} rows where at most one was expected")
+        return self.first()
+
+    def one(self):
+        if len(self) != 1:
+            raise LookupError(f"{len(self)} rows where one was expected")
+        return self[0]
+
+    def scalars(self) -> "Found":
+        return Found(row[0] for row in self)
+
+    def scalar_one(self):
+        return self.one()[0]
+
+    def scalar_one_or_none(self):
+        row = self.one_or_none()
+        return None if row is None else row[0]
+
+
 class Unsupported(ValueError):
     """A statement this module cannot run as SQLAlchemy would (see the module's docstring)."""
 
@@ -162,7 +192,7 @@ def _call(conn: Connection, sql: str, params, many: bool):
     return cursor
 
 
-def rows(conn: Connection, statement, values: Optional[dict] = None) -> list:
+def rows(conn: Connection, statement, values: Optional[dict] = None) -> Found:
     """The rows of ``statement`` (a SELECT, or a write with RETURNING), named tuples whose
     fields are its columns' keys."""
     plan = _plan(conn, statement, None, False)
@@ -170,7 +200,7 @@ def rows(conn: Connection, statement, values: Optional[dict] = None) -> list:
         raise Unsupported("the statement returns no rows")
     cursor = _call(conn, *plan.bound(values or {}), False)
     try:
-        return plan.rows(cursor)
+        return Found(plan.rows(cursor))
     finally:
         cursor.close()
 
@@ -196,12 +226,4 @@ def write(conn: Connection, statement, values: Sequence[dict]) -> int:
         cursor.close()
 
 
-def one(conn: Connection, statement, values: Optional[dict] = None):
-    """The one row of ``statement``."""
-    found = rows(conn, statement, values)
-    if len(found) != 1:
-        raise LookupError(f"{len(found)} rows where one was expected")
-    return found[0]
-
-
-__all__: Iterable[str] = ("Unsupported", "rows", "write", "one", "driver_error")
+__all__: Iterable[str] = ("Found", "Unsupported", "rows", "write", "driver_error")

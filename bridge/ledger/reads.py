@@ -25,36 +25,7 @@ from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from bridge.ledger import driver_sql, write_behind
-
-
-class Found(list):
-    """The rows a read found, with the few ways of taking them that SQLAlchemy's results have."""
-
-    def all(self) -> list:
-        return list(self)
-
-    def first(self):
-        return self[0] if self else None
-
-    def one_or_none(self):
-        if len(self) > 1:
-            raise LookupError(f"{len(self)} rows where at most one was expected")
-        return self.first()
-
-    def one(self):
-        if len(self) != 1:
-            raise LookupError(f"{len(self)} rows where one was expected")
-        return self[0]
-
-    def scalars(self) -> "Found":
-        return Found(row[0] for row in self)
-
-    def scalar_one(self):
-        return self.one()[0]
-
-    def scalar_one_or_none(self):
-        row = self.one_or_none()
-        return None if row is None else row[0]
+from bridge.ledger.driver_sql import Found
 
 
 def _connection(session: Session):
@@ -70,7 +41,7 @@ def read(session: Session, statement, params: Optional[dict] = None) -> Found:
     transaction is."""
     conn = _connection(session)
     try:
-        return Found(driver_sql.rows(conn, statement, params))
+        return driver_sql.rows(conn, statement, params)
     except driver_sql.Unsupported:
         return Found(conn.execute(statement, params or {}).all())
 
@@ -83,8 +54,8 @@ def write(session: Session, statement, rows: Sequence[dict]) -> int:
     conn = session.connection()
     try:
         return driver_sql.write(conn, statement, rows)
-    except driver_sql.Unsupported:
-        return conn.execute(statement, rows[0] if len(rows) == 1 else list(rows)).rowcount if rows else 0
+    except driver_sql.Unsupported:  # never for no rows (0, above)
+        return conn.execute(statement, rows[0] if len(rows) == 1 else list(rows)).rowcount
 
 
 _ADOPT: dict = {}  # (mapper, the row's columns) -> the attributes they fill, where the primary key is

@@ -16,7 +16,7 @@ import contextvars
 import logging
 import re
 import sys
-from typing import Iterator
+from typing import Iterator, Optional
 
 from bridge.domain.ids import escape_unprintable
 
@@ -28,6 +28,8 @@ _QUERY = re.compile(r"\?(?!\[query removed\])[^\s\"']*")
 
 # Ids of what the current thread works on (a job, a request), added to every record.
 _context: contextvars.ContextVar[dict] = contextvars.ContextVar("bridge_log_context", default={})
+# Records held back by ``holding`` in this thread: (handler, record), said by ``say``.
+_held: contextvars.ContextVar[Optional[list]] = contextvars.ContextVar("bridge_log_held", default=None)
 
 
 def escape_controls(text: str) -> str:
@@ -74,6 +76,33 @@ def log_context(**ids) -> Iterator[None]:
         pop_context(token)
 
 
+@contextlib.contextmanager
+def holding() -> Iterator[list]:
+    """Inside, this thread's records are held back by the bridge's handlers, not written: for
+    work that may yet be undone and done again (a batch's first try without savepoints), whose
+    lines would otherwise say twice that an event was processed. ``say`` writes what was held
+    (after the COMMIT); what is not said is dropped."""
+    held: list = []
+    token = _held.set(held)
+    try:
+        yield held
+    finally:
+        _held.reset(token)
+
+
+def say(held: list) -> None:
+    """Write the records ``holding`` held back, in order, with the ids they were logged with."""
+    for handler, record in held:
+        handler.handle(record)
+    held.clear()
+
+
+def _add_context(record: logging.LogRecord) -> None:
+    for key, value in _context.get().items():
+        if not hasattr(record, key):
+            setattr(record, key, value)
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
@@ -82,10 +111,20 @@ class RedactingFilter(logging.Filter):
             red = escape_controls(red)
         if red != msg:
             record.msg, record.args = red, None
-        for key, value in _context.get().items():
-            if not hasattr(record, key):
-                setattr(record, key, value)
+        _add_context(record)
         return True
+
+
+class _Handler(logging.StreamHandler):
+    """stdout, or records held back (``holding``) with the ids of the moment they were logged."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        held = _held.get()
+        if held is None:
+            return super().handle(record)
+        _add_context(record)
+        held.append((self, record))
+        return False
 
 
 class _TextFormatter(logging.Formatter):
@@ -110,7 +149,7 @@ def _json_formatter() -> logging.Formatter:
 
 
 def make_handler(fmt: str = "text", stream=None) -> logging.Handler:
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _Handler(stream or sys.stdout)
     handler.setFormatter(_json_formatter() if fmt == "json" else
                          _TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(RedactingFilter())

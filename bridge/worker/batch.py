@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from bridge.ledger import write_behind
 from bridge.ledger.locks import LockBusy, no_wait
-from bridge.logs import pop_context, push_context
+from bridge.logs import holding, pop_context, push_context, say
 from bridge.worker.outcomes import Postpone, Reschedule, UndoTransaction, no_savepoints
 from bridge.worker.queue import ClaimedJob, StaleLease
 
@@ -126,7 +126,7 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
     # Nothing read by an earlier transaction of this session is trusted in this one.
     session.expunge_all()
     try:
-        with session.begin(), _modes(session, savepoints):
+        with _lines(savepoints) as lines, session.begin(), _modes(session, savepoints):
             if started - fresh > 0.1 * rt.settings.lease_seconds:
                 # They waited for their turn: start them only with their lease renewed (as an
                 # unbatched claim would), and not at all if another worker has them now.
@@ -167,11 +167,24 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
         log.warning("batch of %s jobs rolled back (%s); running them one at a time", len(jobs), what)
         worker._run_one_by_one(jobs, float("-inf"), recheck=True)
         return [], fresh
+    say(lines)
     for job in lost:
         log.info("job %s (%s %s): lease lost before its turn; left to its new holder", job.id, job.kind, job.ref_id)
     _report(worker, ran)
     worker._forget(lost + [r.job for r in ran])
     return rest, fresh
+
+
+@contextmanager
+def _lines(savepoints: bool) -> Iterator[list]:
+    """The log lines of a transaction without savepoints, held back until it commits: when one
+    of its jobs undoes it, the same jobs run again and say again what they did (an event
+    "processed" twice in the log, once for a try that left nothing written)."""
+    if savepoints:
+        yield []
+        return
+    with holding() as held:
+        yield held
 
 
 @contextmanager

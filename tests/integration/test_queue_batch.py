@@ -3,6 +3,7 @@ claim keeps its lease by heartbeat while it waits, and a stopping worker gives b
 not started. A claim of events runs in one transaction (bridge/worker/batch.py) with the
 outcomes each would have alone: a failing or parked event is rescheduled, a lost lease rolls
 the batch back, and on PostgreSQL an event whose keys are busy starts the next transaction."""
+import io
 import json
 import logging
 import threading
@@ -16,6 +17,7 @@ from bridge.ledger.inbox import PROCESS_EVENT, Delivery
 from bridge.ledger.jobs import enqueue
 from bridge.ledger.locks import lock
 from bridge.ledger.models import EventOrder, Job, Order, Payment, WebhookEvent
+from bridge.logs import holding, log_context, make_handler, say
 from bridge.worker import batch
 from bridge.worker import events as events_module
 from bridge.worker.events import ProcessEvent
@@ -288,6 +290,55 @@ def test_a_parked_event_in_a_batch_is_rescheduled_and_the_others_commit(runtime,
     assert seen.commits == 3
     # One metric per job, with its own outcome.
     assert metrics.ran == [(PROCESS_EVENT, "done"), (PROCESS_EVENT, "rescheduled"), (PROCESS_EVENT, "done")]
+
+
+def test_a_batch_undone_and_run_again_logs_each_event_once(runtime, worker, no_budget):
+    """The first try (no savepoints) applies evt_batch_0, then the refund of an unknown charge
+    parks and undoes the transaction; the second try applies them again. The log says what
+    was committed: evt_batch_0 and evt_batch_1 processed once each, with their ids."""
+    _store(runtime, _charge(0), _refund_of_unknown_charge(), _charge(1))
+    stream = io.StringIO()
+    handler = make_handler("json", stream)
+    bridge_log = logging.getLogger("bridge")
+    bridge_log.addHandler(handler)
+    level = bridge_log.level
+    bridge_log.setLevel(logging.INFO)
+    try:
+        with Transactions(runtime.engine) as seen:
+            assert worker.run_once(limit=8)
+    finally:
+        bridge_log.removeHandler(handler)
+        bridge_log.setLevel(level)
+    assert seen.rollbacks == 1  # it was undone once
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    processed = [(r["event_id"], r["job_id"]) for r in lines if r["message"].endswith(" processed")]
+    jobs_of = {e: j.id for e, j in _event_jobs(runtime).items()}
+    assert processed == [("evt_batch_0", jobs_of["evt_batch_0"]), ("evt_batch_1", jobs_of["evt_batch_1"])]
+    assert sum("parked" in r["message"] for r in lines) == 1
+
+
+def test_log_lines_held_back_are_dropped_unless_said():
+    stream = io.StringIO()
+    log = logging.getLogger("bridge.test_holding")
+    handler = make_handler("text", stream)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with holding() as undone:
+            with log_context(job_id=7):
+                log.info("first try")
+        assert stream.getvalue() == ""  # held, then dropped
+        with holding() as kept:
+            with log_context(job_id=8):
+                log.info("second try")
+            assert stream.getvalue() == ""
+        log.info("after")
+        say(kept)
+    finally:
+        log.removeHandler(handler)
+    out = stream.getvalue().splitlines()
+    assert [line.split(" ", 4)[-1] for line in out] == ["after", "second try"]
+    assert undone and not kept  # said once, then gone
 
 
 def test_a_lease_lost_during_a_batch_rolls_it_back_and_the_others_run_alone(runtime, caplog, no_budget):

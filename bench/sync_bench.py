@@ -74,7 +74,8 @@ def _apply_all(rt: Runtime, threads: int) -> None:
     def loop(i: int) -> None:
         w = Worker(rt, handlers, worker_id=f"bench-{i}")
         while not stop.is_set():
-            if not w.run_once():
+            # Claims of several jobs, as ``bridge worker`` makes them (Worker.run_forever).
+            if not w.run_once(limit=w.batch_size()):
                 if idle():
                     return
                 time.sleep(0.02)

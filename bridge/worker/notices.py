@@ -23,12 +23,13 @@ from bridge.worker.runner import Postpone
 
 log = logging.getLogger("bridge.worker.notices")
 
-# Built once (rows, not objects: only read). A message, the undelivered ones of its license up to
-# it, and whether one of those still has a job to run.
+# Built once (rows, not objects: only read). The undelivered messages of a message's license up
+# to it (it among them unless delivered), in one read; whether one of those still has a job to run.
 _M, _J = OutboundMessage.__table__, Job.__table__
-_MESSAGE = select(_M).where(_M.c.id == bindparam("id"))
-_DUE = select(_M).where(_M.c.license_id == bindparam("license"), _M.c.seq <= bindparam("seq"),
-                        _M.c.delivered_at.is_(None)).order_by(_M.c.seq)
+_THIS = _M.alias("this")
+_DUE = (select(_M).join(_THIS, (_THIS.c.id == bindparam("id")) & (_M.c.license_id == _THIS.c.license_id)
+                        & (_M.c.seq <= _THIS.c.seq))
+        .where(_M.c.delivered_at.is_(None)).order_by(_M.c.seq))
 _WAITING = select(_J.c.id).where(_J.c.dedupe_key.in_(bindparam("keys", expanding=True)), _J.c.id != bindparam("job"),
                                  _J.c.state.in_(("ready", "running"))).limit(1)
 
@@ -52,11 +53,10 @@ def _post(url: str, secret: str, msg_id: str, body: bytes) -> tuple[bool, str]:
 def deliver_notice(rt: Runtime, job: ClaimedJob, session: Session) -> None:
     url, secret = rt.settings.license_webhook_url, rt.settings.license_webhook_secret
     with rt.reads() as s:
-        msg = read(s, _MESSAGE, {"id": job.ref_id}).first()
-        if msg is None or msg.delivered_at is not None:
+        due = read(s, _DUE, {"id": job.ref_id})
+        if not due or due[-1].id != job.ref_id:  # no such message, or delivered already
             return
-        due = read(s, _DUE, {"license": msg.license_id, "seq": msg.seq})
-        earlier = [m.id for m in due if m.id != msg.id]
+        earlier = [m.id for m in due[:-1]]
         waiting = bool(earlier) and read(s, _WAITING, {
             "keys": [f"notice:{mid}" for mid in earlier], "job": job.id}).first() is not None
         batch = [(m.id, encode(m), m.type) for m in due]

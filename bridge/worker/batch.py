@@ -126,7 +126,10 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
     # Nothing read by an earlier transaction of this session is trusted in this one.
     session.expunge_all()
     try:
-        with _lines(savepoints) as lines, session.begin(), _modes(session, savepoints):
+        # Its jobs' log lines are held back until it commits: undone (or rolled back), the same
+        # jobs run again and say what they did again (an event "processed" twice in the log,
+        # once for a try that left nothing written).
+        with holding() as lines, session.begin(), _modes(session, savepoints):
             if started - fresh > 0.1 * rt.settings.lease_seconds:
                 # They waited for their turn: start them only with their lease renewed (as an
                 # unbatched claim would), and not at all if another worker has them now.
@@ -173,18 +176,6 @@ def _transaction(worker: "Worker", session: Session, apply: Callable, jobs: list
     _report(worker, ran)
     worker._forget(lost + [r.job for r in ran])
     return rest, fresh
-
-
-@contextmanager
-def _lines(savepoints: bool) -> Iterator[list]:
-    """The log lines of a transaction without savepoints, held back until it commits: when one
-    of its jobs undoes it, the same jobs run again and say again what they did (an event
-    "processed" twice in the log, once for a try that left nothing written)."""
-    if savepoints:
-        yield []
-        return
-    with holding() as held:
-        yield held
 
 
 @contextmanager

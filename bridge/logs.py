@@ -79,9 +79,10 @@ def log_context(**ids) -> Iterator[None]:
 @contextlib.contextmanager
 def holding() -> Iterator[list]:
     """Inside, this thread's records are held back by the bridge's handlers, not written: for
-    work that may yet be undone and done again (a batch's first try without savepoints), whose
-    lines would otherwise say twice that an event was processed. ``say`` writes what was held
-    (after the COMMIT); what is not said is dropped."""
+    work that may yet be undone and done again (a batch transaction of the worker), whose lines
+    would otherwise say twice that an event was processed. ``say`` writes what was held (after
+    the COMMIT); what is not said is dropped. Handlers other than the bridge's (a test's, the
+    root logger's) see every record at once."""
     held: list = []
     token = _held.set(held)
     try:

@@ -14,7 +14,8 @@ payments (two currencies, 10% refunded, 3 disputes) whose webhooks were never de
 
 Prints the documents listed, the seconds spent listing + storing and applying, and the rate
 end to end; then the 50,000-payment year extrapolated from the measured documents per payment
-and documents per second. The worker runs ``--threads`` loops in this process.
+and documents per second. The worker runs ``--threads`` loops in this process, each claiming
+up to ``BRIDGE_WORKER_BATCH`` (8) jobs at a time, as ``bridge worker`` does.
 
     .venv/bin/python bench/sync_bench.py                                  # both dbs, ~5-10 min
     .venv/bin/python bench/sync_bench.py --db sqlite --payments 300 --providers stripe

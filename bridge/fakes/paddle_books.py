@@ -11,10 +11,11 @@ that has aged out of the horizon still goes on from the right place.
 """
 from __future__ import annotations
 
+import functools
 import json
 import string
 from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 from urllib.parse import urlencode
 
 from flask import Flask, Response, request
@@ -33,6 +34,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@functools.lru_cache(maxsize=200_000)  # every list page filters the whole history by its times
 def _parse_iso(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
@@ -163,7 +165,10 @@ class PaddleBooks:
     # --- lists -------------------------------------------------------------------------------
 
     def _paddle_page(self, rows: list[dict[str, Any]], path: str, max_per_page: int,
-                     default_per_page: int, *, sortable: bool = False) -> Response:
+                     default_per_page: int, *, sortable: bool = False,
+                     render: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None) -> Response:
+        """One page of ``rows``. ``render``: each row of the page made into the object shown
+        (rows then need only their id), so that a page of a large history costs its rows."""
         args = request.args
         try:
             per_page = int(args.get("per_page", default_per_page))
@@ -187,8 +192,8 @@ class PaddleBooks:
                 found = [r for r, i in zip(found, ids) if (i < after if descending else i > after)]
             else:
                 found = []
-        page = _copy(found[:per_page])
         with self.lock:
+            page = _copy([render(r) for r in found[:per_page]] if render else found[:per_page])
             meta = self._meta()
         has_more = len(found) > per_page
         query = {k: v for k, v in args.items() if k != "after"}
@@ -229,10 +234,10 @@ class PaddleBooks:
                 except ValueError:
                     return self._error(400, "invalid_field", f"created_at[{op}] is not RFC 3339.")
         with self.lock:
-            rows = [self._transaction(t) for t in self.transactions.values()
+            rows = [{"id": t.id, "transaction": t} for t in self.transactions.values()
                     if (statuses is None or t.status in statuses) and (ids is None or t.id in ids)
                     and all(fn(_parse_iso(t.created_at), b) for fn, b in bounds)]
-        return self._paddle_page(rows, "/transactions", 30, 30)
+        return self._paddle_page(rows, "/transactions", 30, 30, render=lambda r: self._transaction(r["transaction"]))
 
 
 def movement_row(movement: str, txn_id: str, adj_id: Optional[str], currency: str, gross: int, *,

@@ -187,8 +187,11 @@ class StripeBooks:
 
     # --- lists -------------------------------------------------------------------------------
 
-    def _page(self, rows: Iterable[dict[str, Any]], url: str, what: str) -> Response:
-        """One Stripe list page of ``rows`` (any order in; newest first out)."""
+    def _page(self, rows: Iterable[dict[str, Any]], url: str, what: str,
+              render: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None) -> Response:
+        """One Stripe list page of ``rows`` (any order in; newest first out). ``render``: each
+        row of the page made into the object shown (rows then need only ``id`` and ``created``),
+        so that a page of a large history costs its rows, not the whole list."""
         args = request.args
         try:
             limit = min(100, max(1, int(args.get("limit", "10"))))
@@ -215,6 +218,8 @@ class StripeBooks:
                 page, has_more = rest[-limit:], len(rest) > limit
         else:
             page, has_more = found[:limit], len(found) > limit
+        if render is not None:
+            page = [render(r) for r in page]
         return self.json_response({"object": "list", "data": _copy(page), "has_more": has_more,
                                    "url": url})
 
@@ -242,9 +247,9 @@ class StripeBooks:
     def _list_charges(self) -> Response:
         expand = [v for k, v in request.args.items(multi=True) if k.startswith("expand")]
         with self.lock:
-            rows = [self._charge_object(c, "data.balance_transaction" in expand)
-                    for c in self.charges.values()]
-            return self._page(rows, "/v1/charges", "charge")
+            rows = [{"id": c.id, "created": c.created, "charge": c} for c in self.charges.values()]
+            return self._page(rows, "/v1/charges", "charge", lambda r: self._charge_object(
+                r["charge"], "data.balance_transaction" in expand))
 
     def _list_disputes(self) -> Response:
         charge = request.args.get("charge")
@@ -264,9 +269,8 @@ class StripeBooks:
                     and (not args.get("source") or bt["source"] == args["source"])
                     and (not args.get("currency") or bt["currency"] == args["currency"].lower())]
             expand = [v for k, v in args.items(multi=True) if k.startswith("expand")]
-            if "data.source" in expand:
-                rows = [{**bt, "source": self._source_object(bt["source"])} for bt in rows]
-            return self._page(rows, "/v1/balance_transactions", "balance transaction")
+            render = (lambda bt: {**bt, "source": self._source_object(bt["source"])}) if "data.source" in expand else None
+            return self._page(rows, "/v1/balance_transactions", "balance transaction", render)
 
     def _source_object(self, source_id: str) -> Any:
         """What ``expand[]=data.source`` puts in a balance transaction (under the lock)."""
